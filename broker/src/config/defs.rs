@@ -1,0 +1,267 @@
+//! The topic-level configuration keys Tributary honours, their broker-level synonyms and
+//! defaults, and how an effective value is resolved — the rules Kafka's `LogConfig` follows.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::log::LogConfig;
+
+/// Kafka's `ConfigSource` values, as DescribeConfigs reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// Kafka's `ConfigType` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One topic-level config key.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// The broker setting that provides the default (e.g. `log.retention.ms`).
+    pub broker_synonym: &'static str,
+    pub config_type: ConfigType,
+    pub default: &'static str,
+    pub doc: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(n) => Err(format!("value {n} must be at least {min}")),
+        Err(_) => Err(format!("'{v}' is not a number")),
+    }
+}
+
+fn v_long_any(v: &str) -> Result<(), String> {
+    long_at_least(-1)(v)
+}
+fn v_positive(v: &str) -> Result<(), String> {
+    long_at_least(1)(v)
+}
+fn v_non_negative(v: &str) -> Result<(), String> {
+    long_at_least(0)(v)
+}
+fn v_int_positive(v: &str) -> Result<(), String> {
+    long_at_least(1)(v)?;
+    v.trim()
+        .parse::<i32>()
+        .map(|_| ())
+        .map_err(|_| format!("value {v} is out of range for an int"))
+}
+fn v_segment_bytes(v: &str) -> Result<(), String> {
+    v_int_positive(v)?;
+    long_at_least(14)(v)
+}
+fn v_bool(v: &str) -> Result<(), String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "false" => Ok(()),
+        _ => Err(format!("'{v}' is not a boolean")),
+    }
+}
+fn v_timestamp_type(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "CreateTime" | "LogAppendTime" => Ok(()),
+        _ => Err(format!("'{v}' must be CreateTime or LogAppendTime")),
+    }
+}
+fn v_cleanup_policy(v: &str) -> Result<(), String> {
+    for policy in v.split(',').map(str::trim) {
+        match policy {
+            "delete" => {}
+            "compact" => {
+                return Err("cleanup.policy=compact is not supported yet (log compaction is not implemented)".into())
+            }
+            other => return Err(format!("'{other}' is not a valid cleanup policy")),
+        }
+    }
+    Ok(())
+}
+fn v_compression(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "producer" => Ok(()),
+        "gzip" | "snappy" | "lz4" | "zstd" | "uncompressed" => Err(format!(
+            "compression.type={v} is not supported: batches are stored as the producer compressed them (use 'producer')"
+        )),
+        other => Err(format!("'{other}' is not a valid compression type")),
+    }
+}
+
+/// Every topic config Tributary accepts. Unknown names are rejected, as Kafka does.
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef { name: "cleanup.policy", broker_synonym: "log.cleanup.policy", config_type: ConfigType::List, default: "delete", doc: "Retention policy for old segments; only 'delete' is supported.", validate: v_cleanup_policy },
+    TopicConfigDef { name: "compression.type", broker_synonym: "compression.type", config_type: ConfigType::String, default: "producer", doc: "Batches keep the producer's compression.", validate: v_compression },
+    TopicConfigDef { name: "flush.messages", broker_synonym: "log.flush.interval.messages", config_type: ConfigType::Long, default: "9223372036854775807", doc: "Force an fsync after this many messages.", validate: v_positive },
+    TopicConfigDef { name: "flush.ms", broker_synonym: "log.flush.interval.ms", config_type: ConfigType::Long, default: "9223372036854775807", doc: "Force an fsync when data has been unflushed this long.", validate: v_non_negative },
+    TopicConfigDef { name: "index.interval.bytes", broker_synonym: "log.index.interval.bytes", config_type: ConfigType::Int, default: "4096", doc: "Bytes between offset index entries.", validate: v_non_negative },
+    TopicConfigDef { name: "max.message.bytes", broker_synonym: "message.max.bytes", config_type: ConfigType::Int, default: "1048588", doc: "Largest record batch the topic accepts.", validate: v_non_negative },
+    TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", config_type: ConfigType::String, default: "CreateTime", doc: "CreateTime keeps producer timestamps; LogAppendTime stamps the broker's time.", validate: v_timestamp_type },
+    TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", config_type: ConfigType::Int, default: "1", doc: "Replicas that must acknowledge an acks=all write.", validate: v_int_positive },
+    TopicConfigDef { name: "retention.bytes", broker_synonym: "log.retention.bytes", config_type: ConfigType::Long, default: "-1", doc: "Maximum partition size before old segments are deleted (-1: unlimited).", validate: v_long_any },
+    TopicConfigDef { name: "retention.ms", broker_synonym: "log.retention.ms", config_type: ConfigType::Long, default: "604800000", doc: "Age after which segments are deleted (-1: forever).", validate: v_long_any },
+    TopicConfigDef { name: "segment.bytes", broker_synonym: "log.segment.bytes", config_type: ConfigType::Int, default: "1073741824", doc: "Segment size before a new one is rolled.", validate: v_segment_bytes },
+    TopicConfigDef { name: "segment.ms", broker_synonym: "log.roll.ms", config_type: ConfigType::Long, default: "604800000", doc: "Segment age before a new one is rolled.", validate: v_positive },
+    TopicConfigDef { name: "unclean.leader.election.enable", broker_synonym: "unclean.leader.election.enable", config_type: ConfigType::Boolean, default: "false", doc: "Allow out-of-sync replicas to become leader (data loss).", validate: v_bool },
+];
+
+/// Looks up a topic config key.
+pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Looks up a topic config by its broker-level synonym.
+pub fn topic_config_by_synonym(broker_name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.broker_synonym == broker_name)
+}
+
+/// A config change that cannot be accepted (INVALID_CONFIG).
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("Invalid value {value} for configuration {name}: {reason}")]
+pub struct InvalidConfig {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Checks a topic config key and value.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), InvalidConfig> {
+    let Some(def) = topic_config(name) else {
+        return Err(InvalidConfig {
+            name: name.into(),
+            value: value.into(),
+            reason: "unknown topic config name".into(),
+        });
+    };
+    (def.validate)(value).map_err(|reason| InvalidConfig {
+        name: name.into(),
+        value: value.into(),
+        reason,
+    })
+}
+
+/// Where topic config values come from, from most to least specific.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLayers<'a> {
+    pub topic: Option<&'a BTreeMap<String, String>>,
+    /// Dynamic per-broker overrides (broker-level names).
+    pub broker: Option<&'a BTreeMap<String, String>>,
+    /// Dynamic cluster-wide broker defaults (broker-level names).
+    pub cluster_default: Option<&'a BTreeMap<String, String>>,
+    /// Settings from flags or the properties file (broker-level names).
+    pub static_broker: Option<&'a BTreeMap<String, String>>,
+}
+
+impl ConfigLayers<'_> {
+    /// The effective value of a topic config and where it came from.
+    pub fn resolve(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        let layers = [
+            (self.topic, def.name, ConfigSource::DynamicTopic),
+            (self.broker, def.broker_synonym, ConfigSource::DynamicBroker),
+            (self.cluster_default, def.broker_synonym, ConfigSource::DynamicDefaultBroker),
+            (self.static_broker, def.broker_synonym, ConfigSource::StaticBroker),
+        ];
+        for (map, key, source) in layers {
+            if let Some(value) = map.and_then(|m| m.get(key)) {
+                return (value.clone(), source);
+            }
+        }
+        (def.default.to_string(), ConfigSource::Default)
+    }
+
+    fn get(&self, name: &str) -> String {
+        let def = topic_config(name).expect("known config");
+        self.resolve(def).0
+    }
+
+    fn get_i64(&self, name: &str) -> i64 {
+        let def = topic_config(name).expect("known config");
+        self.get(name)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| def.default.parse().unwrap_or(0))
+    }
+
+    /// The resolved settings a partition enforces.
+    pub fn topic_policy(&self) -> TopicPolicy {
+        TopicPolicy {
+            log: LogConfig {
+                segment_bytes: self.get_i64("segment.bytes").max(14) as u64,
+                segment_ms: self.get_i64("segment.ms").max(1) as u64,
+                retention_ms: self.get_i64("retention.ms"),
+                retention_bytes: self.get_i64("retention.bytes"),
+                index_interval_bytes: self.get_i64("index.interval.bytes").max(0) as u64,
+                flush_messages: self.get_i64("flush.messages").max(1) as u64,
+                flush_ms: self.get_i64("flush.ms").max(0) as u64,
+            },
+            max_message_bytes: self.get_i64("max.message.bytes").clamp(0, i32::MAX as i64) as usize,
+            log_append_time: self.get("message.timestamp.type").trim() == "LogAppendTime",
+            min_insync_replicas: self.get_i64("min.insync.replicas").clamp(1, i32::MAX as i64) as i32,
+        }
+    }
+}
+
+/// Effective per-topic settings, resolved once per config change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicPolicy {
+    pub log: LogConfig,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    pub min_insync_replicas: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_prefers_the_most_specific_layer() {
+        let topic = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let stat = BTreeMap::from([
+            ("log.retention.ms".to_string(), "5000".to_string()),
+            ("log.segment.bytes".to_string(), "4096".to_string()),
+        ]);
+        let layers = ConfigLayers {
+            topic: Some(&topic),
+            static_broker: Some(&stat),
+            ..Default::default()
+        };
+        let retention = topic_config("retention.ms").unwrap();
+        assert_eq!(layers.resolve(retention), ("1000".into(), ConfigSource::DynamicTopic));
+        let segment = topic_config("segment.bytes").unwrap();
+        assert_eq!(layers.resolve(segment), ("4096".into(), ConfigSource::StaticBroker));
+        let mir = topic_config("min.insync.replicas").unwrap();
+        assert_eq!(layers.resolve(mir), ("1".into(), ConfigSource::Default));
+        let policy = layers.topic_policy();
+        assert_eq!(policy.log.retention_ms, 1000);
+        assert_eq!(policy.log.segment_bytes, 4096);
+        assert!(!policy.log_append_time);
+    }
+
+    #[test]
+    fn validation_rejects_bad_values_and_unknown_names() {
+        assert!(validate_topic_config("retention.ms", "86400000").is_ok());
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "soon").is_err());
+        assert!(validate_topic_config("segment.bytes", "0").is_err());
+        assert!(validate_topic_config("no.such.config", "1").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate_topic_config("min.insync.replicas", "0").is_err());
+    }
+}

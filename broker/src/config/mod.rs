@@ -1,0 +1,272 @@
+//! Broker settings: command-line flags (each also a `TRIBUTARY_*` environment variable),
+//! an optional `server.properties`-style file, and `--override key=value` pairs.
+
+pub mod defs;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+/// Command-line interface of `tributary-broker`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tributary-broker", version, about = "Kafka-compatible broker")]
+pub struct BrokerArgs {
+    /// Directory holding partition logs and broker state.
+    #[arg(long, env = "TRIBUTARY_DATA_DIR", default_value = "./tributary-data")]
+    pub data_dir: PathBuf,
+    /// Address the Kafka listener binds.
+    #[arg(long, env = "TRIBUTARY_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// HOST:PORT advertised to clients in Metadata (defaults to the bound address).
+    #[arg(long, env = "TRIBUTARY_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+    /// This broker's node id.
+    #[arg(long, env = "TRIBUTARY_BROKER_ID", default_value_t = 1)]
+    pub broker_id: i32,
+    /// Rack (availability zone) of this broker.
+    #[arg(long, env = "TRIBUTARY_RACK")]
+    pub rack: Option<String>,
+    /// Cluster id; generated and stored in the data directory when absent.
+    #[arg(long, env = "TRIBUTARY_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// A `server.properties`-style file of broker settings.
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Extra broker settings as key=value (repeatable; overrides the file).
+    #[arg(long = "override", env = "TRIBUTARY_OVERRIDES", value_delimiter = ',')]
+    pub overrides: Vec<String>,
+}
+
+/// Fully resolved broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub broker_id: i32,
+    pub rack: Option<String>,
+    pub cluster_id: Option<String>,
+    /// Broker-level settings as given (Kafka names), the STATIC_BROKER_CONFIG layer.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Broker settings that are not topic defaults, with Kafka's names and defaults.
+pub const BROKER_SETTINGS: &[(&str, &str)] = &[
+    ("auto.create.topics.enable", "true"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("socket.request.max.bytes", "104857600"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("offsets.retention.minutes", "10080"),
+];
+
+/// Parses `server.properties` text: `key=value` or `key: value`, `#`/`!` comments.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let idx = l.find(['=', ':'])?;
+            Some((l[..idx].trim().to_string(), l[idx + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+/// Kafka allows retention and roll in hours/minutes; fold them into the `.ms` keys.
+fn normalise_time_units(settings: &mut BTreeMap<String, String>) {
+    for (base, ms_key) in [("log.retention", "log.retention.ms"), ("log.roll", "log.roll.ms")] {
+        if settings.contains_key(ms_key) {
+            continue;
+        }
+        for (suffix, factor) in [("minutes", 60_000i64), ("hours", 3_600_000i64)] {
+            let key = format!("{base}.{suffix}");
+            if let Some(v) = settings.get(&key).and_then(|v| v.parse::<i64>().ok()) {
+                settings.insert(ms_key.to_string(), (v * factor).to_string());
+                break;
+            }
+        }
+    }
+}
+
+fn split_host_port(addr: &str) -> Result<(String, i32)> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .with_context(|| format!("'{addr}' is not HOST:PORT"))?;
+    let port: i32 = port.parse().with_context(|| format!("bad port in '{addr}'"))?;
+    if !(0..=65535).contains(&port) {
+        bail!("port {port} out of range");
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+impl BrokerConfig {
+    /// Resolves flags, file and overrides into one configuration.
+    pub fn from_args(args: &BrokerArgs) -> Result<Self> {
+        let mut settings = match &args.config {
+            Some(path) => parse_properties(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?,
+            ),
+            None => BTreeMap::new(),
+        };
+        for item in &args.overrides {
+            let (k, v) = item
+                .split_once('=')
+                .with_context(|| format!("override '{item}' is not key=value"))?;
+            settings.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        normalise_time_units(&mut settings);
+        for (key, value) in &settings {
+            if let Some(def) = defs::topic_config_by_synonym(key) {
+                defs::validate_topic_config(def.name, value)
+                    .with_context(|| format!("broker setting {key}"))?;
+            }
+        }
+        let (listen_host, listen_port) = split_host_port(&args.listen)?;
+        let (advertised_host, advertised_port) = match &args.advertised_listener {
+            Some(a) => split_host_port(a)?,
+            None => {
+                let host = if listen_host == "0.0.0.0" || listen_host == "::" {
+                    "127.0.0.1".to_string()
+                } else {
+                    listen_host
+                };
+                (host, listen_port)
+            }
+        };
+        Ok(BrokerConfig {
+            data_dir: args.data_dir.clone(),
+            listen: args.listen.clone(),
+            advertised_host,
+            advertised_port,
+            broker_id: args.broker_id,
+            rack: args.rack.clone(),
+            cluster_id: args.cluster_id.clone(),
+            settings,
+        })
+    }
+
+    /// A broker setting (Kafka name) or its default.
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.settings.get(key).cloned().or_else(|| {
+            BROKER_SETTINGS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    /// A numeric broker setting.
+    pub fn setting_i64(&self, key: &str) -> i64 {
+        self.setting(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A boolean broker setting.
+    pub fn setting_bool(&self, key: &str) -> bool {
+        self.setting(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// Where the broker keeps its own state (metadata, producer ids, group offsets).
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.join("__tributary")
+    }
+
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub fn max_request_bytes(&self) -> usize {
+        self.setting_i64("socket.request.max.bytes").clamp(1024, i32::MAX as i64) as usize
+    }
+
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .with_context(|| format!("resolving listen address {}", self.listen))?
+            .next()
+            .with_context(|| format!("no address for {}", self.listen))
+    }
+}
+
+/// Reads or creates `meta.properties` (cluster id and node id), as Kafka's storage tool does.
+pub fn load_or_init_identity(dir: &Path, broker_id: i32, cluster_id: Option<&str>) -> Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let props = parse_properties(&text);
+        if let Some(existing) = props.get("cluster.id") {
+            if let Some(wanted) = cluster_id {
+                if wanted != existing {
+                    bail!("data directory belongs to cluster {existing}, not {wanted}");
+                }
+            }
+            if let Some(node) = props.get("node.id") {
+                if node != &broker_id.to_string() {
+                    bail!("data directory belongs to node {node}, not {broker_id}");
+                }
+            }
+            return Ok(existing.clone());
+        }
+    }
+    let id = cluster_id.map(str::to_string).unwrap_or_else(new_cluster_id);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("version=1\ncluster.id={id}\nnode.id={broker_id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// A KRaft-style cluster id: 16 random bytes in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_and_units() {
+        let mut props = parse_properties("# c\nlog.retention.hours=2\nnum.partitions: 3\n\n");
+        normalise_time_units(&mut props);
+        assert_eq!(props["log.retention.ms"], "7200000");
+        assert_eq!(props["num.partitions"], "3");
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kraft_ids() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert_ne!(id, new_cluster_id());
+    }
+
+    #[test]
+    fn identity_is_persisted_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = load_or_init_identity(dir.path(), 1, None).unwrap();
+        assert_eq!(load_or_init_identity(dir.path(), 1, None).unwrap(), id);
+        assert!(load_or_init_identity(dir.path(), 2, None).is_err());
+        assert!(load_or_init_identity(dir.path(), 1, Some("other")).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! Reads: Fetch (long-poll), ListOffsets and OffsetForLeaderEpoch.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::*;
+use tokio::time::Instant;
+
+use super::{check_leader_epoch, codes, resolve_topic, RequestContext};
+use crate::broker::Broker;
+use crate::partition::{Partition, PartitionError};
+
+/// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+fn lookup(broker: &Broker, topic: &Option<String>, topic_id: uuid::Uuid, index: i32) -> Result<std::sync::Arc<Partition>, i16> {
+    let Some(name) = topic else {
+        return Err(if topic_id.is_nil() { codes::UNKNOWN_TOPIC_OR_PARTITION } else { codes::UNKNOWN_TOPIC_ID });
+    };
+    broker.partition(name, index).ok_or_else(|| {
+        let exists = broker.with_image(|img| img.topics.get(name).is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()));
+        if exists { codes::NOT_LEADER_OR_FOLLOWER } else { codes::UNKNOWN_TOPIC_OR_PARTITION }
+    })
+}
+
+/// One pass over the requested partitions; returns the response topics and bytes gathered.
+fn read_all(ctx: &RequestContext, req: &FetchRequest, read_committed: bool) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let broker = &ctx.broker;
+    let mut total = 0usize;
+    let mut had_error = false;
+    let max_bytes = req.max_bytes.max(0) as usize;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in &req.topics {
+        let name = resolve_topic(broker, &topic.topic.0, topic.topic_id);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let base = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_aborted_transactions(read_committed.then(Vec::new));
+            let partition = match lookup(broker, &name, topic.topic_id, p.partition) {
+                Ok(partition) => partition,
+                Err(code) => {
+                    had_error = true;
+                    partitions.push(base.with_error_code(code));
+                    continue;
+                }
+            };
+            let epoch_error = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
+            if epoch_error != codes::NONE {
+                had_error = true;
+                partitions.push(base.with_error_code(epoch_error));
+                continue;
+            }
+            // KIP-74: the first partition with data may exceed max_bytes by one batch.
+            let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let budget = if total == 0 { budget.max(1) } else { budget };
+            match partition.read(p.fetch_offset, budget) {
+                Ok(data) if budget > 0 || data.records.is_empty() => {
+                    total += data.records.len();
+                    partitions.push(
+                        base.with_high_watermark(data.high_watermark)
+                            .with_last_stable_offset(data.high_watermark)
+                            .with_log_start_offset(data.log_start_offset)
+                            .with_records(Some(data.records)),
+                    );
+                }
+                Ok(data) => partitions.push(
+                    base.with_high_watermark(data.high_watermark)
+                        .with_last_stable_offset(data.high_watermark)
+                        .with_log_start_offset(data.log_start_offset)
+                        .with_records(Some(Default::default())),
+                ),
+                Err(e) => {
+                    had_error = true;
+                    let (start, hw, _) = partition.offsets();
+                    let code = match &e {
+                        PartitionError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
+                        other => other.error_code(),
+                    };
+                    partitions.push(
+                        base.with_error_code(code)
+                            .with_high_watermark(hw)
+                            .with_last_stable_offset(hw)
+                            .with_log_start_offset(start),
+                    );
+                }
+            }
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (topics, total, had_error)
+}
+
+/// Fetch: waits up to `max_wait_ms` for `min_bytes`, then answers with whatever is there.
+/// Incremental fetch sessions are declined (session id 0), which KIP-227 permits.
+pub async fn handle_fetch(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    let read_committed = req.isolation_level == 1;
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut appends = ctx.broker.subscribe_appends();
+    loop {
+        appends.borrow_and_update();
+        let (topics, total, had_error) = read_all(ctx, &req, read_committed);
+        let done = total >= min_bytes.max(1) || had_error || req.topics.is_empty() || Instant::now() >= deadline;
+        if done || min_bytes == 0 {
+            return FetchResponse::default().with_session_id(0).with_responses(topics);
+        }
+        tokio::select! {
+            changed = appends.changed() => {
+                if changed.is_err() {
+                    return FetchResponse::default().with_responses(topics);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// ListOffsets: earliest, latest, max timestamp or first offset at a timestamp.
+pub async fn handle_list_offsets(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let broker = &ctx.broker;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = Some(topic.name.0.to_string());
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return base.with_error_code(code),
+                    };
+                    let epoch = partition.leader_epoch();
+                    let epoch_error = check_leader_epoch(p.current_leader_epoch, epoch);
+                    if epoch_error != codes::NONE {
+                        return base.with_error_code(epoch_error);
+                    }
+                    match partition.offset_for_timestamp(p.timestamp) {
+                        Ok((offset, timestamp)) => base
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
+                        Err(e) => base.with_error_code(e.error_code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// OffsetForLeaderEpoch: where each requested epoch ends in this log (KIP-101/320).
+pub async fn handle_offset_for_leader_epoch(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let broker = &ctx.broker;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = Some(topic.topic.0.to_string());
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => return base.with_error_code(code),
+                    };
+                    let epoch_error = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
+                    if epoch_error != codes::NONE {
+                        return base.with_error_code(epoch_error);
+                    }
+                    let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
+                    base.with_leader_epoch(epoch).with_end_offset(end)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

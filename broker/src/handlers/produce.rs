@@ -1,0 +1,109 @@
+//! Writes: Produce and InitProducerId.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use tracing::debug;
+
+use super::{codes, resolve_topic, sb, RequestContext};
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(sb))
+}
+
+/// Produce: validates and appends each partition's batches. `None` for acks=0, which
+/// Kafka never answers.
+pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let broker = &ctx.broker;
+    let acks = req.acks;
+    let mut appended_any = false;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = resolve_topic(broker, &topic.name.0, topic.topic_id);
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let index = data.index;
+            let result = (|| {
+                if !matches!(acks, -1..=1) {
+                    return partition_error(index, codes::INVALID_REQUIRED_ACKS, None);
+                }
+                let Some(name) = &name else {
+                    let code = if topic.topic_id.is_nil() { codes::UNKNOWN_TOPIC_OR_PARTITION } else { codes::UNKNOWN_TOPIC_ID };
+                    return partition_error(index, code, None);
+                };
+                let Some(partition) = broker.partition(name, index) else {
+                    let exists = broker.with_image(|img| img.topics.get(name).is_some_and(|t| (index as usize) < t.partitions.len() && index >= 0));
+                    let code = if exists { codes::NOT_LEADER_OR_FOLLOWER } else { codes::UNKNOWN_TOPIC_OR_PARTITION };
+                    return partition_error(index, code, None);
+                };
+                let Some(records) = data.records else {
+                    return partition_error(index, codes::CORRUPT_MESSAGE, Some("no records".into()));
+                };
+                // Alone, the in-sync replica set is this broker.
+                let isr = 1;
+                if acks == -1 && isr < partition.min_insync_replicas() {
+                    return partition_error(index, codes::NOT_ENOUGH_REPLICAS, None);
+                }
+                match partition.append(records) {
+                    Ok(done) => {
+                        appended_any = true;
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(done.base_offset)
+                            .with_log_append_time_ms(done.log_append_time)
+                            .with_log_start_offset(done.log_start_offset)
+                    }
+                    Err(e) => {
+                        debug!(topic = %name, partition = index, error = %e, "produce rejected");
+                        partition_error(index, e.error_code(), Some(e.to_string()))
+                    }
+                }
+            })();
+            partitions.push(result);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if appended_any {
+        broker.notify_appended();
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// InitProducerId for idempotent producers; transactional ids are refused (no transactions).
+pub async fn handle_init_producer_id(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+        return InitProducerIdResponse::default()
+            .with_error_code(codes::INVALID_REQUEST)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // KIP-360: an idempotent producer may ask to bump its epoch after a sequence error.
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        return InitProducerIdResponse::default()
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
+    }
+    match ctx.broker.allocate_producer_id() {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "allocating producer id failed");
+            InitProducerIdResponse::default()
+                .with_error_code(codes::UNKNOWN_SERVER_ERROR)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    }
+}
+

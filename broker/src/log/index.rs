@@ -1,0 +1,224 @@
+//! Sparse offset and time indexes for one segment.
+//!
+//! Both use Kafka's on-disk entry layout (big-endian, offsets relative to the segment's
+//! base offset) and are append-only. They are derived data: opening a segment rebuilds
+//! them from its batch headers, so a missing or damaged index can never be served.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// One offset-index entry: the first batch at or after `relative_offset` starts at `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+/// One time-index entry: batches up to `relative_offset` have timestamps up to `timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Sparse mapping from offsets to file positions, one entry every `index.interval.bytes`.
+#[derive(Debug)]
+pub struct OffsetIndex {
+    path: PathBuf,
+    file: File,
+    entries: Vec<OffsetEntry>,
+}
+
+/// Sparse mapping from timestamps to offsets, for ListOffsets by time.
+#[derive(Debug)]
+pub struct TimeIndex {
+    path: PathBuf,
+    file: File,
+    entries: Vec<TimeEntry>,
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+}
+
+
+impl OffsetIndex {
+    /// Creates an empty index, replacing whatever was at `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        File::create(path)?;
+        Ok(OffsetIndex {
+            path: path.to_path_buf(),
+            file: open_append(path)?,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Records that the batch starting at `position` begins with `relative_offset`.
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+        if let Some(last) = self.entries.last() {
+            if relative_offset <= last.relative_offset || position <= last.position {
+                return Ok(());
+            }
+        }
+        let mut buf = [0u8; 8];
+        buf[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        buf[4..].copy_from_slice(&position.to_be_bytes());
+        self.file.write_all(&buf)?;
+        self.entries.push(OffsetEntry {
+            relative_offset,
+            position,
+        });
+        Ok(())
+    }
+
+    /// The entry with the greatest offset not above `relative_offset`: where a scan starts.
+    pub fn lookup(&self, relative_offset: u32) -> Option<OffsetEntry> {
+        let idx = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        idx.checked_sub(1).map(|i| self.entries[i])
+    }
+
+    /// Drops entries at or beyond `position` (used when the segment is truncated).
+    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
+        let keep = self.entries.partition_point(|e| e.position < position);
+        self.entries.truncate(keep);
+        self.file.set_len(keep as u64 * 8)?;
+        Ok(())
+    }
+
+    /// Flushes the index to stable storage.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Removes the index file.
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+
+    /// Number of entries (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the index has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl TimeIndex {
+    /// Creates an empty time index, replacing whatever was at `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        File::create(path)?;
+        Ok(TimeIndex {
+            path: path.to_path_buf(),
+            file: open_append(path)?,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Records a new maximum timestamp reached by the batch ending at `relative_offset`.
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+        if let Some(last) = self.entries.last() {
+            if timestamp <= last.timestamp || relative_offset <= last.relative_offset {
+                return Ok(());
+            }
+        }
+        let mut buf = [0u8; 12];
+        buf[..8].copy_from_slice(&timestamp.to_be_bytes());
+        buf[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.file.write_all(&buf)?;
+        self.entries.push(TimeEntry {
+            timestamp,
+            relative_offset,
+        });
+        Ok(())
+    }
+
+    /// The greatest entry whose timestamp is below `timestamp`: batches before it cannot
+    /// contain a record at or after `timestamp`, so a search may start there.
+    pub fn lookup(&self, timestamp: i64) -> Option<TimeEntry> {
+        let idx = self.entries.partition_point(|e| e.timestamp < timestamp);
+        idx.checked_sub(1).map(|i| self.entries[i])
+    }
+
+    /// The largest timestamp indexed so far.
+    pub fn last(&self) -> Option<TimeEntry> {
+        self.entries.last().copied()
+    }
+
+    /// Drops entries beyond `relative_offset` (used when the segment is truncated).
+    pub fn truncate_after(&mut self, relative_offset: u32) -> io::Result<()> {
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
+        self.entries.truncate(keep);
+        self.file.set_len(keep as u64 * 12)?;
+        Ok(())
+    }
+
+    /// Flushes the index to stable storage.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Removes the index file.
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_lookup_finds_floor_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut index = OffsetIndex::create(&path).unwrap();
+        index.append(0, 0).unwrap();
+        index.append(10, 4096).unwrap();
+        index.append(20, 8192).unwrap();
+        index.append(15, 9000).unwrap(); // not monotonic: ignored
+        assert_eq!(index.lookup(0).unwrap().position, 0);
+        assert_eq!(index.lookup(15).unwrap().position, 4096);
+        assert_eq!(index.lookup(25).unwrap().position, 8192);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 24);
+    }
+
+    #[test]
+    fn truncation_and_garbage_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut index = OffsetIndex::create(&path).unwrap();
+        index.append(0, 0).unwrap();
+        index.append(10, 4096).unwrap();
+        index.truncate_to_position(4096).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn time_lookup_finds_last_entry_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let mut index = TimeIndex::create(&path).unwrap();
+        index.maybe_append(100, 0).unwrap();
+        index.maybe_append(200, 5).unwrap();
+        index.maybe_append(150, 6).unwrap(); // not a new maximum
+        assert!(index.lookup(100).is_none());
+        assert_eq!(index.lookup(150).unwrap().relative_offset, 0);
+        assert_eq!(index.lookup(300).unwrap().relative_offset, 5);
+        assert_eq!(index.last().unwrap().timestamp, 200);
+        index.truncate_after(5).unwrap();
+        assert_eq!(index.last().unwrap().timestamp, 100);
+    }
+}

@@ -1,0 +1,560 @@
+//! The partition log: an ordered set of segments with retention, recovery and reads.
+
+pub mod batch;
+pub mod epochs;
+pub mod index;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use batch::{BatchHeader, Stamp};
+use epochs::LeaderEpochCache;
+pub use segment::RecoveryMode;
+use segment::Segment;
+
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// Per-partition storage settings, resolved from topic configs and broker defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    /// -1 keeps data forever.
+    pub retention_ms: i64,
+    /// -1 means no size limit.
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u64,
+    /// fsync after this many messages (`i64::MAX` leaves it to the page cache).
+    pub flush_messages: u64,
+    /// fsync when the oldest unflushed write is this old.
+    pub flush_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX as u64,
+            flush_ms: i64::MAX as u64,
+        }
+    }
+}
+
+/// Errors the log reports to request handlers.
+#[derive(Debug, Error)]
+pub enum LogError {
+    /// The requested offset is outside `[log start, log end]`.
+    #[error("offset {offset} is out of range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// A filesystem error; the partition is likely unusable (KAFKA_STORAGE_ERROR).
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A partition's durable log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    config: LogConfig,
+    epochs: LeaderEpochCache,
+    unflushed_messages: u64,
+    last_flush: Instant,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering segments as `mode` says. `visit` sees
+    /// every batch header that survives, in offset order.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        mode: RecoveryMode,
+        visit: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<Log> {
+        fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if name.ends_with(".index") || name.ends_with(".timeindex") {
+                // Orphaned indexes are rebuilt with their segments; stray ones are removed.
+                let stem = name.split('.').next().unwrap_or_default();
+                if !dir.join(format!("{stem}.log")).exists() {
+                    let _ = fs::remove_file(dir.join(name.as_ref()));
+                }
+            }
+        }
+        bases.sort_unstable();
+
+        let mut epochs = LeaderEpochCache::default();
+        let mut segments = BTreeMap::new();
+        let mut truncated_from: Option<i64> = None;
+        for base in bases {
+            if truncated_from.is_some() {
+                // Everything after a corrupt segment is unreachable: drop it.
+                warn!(dir = %dir.display(), base, "removing segment after corrupt data");
+                let stem = segment::file_stem(base);
+                for ext in ["log", "index", "timeindex"] {
+                    let _ = fs::remove_file(dir.join(format!("{stem}.{ext}")));
+                }
+                continue;
+            }
+            let (segment, report) = Segment::open(
+                dir,
+                base,
+                config.index_interval_bytes,
+                mode,
+                &mut |h: &BatchHeader| {
+                    epochs.observe(h.partition_leader_epoch, h.base_offset);
+                    visit(h)
+                },
+            )?;
+            if report.truncated_bytes > 0 {
+                warn!(dir = %dir.display(), base, bytes = report.truncated_bytes,
+                      "truncated torn or corrupt log tail");
+                truncated_from = Some(segment.next_offset());
+            }
+            segments.insert(base, segment);
+        }
+        let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+        let mut log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        if let Ok(text) = fs::read_to_string(dir.join(LOG_START_OFFSET_FILE)) {
+            if let Ok(saved) = text.trim().parse::<i64>() {
+                log_start_offset = log_start_offset.max(saved.min(log_end));
+            }
+        }
+        if segments.is_empty() {
+            // A deleted-records checkpoint may be ahead of an empty directory.
+            let segment = Segment::create(dir, log_start_offset, config.index_interval_bytes)?;
+            segments.insert(log_start_offset, segment);
+        }
+        debug!(dir = %dir.display(), log_start_offset, log_end, "log opened");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            segments,
+            log_start_offset,
+            config,
+            epochs,
+            unflushed_messages: 0,
+            last_flush: Instant::now(),
+        })
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Earliest offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Total bytes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// Leader epoch history, for OffsetForLeaderEpoch and follower truncation.
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Replaces the storage settings (after a config change).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Appends one validated batch, assigning it the next offsets.
+    pub fn append(
+        &mut self,
+        bytes: Bytes,
+        header: &BatchHeader,
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+    ) -> io::Result<BatchHeader> {
+        let base_offset = self.log_end_offset();
+        let mut stamped = *header;
+        stamped.base_offset = base_offset;
+        stamped.partition_leader_epoch = leader_epoch;
+        if let Some(now) = log_append_time {
+            stamped.max_timestamp = now;
+        }
+        self.maybe_roll(&stamped, bytes.len())?;
+        let prefix = batch::stamped_header(
+            &bytes,
+            Stamp {
+                base_offset,
+                partition_leader_epoch: leader_epoch,
+                log_append_time,
+            },
+        );
+        self.active_mut()
+            .append(&stamped, &prefix, &bytes[batch::HEADER_LEN..])?;
+        self.epochs.observe(leader_epoch, base_offset);
+        self.unflushed_messages += header.record_count.max(0) as u64;
+        self.maybe_flush()?;
+        Ok(stamped)
+    }
+
+    fn maybe_roll(&mut self, header: &BatchHeader, len: usize) -> io::Result<()> {
+        let active = self.active();
+        let full = active.size() > 0 && active.size() + len as u64 > self.config.segment_bytes;
+        let old = active.size() > 0 && active.age() >= Duration::from_millis(self.config.segment_ms);
+        if full || old || active.would_overflow(header.last_offset(), len) {
+            let base = header.base_offset;
+            info!(dir = %self.dir.display(), base, "rolling new segment");
+            self.active().flush()?;
+            let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
+            self.segments.insert(base, segment);
+        }
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.unflushed_messages >= self.config.flush_messages
+            || self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Forces unflushed data to disk.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.active().flush()?;
+        self.unflushed_messages = 0;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Reads batches starting at `offset`, at most `max_bytes` (at least one whole batch),
+    /// never returning data at or beyond `limit_offset` (the high watermark for consumers).
+    pub fn read(&self, offset: i64, max_bytes: usize, limit_offset: i64) -> Result<Bytes, LogError> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
+        }
+        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(
+            self.segments.range(offset + 1..),
+        ) {
+            if segment.next_offset() <= offset {
+                continue;
+            }
+            let data = segment.read(offset, max_bytes, limit_offset)?;
+            return Ok(data);
+        }
+        Ok(Bytes::new())
+    }
+
+    /// First batch with a timestamp at or after `timestamp`: `(offset, timestamp)`.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+        for segment in self.segments.values() {
+            if let Some((offset, ts)) = segment.find_by_timestamp(timestamp)? {
+                return Ok(Some((offset.max(self.log_start_offset), ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the greatest timestamp: `(offset, timestamp)` (ListOffsets -3).
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        let Some(segment) = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())
+        else {
+            return Ok(None);
+        };
+        segment.max_timestamp_offset()
+    }
+
+    /// Moves the log start offset forward (DeleteRecords), deleting whole segments below it.
+    pub fn advance_start_offset(&mut self, offset: i64) -> io::Result<()> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset.min(self.log_end_offset());
+        let write = |dir: &Path, value: i64| -> io::Result<()> {
+            let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+            fs::write(&tmp, value.to_string())?;
+            fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))
+        };
+        write(&self.dir, self.log_start_offset)?;
+        self.delete_segments_below(self.log_start_offset)
+    }
+
+    fn delete_segments_below(&mut self, offset: i64) -> io::Result<()> {
+        let doomed: Vec<i64> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.next_offset() <= offset)
+            .map(|(base, _)| *base)
+            .collect();
+        let active_base = self.active().base_offset();
+        for base in doomed {
+            if base == active_base {
+                // Keep an (empty) active segment positioned at the new start.
+                let end = self.log_end_offset();
+                if let Some(old) = self.segments.remove(&base) {
+                    old.delete()?;
+                }
+                let segment = Segment::create(&self.dir, end, self.config.index_interval_bytes)?;
+                self.segments.insert(end, segment);
+            } else if let Some(old) = self.segments.remove(&base) {
+                old.delete()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`; returns the number of segments removed.
+    /// The active segment is never removed.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        let mut removed = 0;
+        let active_base = self.active().base_offset();
+        let mut total = self.size_bytes() as i64;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            if base == active_base {
+                break;
+            }
+            let Some(segment) = self.segments.get(&base) else {
+                continue;
+            };
+            let expired = self.config.retention_ms >= 0
+                && segment.max_timestamp() >= 0
+                && now_ms - segment.max_timestamp() > self.config.retention_ms;
+            let oversized = self.config.retention_bytes >= 0
+                && total - segment.size() as i64 >= self.config.retention_bytes;
+            if !(expired || oversized) {
+                break;
+            }
+            total -= segment.size() as i64;
+            let next = segment.next_offset();
+            if let Some(old) = self.segments.remove(&base) {
+                old.delete()?;
+            }
+            self.log_start_offset = self.log_start_offset.max(next);
+            removed += 1;
+        }
+        if removed > 0 {
+            info!(dir = %self.dir.display(), removed, log_start_offset = self.log_start_offset,
+                  "retention removed segments");
+        }
+        Ok(removed)
+    }
+
+    /// Removes everything at or after `offset` (follower truncation, divergent tails).
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if self.segments.len() == 1 {
+                break;
+            }
+            if let Some(old) = self.segments.remove(&base) {
+                old.delete()?;
+            }
+        }
+        self.active_mut().truncate_to(offset)?;
+        if self.active().next_offset() < offset.max(self.log_start_offset) && self.active().size() == 0 {
+            let base = offset.max(self.log_start_offset);
+            if let Some(old) = self.segments.pop_last() {
+                old.1.delete()?;
+            }
+            let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
+            self.segments.insert(base, segment);
+        }
+        self.epochs.truncate_from(offset);
+        Ok(())
+    }
+
+    /// Deletes the whole log directory (topic deletion).
+    pub fn delete(self) -> io::Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batch::tests::make_batch;
+    use kafka_protocol::records::Compression;
+
+    fn append_n(log: &mut Log, batches: usize, per_batch: usize) {
+        for _ in 0..batches {
+            let bytes = make_batch(per_batch, -1, -1, -1, Compression::None).freeze();
+            let header = batch::validate(&bytes).unwrap();
+            log.append(bytes, &header, 0, None).unwrap();
+        }
+    }
+
+    fn small_config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 512,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn append_read_across_segments_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        append_n(&mut log, 50, 3);
+        assert_eq!(log.log_end_offset(), 150);
+        assert!(log.segments.len() > 5, "segments rolled by size");
+        for offset in [0, 1, 77, 149] {
+            let data = log.read(offset, 1, 150).unwrap();
+            let (header, _) = batch::BatchIter::new(data).next().expect("one batch");
+            assert!(header.base_offset <= offset && offset <= header.last_offset());
+        }
+        assert!(log.read(150, 1000, 150).unwrap().is_empty());
+        assert!(matches!(log.read(151, 1000, 151), Err(LogError::OffsetOutOfRange { .. })));
+        // The high-watermark limit hides batches at or beyond it.
+        let limited = log.read(0, 1 << 20, 6).unwrap();
+        let last = batch::BatchIter::new(limited).last().unwrap().0;
+        assert_eq!(last.next_offset(), 6);
+        drop(log);
+
+        let mut seen = 0;
+        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |h| {
+            seen += h.record_count
+        })
+        .unwrap();
+        assert_eq!(seen, 150);
+        assert_eq!(log.log_end_offset(), 150);
+        let data = log.read(0, 1 << 20, 150).unwrap();
+        let offsets: Vec<i64> = batch::BatchIter::new(data).map(|(h, _)| h.base_offset).collect();
+        assert_eq!(offsets[0], 0);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_on_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        append_n(&mut log, 5, 2);
+        drop(log);
+        let path = dir.path().join(format!("{}.log", segment::file_stem(0)));
+        let len = fs::metadata(&path).unwrap().len();
+        // A half-written batch and then garbage at the tail.
+        let mut data = fs::read(&path).unwrap();
+        let one = make_batch(2, -1, -1, -1, Compression::None);
+        data.extend_from_slice(&one[..one.len() / 2]);
+        fs::write(&path, &data).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        assert_eq!(log.log_end_offset(), 10);
+        assert_eq!(fs::metadata(&path).unwrap().len(), len);
+
+        // A flipped byte inside the last batch: that batch is dropped, never served.
+        drop(log);
+        let mut data = fs::read(&path).unwrap();
+        let n = data.len();
+        data[n - 3] ^= 0x55;
+        fs::write(&path, &data).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        assert_eq!(log.log_end_offset(), 8);
+        let all = log.read(0, 1 << 20, 100).unwrap();
+        for (_, bytes) in batch::BatchIter::new(all) {
+            batch::validate(&bytes).expect("only valid batches are served");
+        }
+    }
+
+    #[test]
+    fn missing_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        append_n(&mut log, 30, 3);
+        drop(log);
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "index" || e == "timeindex") {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let data = log.read(61, 1, 90).unwrap();
+        let (h, _) = batch::BatchIter::new(data).next().unwrap();
+        assert!(h.base_offset <= 61 && 61 <= h.last_offset());
+        assert!(dir.path().join(format!("{}.index", segment::file_stem(0))).exists());
+    }
+
+    #[test]
+    fn retention_and_delete_records_move_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = small_config();
+        config.retention_bytes = 4096;
+        let mut log = Log::open(dir.path(), config, RecoveryMode::Verify, &mut |_| {}).unwrap();
+        append_n(&mut log, 60, 3);
+        let before = log.size_bytes();
+        let removed = log.apply_retention(0).unwrap();
+        assert!(removed > 0);
+        assert!(log.size_bytes() < before);
+        assert!(log.log_start_offset() > 0);
+        let start = log.log_start_offset();
+        assert!(matches!(log.read(start - 1, 100, 180), Err(LogError::OffsetOutOfRange { .. })));
+
+        log.advance_start_offset(170).unwrap();
+        assert_eq!(log.log_start_offset(), 170);
+        drop(log);
+        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        assert_eq!(log.log_start_offset(), 170, "log start offset is durable");
+        assert_eq!(log.log_end_offset(), 180);
+    }
+
+    #[test]
+    fn timestamps_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        append_n(&mut log, 10, 3);
+        // make_batch timestamps are 1_700_000_000_000 + i within each batch.
+        let (offset, ts) = log.offset_for_timestamp(1_700_000_000_002).unwrap().unwrap();
+        assert_eq!((offset, ts), (0, 1_700_000_000_002));
+        assert!(log.offset_for_timestamp(1_800_000_000_000).unwrap().is_none());
+        log.truncate_to(12).unwrap();
+        assert_eq!(log.log_end_offset(), 12);
+        append_n(&mut log, 1, 3);
+        assert_eq!(log.log_end_offset(), 15);
+    }
+}

@@ -1,0 +1,355 @@
+//! One log segment: a `<base offset>.log` file of record batches plus its two indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::index::{OffsetIndex, TimeIndex};
+
+/// File name stem Kafka uses for a segment: the base offset padded to 20 digits.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// How much to trust a segment found on disk at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// After a clean shutdown: trust the file length; rebuild only indexes that fail checks.
+    Trust,
+    /// After a crash: verify every batch's CRC, truncate a torn or corrupt tail, rebuild indexes.
+    Verify,
+}
+
+/// What recovery found in a segment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut from the end of the file because they were not a complete valid batch.
+    pub truncated_bytes: u64,
+    /// Whether the indexes had to be rebuilt from the log.
+    pub rebuilt_indexes: bool,
+}
+
+/// An append-only segment. Reads use positional I/O so they never contend with appends.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    file: File,
+    size: u64,
+    /// Offset just past the last batch (the base offset while empty).
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    created: Instant,
+}
+
+impl Segment {
+    /// Creates a new empty segment starting at `base_offset`.
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64) -> io::Result<Self> {
+        let stem = file_stem(base_offset);
+        let log_path = dir.join(format!("{stem}.log"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&log_path)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_index: OffsetIndex::create(&dir.join(format!("{stem}.index")))?,
+            time_index: TimeIndex::create(&dir.join(format!("{stem}.timeindex")))?,
+            bytes_since_index_entry: 0,
+            index_interval_bytes,
+            created: Instant::now(),
+        })
+    }
+
+    /// Opens a segment found on disk, recovering it as `mode` requires. `visit` sees every
+    /// batch header that survives recovery, in order (to rebuild producer and epoch state).
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        mode: RecoveryMode,
+        visit: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<(Self, RecoveryReport)> {
+        let stem = file_stem(base_offset);
+        let log_path = dir.join(format!("{stem}.log"));
+        let index_path = dir.join(format!("{stem}.index"));
+        let time_path = dir.join(format!("{stem}.timeindex"));
+        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let file_len = file.metadata()?.len();
+
+        let mut report = RecoveryReport::default();
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_index: OffsetIndex::create(&index_path)?,
+            time_index: TimeIndex::create(&time_path)?,
+            bytes_since_index_entry: 0,
+            index_interval_bytes,
+            created: Instant::now(),
+        };
+        // Indexes are rebuilt while walking the file; the walk is needed anyway to find the
+        // end offset and feed `visit`. In `Trust` mode only headers are read.
+        let valid_len = segment.walk(file_len, mode, &mut |header, position, seg| {
+            seg.index_batch(header, position)?;
+            visit(header);
+            Ok(())
+        })?;
+        report.rebuilt_indexes = true;
+        if valid_len < file_len {
+            report.truncated_bytes = file_len - valid_len;
+            segment.file.set_len(valid_len)?;
+            segment.file.sync_all()?;
+        }
+        segment.size = valid_len;
+        Ok((segment, report))
+    }
+
+    /// Walks batches from the start of the file, returning the length of the valid prefix.
+    fn walk(
+        &mut self,
+        file_len: u64,
+        mode: RecoveryMode,
+        on_batch: &mut dyn FnMut(&BatchHeader, u64, &mut Segment) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let mut position = 0u64;
+        let mut header_buf = [0u8; HEADER_LEN];
+        let mut expected_next = self.base_offset;
+        while position + HEADER_LEN as u64 <= file_len {
+            self.file.read_exact_at(&mut header_buf, position)?;
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
+            let len = header.total_len() as u64;
+            if position + len > file_len || header.base_offset < expected_next {
+                break;
+            }
+            if mode == RecoveryMode::Verify {
+                let mut data = vec![0u8; len as usize];
+                self.file.read_exact_at(&mut data, position)?;
+                if batch::validate(&data).is_err() {
+                    break;
+                }
+            }
+            expected_next = header.next_offset();
+            on_batch(&header, position, self)?;
+            position += len;
+        }
+        Ok(position)
+    }
+
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if self.offset_index.is_empty()
+            || self.bytes_since_index_entry >= self.index_interval_bytes
+        {
+            self.offset_index.append(relative, position as u32)?;
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_len() as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            let last_relative = (header.last_offset() - self.base_offset) as u32;
+            self.time_index
+                .maybe_append(header.max_timestamp, last_relative)?;
+        }
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Appends one batch given as its stamped header prefix and its untouched body.
+    pub fn append(&mut self, header: &BatchHeader, prefix: &[u8], body: &[u8]) -> io::Result<()> {
+        let position = self.size;
+        self.file.write_all_at(prefix, position)?;
+        if let Err(e) = self.file.write_all_at(body, position + prefix.len() as u64) {
+            // Never leave half a batch behind a successful size: cut back to the old end.
+            let _ = self.file.set_len(position);
+            return Err(e);
+        }
+        self.size += (prefix.len() + body.len()) as u64;
+        self.index_batch(header, position)
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`
+    /// (but always the first batch whole, as KIP-74 requires) and never past `limit_offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize, limit_offset: i64) -> io::Result<Bytes> {
+        let Some(start) = self.find_position(offset)? else {
+            return Ok(Bytes::new());
+        };
+        let available = (self.size - start) as usize;
+        let mut want = max_bytes.min(available);
+        let mut header_buf = [0u8; HEADER_LEN];
+        if available >= HEADER_LEN {
+            self.file.read_exact_at(&mut header_buf, start)?;
+            if let Ok(first) = BatchHeader::parse(&header_buf) {
+                want = want.max(first.total_len().min(available));
+            }
+        }
+        let mut buf = BytesMut::zeroed(want);
+        self.file.read_exact_at(&mut buf, start)?;
+        let buf = buf.freeze();
+        // Keep only complete batches below the limit (the high watermark).
+        let mut keep = 0;
+        for (header, bytes) in batch::BatchIter::new(buf.clone()) {
+            if header.next_offset() > limit_offset {
+                break;
+            }
+            keep += bytes.len();
+        }
+        Ok(buf.slice(..keep))
+    }
+
+    /// File position of the batch containing `offset`, or `None` if it is past the end.
+    fn find_position(&self, offset: i64) -> io::Result<Option<u64>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let relative = (offset - self.base_offset).max(0) as u32;
+        let mut position = self
+            .offset_index
+            .lookup(relative)
+            .map_or(0, |e| e.position as u64);
+        let mut header_buf = [0u8; HEADER_LEN];
+        while position + HEADER_LEN as u64 <= self.size {
+            self.file.read_exact_at(&mut header_buf, position)?;
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                return Ok(None);
+            };
+            if header.last_offset() >= offset {
+                return Ok(Some(position));
+            }
+            position += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// First batch whose max timestamp is at or after `timestamp`: `(offset, timestamp)`
+    /// of its first record at or after `timestamp`, approximated by the batch's base offset
+    /// and max timestamp, as Kafka does for the batch-level search.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let start_offset = self
+            .time_index
+            .lookup(timestamp)
+            .map_or(self.base_offset, |e| self.base_offset + e.relative_offset as i64);
+        let relative = (start_offset - self.base_offset) as u32;
+        let mut position = self
+            .offset_index
+            .lookup(relative)
+            .map_or(0, |e| e.position as u64);
+        let mut header_buf = [0u8; HEADER_LEN];
+        while position + HEADER_LEN as u64 <= self.size {
+            self.file.read_exact_at(&mut header_buf, position)?;
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
+            if header.max_timestamp >= timestamp {
+                return Ok(Some((header.base_offset, header.max_timestamp)));
+            }
+            position += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Offset of the batch that holds this segment's greatest timestamp.
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        if self.max_timestamp < 0 {
+            return Ok(None);
+        }
+        self.find_by_timestamp(self.max_timestamp)
+    }
+
+    /// Cuts the segment so that it ends just before `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let Some(position) = self.find_position(offset)? else {
+            return Ok(());
+        };
+        self.file.set_len(position)?;
+        self.size = position;
+        self.offset_index.truncate_to_position(position as u32)?;
+        self.time_index
+            .truncate_after((offset - self.base_offset).max(0) as u32)?;
+        // Recompute end offset and max timestamp from what is left.
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.bytes_since_index_entry = 0;
+        let mut header_buf = [0u8; HEADER_LEN];
+        let mut pos = 0;
+        while pos + HEADER_LEN as u64 <= self.size {
+            self.file.read_exact_at(&mut header_buf, pos)?;
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
+            self.next_offset = header.next_offset();
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            pos += header.total_len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Forces the segment and its indexes to disk.
+    pub fn flush(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(&self.log_path)?;
+        self.offset_index.delete()?;
+        self.time_index.delete()
+    }
+
+    /// First offset the segment may hold.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Offset just past the last batch.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Bytes in the log file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Largest record timestamp in the segment, -1 when empty.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    /// When this segment was created or opened, for `segment.ms` rolls.
+    pub fn age(&self) -> std::time::Duration {
+        self.created.elapsed()
+    }
+
+    /// Whether appending `len` bytes at `offset_delta` past the base would overflow the
+    /// 32-bit relative offsets or positions the indexes use.
+    pub fn would_overflow(&self, last_offset: i64, len: usize) -> bool {
+        last_offset - self.base_offset > u32::MAX as i64 || self.size + len as u64 > u32::MAX as u64
+    }
+}

@@ -1,0 +1,31 @@
+//! `tributary-broker`: runs one broker until SIGTERM or Ctrl-C.
+
+use anyhow::Result;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tributary_broker::{BrokerArgs, BrokerConfig};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = BrokerArgs::parse();
+    let config = BrokerConfig::from_args(&args)?;
+    let running = tributary_broker::start(config).await?;
+    let b = &running.broker.config;
+    println!(
+        "Tributary broker {} listening on {} (cluster {})\nbootstrap servers: {}:{}",
+        b.broker_id, running.local_addr, running.broker.cluster_id, b.advertised_host, b.advertised_port
+    );
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await
+}

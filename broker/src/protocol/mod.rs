@@ -1,0 +1,103 @@
+//! Kafka wire framing: size-prefixed frames, request header peeking, response encoding,
+//! and the table of API versions this broker serves.
+
+pub mod versions;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use thiserror::Error;
+
+/// The fixed start of every request header, readable for any API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderPeek {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+/// Why a frame cannot be served; all of these close the connection, as Kafka does.
+#[derive(Debug, Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is shorter than a request header")]
+    TooShort(usize),
+    #[error("request of {size} bytes exceeds socket.request.max.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("negative frame size {0}")]
+    NegativeSize(i32),
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("unsupported version {version} of {key:?}")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// Validates a frame length prefix.
+pub fn check_frame_size(size: i32, max: usize) -> Result<usize, FrameError> {
+    if size < 0 {
+        return Err(FrameError::NegativeSize(size));
+    }
+    let size = size as usize;
+    if size > max {
+        return Err(FrameError::TooLarge { size, max });
+    }
+    if size < 8 {
+        return Err(FrameError::TooShort(size));
+    }
+    Ok(size)
+}
+
+/// Reads api key, version and correlation id without decoding anything else.
+pub fn peek_header(frame: &[u8]) -> Result<HeaderPeek, FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::TooShort(frame.len()));
+    }
+    let mut b = frame;
+    Ok(HeaderPeek {
+        api_key: b.get_i16(),
+        api_version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
+}
+
+/// Decodes the full request header of a known API, leaving `frame` at the body.
+pub fn decode_header(key: ApiKey, version: i16, frame: &mut Bytes) -> Result<RequestHeader, FrameError> {
+    let header_version = key.request_header_version(version);
+    RequestHeader::decode(frame, header_version).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Encodes a complete response frame: size, header, body.
+pub fn encode_response<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> anyhow::Result<BytesMut> {
+    let header_version = key.response_header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_sizes_are_checked() {
+        assert!(matches!(check_frame_size(-1, 100), Err(FrameError::NegativeSize(-1))));
+        assert!(matches!(check_frame_size(101, 100), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(check_frame_size(3, 100), Err(FrameError::TooShort(3))));
+        assert_eq!(check_frame_size(50, 100).unwrap(), 50);
+    }
+
+    #[test]
+    fn header_peek_reads_fixed_fields() {
+        let frame = [0u8, 18, 0, 3, 0, 0, 0, 7, 0xff];
+        assert_eq!(
+            peek_header(&frame).unwrap(),
+            HeaderPeek { api_key: 18, api_version: 3, correlation_id: 7 }
+        );
+        assert!(peek_header(&frame[..5]).is_err());
+    }
+}
