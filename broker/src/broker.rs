@@ -14,7 +14,9 @@ use crate::config::defs::{self, ConfigLayers, TopicPolicy};
 use crate::config::BrokerConfig;
 use crate::group::coordinator::GroupCoordinator;
 use crate::log::RecoveryMode;
-use crate::metadata::{self, FileMetadataStore, MetadataImage, MetadataStore, PartitionMeta, TopicMeta};
+use crate::metadata::{
+    self, FileMetadataStore, MetadataImage, MetadataStore, PartitionMeta, TopicMeta,
+};
 use crate::partition::Partition;
 use crate::producer::ids::ProducerIdAllocator;
 
@@ -203,7 +205,12 @@ impl Broker {
 
     /// Topic name for a topic id.
     pub fn topic_name(&self, id: Uuid) -> Option<String> {
-        self.with_image(|img| img.topics.values().find(|t| t.id == id).map(|t| t.name.clone()))
+        self.with_image(|img| {
+            img.topics
+                .values()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone())
+        })
     }
 
     /// Topic id for a topic name (nil if unknown).
@@ -212,7 +219,11 @@ impl Broker {
     }
 
     /// Config layers for a topic in `image`.
-    pub fn config_layers<'a>(&'a self, image: &'a MetadataImage, topic: Option<&'a TopicMeta>) -> ConfigLayers<'a> {
+    pub fn config_layers<'a>(
+        &'a self,
+        image: &'a MetadataImage,
+        topic: Option<&'a TopicMeta>,
+    ) -> ConfigLayers<'a> {
         ConfigLayers {
             topic: topic.map(|t| &t.configs),
             broker: image.broker_configs.get(&self.config.broker_id),
@@ -268,8 +279,13 @@ impl Broker {
         Ok(())
     }
 
-    fn validate_spec(&self, image: &MetadataImage, spec: &TopicSpec) -> Result<(i32, i16), AdminError> {
-        metadata::validate_topic_name(&spec.name).map_err(|m| AdminError::new(codes::INVALID_TOPIC_EXCEPTION, m))?;
+    fn validate_spec(
+        &self,
+        image: &MetadataImage,
+        spec: &TopicSpec,
+    ) -> Result<(i32, i16), AdminError> {
+        metadata::validate_topic_name(&spec.name)
+            .map_err(|m| AdminError::new(codes::INVALID_TOPIC_EXCEPTION, m))?;
         if image.topics.contains_key(&spec.name) {
             return Err(AdminError::new(
                 codes::TOPIC_ALREADY_EXISTS,
@@ -277,7 +293,8 @@ impl Broker {
             ));
         }
         for (key, value) in &spec.configs {
-            defs::validate_topic_config(key, value).map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
+            defs::validate_topic_config(key, value)
+                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
         }
         let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
         if !spec.assignments.is_empty() {
@@ -296,7 +313,10 @@ impl Broker {
                     return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, "Replica assignment lists must be non-empty, of equal length and without duplicates"));
                 }
                 if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
-                    return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, format!("Unknown broker {b} in replica assignment")));
+                    return Err(AdminError::new(
+                        codes::INVALID_REPLICA_ASSIGNMENT,
+                        format!("Unknown broker {b} in replica assignment"),
+                    ));
                 }
             }
             return Ok((spec.assignments.len() as i32, rf as i16));
@@ -312,10 +332,16 @@ impl Broker {
             spec.replication_factor
         };
         if partitions <= 0 {
-            return Err(AdminError::new(codes::INVALID_PARTITIONS, "Number of partitions must be larger than 0."));
+            return Err(AdminError::new(
+                codes::INVALID_PARTITIONS,
+                "Number of partitions must be larger than 0.",
+            ));
         }
         if rf <= 0 {
-            return Err(AdminError::new(codes::INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."));
+            return Err(AdminError::new(
+                codes::INVALID_REPLICATION_FACTOR,
+                "Replication factor must be larger than 0.",
+            ));
         }
         if rf as usize > live.len() {
             return Err(AdminError::new(
@@ -327,15 +353,25 @@ impl Broker {
     }
 
     /// CreateTopics for one topic. With `validate_only` nothing changes.
-    pub fn create_topic(&self, spec: &TopicSpec, validate_only: bool) -> Result<TopicMeta, AdminError> {
+    pub fn create_topic(
+        &self,
+        spec: &TopicSpec,
+        validate_only: bool,
+    ) -> Result<TopicMeta, AdminError> {
         let mut image = self.image();
         let (partitions, rf) = self.validate_spec(&image, spec)?;
         let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
         let metas: Vec<PartitionMeta> = (0..partitions)
             .map(|p| {
-                let replicas = spec.assignments.get(p as usize).cloned().unwrap_or_else(|| {
-                    (0..rf as usize).map(|r| live[(p as usize + r) % live.len()]).collect()
-                });
+                let replicas = spec
+                    .assignments
+                    .get(p as usize)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        (0..rf as usize)
+                            .map(|r| live[(p as usize + r) % live.len()])
+                            .collect()
+                    });
                 PartitionMeta {
                     leader: replicas[0],
                     isr: replicas.clone(),
@@ -363,8 +399,15 @@ impl Broker {
             let dir = self.partition_dir(&topic.name, index);
             // A leftover directory from an earlier topic of the same name is stale.
             let _ = std::fs::remove_dir_all(&dir);
-            let partition = Partition::open(&dir, &topic.name, index, 0, policy.clone(), RecoveryMode::Trust)
-                .map_err(|e| AdminError::new(-1, format!("creating partition log failed: {e}")))?;
+            let partition = Partition::open(
+                &dir,
+                &topic.name,
+                index,
+                0,
+                policy.clone(),
+                RecoveryMode::Trust,
+            )
+            .map_err(|e| AdminError::new(-1, format!("creating partition log failed: {e}")))?;
             opened.push(((topic.name.clone(), index), Arc::new(partition)));
         }
         image.topics.insert(topic.name.clone(), topic.clone());
@@ -395,10 +438,16 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
         let mut image = self.image();
         let Some(topic) = image.topics.remove(name) else {
-            return Err(AdminError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."));
+            return Err(AdminError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                "This server does not host this topic-partition.",
+            ));
         };
         if metadata::is_internal_topic(name) {
-            return Err(AdminError::new(codes::INVALID_REQUEST, "Internal topics cannot be deleted"));
+            return Err(AdminError::new(
+                codes::INVALID_REQUEST,
+                "Internal topics cannot be deleted",
+            ));
         }
         self.commit(image)?;
         let removed: Vec<Arc<Partition>> = {
@@ -425,17 +474,29 @@ impl Broker {
     }
 
     /// CreatePartitions: grows a topic to `count` partitions.
-    pub fn create_partitions(&self, name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), AdminError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let mut image = self.image();
         let Some(topic) = image.topics.get(name).cloned() else {
-            return Err(AdminError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("The topic '{name}' does not exist.")));
+            return Err(AdminError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("The topic '{name}' does not exist."),
+            ));
         };
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(AdminError::new(codes::INVALID_PARTITIONS, format!("Topic currently has {current} partitions, which is higher than the requested {count}.")));
         }
         if count == current {
-            return Err(AdminError::new(codes::INVALID_PARTITIONS, format!("Topic already has {current} partitions.")));
+            return Err(AdminError::new(
+                codes::INVALID_PARTITIONS,
+                format!("Topic already has {current} partitions."),
+            ));
         }
         let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
         let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
@@ -445,13 +506,23 @@ impl Broker {
                 if given.len() != new_count {
                     return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, format!("Increasing the number of partitions by {new_count} but {} assignments provided.", given.len())));
                 }
-                if given.iter().any(|r| r.len() != rf || r.iter().any(|b| !live.contains(b))) {
-                    return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, "Invalid replica assignment"));
+                if given
+                    .iter()
+                    .any(|r| r.len() != rf || r.iter().any(|b| !live.contains(b)))
+                {
+                    return Err(AdminError::new(
+                        codes::INVALID_REPLICA_ASSIGNMENT,
+                        "Invalid replica assignment",
+                    ));
                 }
                 given
             }
             None => (current..count)
-                .map(|p| (0..rf).map(|r| live[(p as usize + r) % live.len()]).collect())
+                .map(|p| {
+                    (0..rf)
+                        .map(|r| live[(p as usize + r) % live.len()])
+                        .collect()
+                })
                 .collect(),
         };
         if validate_only {
@@ -465,8 +536,11 @@ impl Broker {
             if replicas[0] == self.config.broker_id {
                 let dir = self.partition_dir(name, index);
                 let _ = std::fs::remove_dir_all(&dir);
-                let partition = Partition::open(&dir, name, index, 0, policy.clone(), RecoveryMode::Trust)
-                    .map_err(|e| AdminError::new(-1, format!("creating partition log failed: {e}")))?;
+                let partition =
+                    Partition::open(&dir, name, index, 0, policy.clone(), RecoveryMode::Trust)
+                        .map_err(|e| {
+                            AdminError::new(-1, format!("creating partition log failed: {e}"))
+                        })?;
                 opened.push(((name.to_string(), index), Arc::new(partition)));
             }
             entry.partitions.push(PartitionMeta {
@@ -477,18 +551,30 @@ impl Broker {
             });
         }
         self.commit(image)?;
-        self.partitions.write().unwrap_or_else(|p| p.into_inner()).extend(opened);
+        self.partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(opened);
         Ok(())
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs).
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         for (key, value) in &configs {
-            defs::validate_topic_config(key, value).map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
+            defs::validate_topic_config(key, value)
+                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
         }
         let mut image = self.image();
         let Some(topic) = image.topics.get_mut(name) else {
-            return Err(AdminError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("The topic '{name}' does not exist.")));
+            return Err(AdminError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("The topic '{name}' does not exist."),
+            ));
         };
         if validate_only {
             return Ok(());
@@ -500,12 +586,21 @@ impl Broker {
     }
 
     /// Replaces dynamic broker configs: `broker` is `None` for the cluster-wide default.
-    pub fn set_broker_configs(&self, broker: Option<i32>, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+    pub fn set_broker_configs(
+        &self,
+        broker: Option<i32>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         for (key, value) in &configs {
             let Some(def) = defs::topic_config_by_synonym(key) else {
-                return Err(AdminError::new(codes::INVALID_CONFIG, format!("Cannot update broker config {key} dynamically")));
+                return Err(AdminError::new(
+                    codes::INVALID_CONFIG,
+                    format!("Cannot update broker config {key} dynamically"),
+                ));
             };
-            defs::validate_topic_config(def.name, value).map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
+            defs::validate_topic_config(def.name, value)
+                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
         }
         if validate_only {
             return Ok(());

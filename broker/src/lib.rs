@@ -49,7 +49,9 @@ impl RunningBroker {
 /// Opens the data directory, binds the listener and starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
     let addr = config.bind_addr()?;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local_addr = listener.local_addr()?;
     let mut config = config;
     if config.advertised_port == 0 {

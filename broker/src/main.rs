@@ -19,7 +19,11 @@ async fn main() -> Result<()> {
     let b = &running.broker.config;
     println!(
         "Tributary broker {} listening on {} (cluster {})\nbootstrap servers: {}:{}",
-        b.broker_id, running.local_addr, running.broker.cluster_id, b.advertised_host, b.advertised_port
+        b.broker_id,
+        running.local_addr,
+        running.broker.cluster_id,
+        b.advertised_host,
+        b.advertised_port
     );
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -100,9 +100,14 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err("Topic name cannot be \".\" or \"..\"".into());
     }
     if name.len() > 249 {
-        return Err(format!("Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"));
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        ));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         return Err(format!("Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
     }
     Ok(())
@@ -122,14 +127,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileMetadataStore::new(dir.path()).unwrap();
         assert_eq!(store.load().unwrap(), MetadataImage::default());
-        let mut image = MetadataImage::default();
-        image.version = 3;
+        let mut image = MetadataImage {
+            version: 3,
+            ..Default::default()
+        };
         image.topics.insert(
             "t".into(),
             TopicMeta {
                 name: "t".into(),
                 id: Uuid::new_v4(),
-                partitions: vec![PartitionMeta { replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0 }],
+                partitions: vec![PartitionMeta {
+                    replicas: vec![1],
+                    isr: vec![1],
+                    leader: 1,
+                    leader_epoch: 0,
+                }],
                 configs: BTreeMap::new(),
             },
         );

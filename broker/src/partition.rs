@@ -233,7 +233,10 @@ impl Partition {
     /// OffsetForLeaderEpoch: `(epoch, end offset)` per Kafka's leader epoch cache rules.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         let state = self.lock();
-        state.log.epochs().end_offset_for(epoch, state.log.log_end_offset())
+        state
+            .log
+            .epochs()
+            .end_offset_for(epoch, state.log.log_end_offset())
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).

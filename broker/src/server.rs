@@ -22,7 +22,11 @@ use crate::handlers::{self, RequestContext};
 use crate::protocol::{self, versions, FrameError};
 
 /// Accepts connections until `shutdown` flips to true.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -100,19 +104,33 @@ macro_rules! dispatch {
 }
 
 /// Decodes, handles and encodes one request. `Ok(None)` means no response is due (acks=0).
-pub async fn process(broker: &Arc<Broker>, frame: Bytes, client_host: &str) -> Result<Option<BytesMut>> {
+pub async fn process(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    client_host: &str,
+) -> Result<Option<BytesMut>> {
     let peek = protocol::peek_header(&frame)?;
-    let key = ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
+    let key =
+        ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
     if key == ApiKey::ApiVersions {
         if let Some((_, max)) = versions::advertised(key) {
             if peek.api_version > max {
                 let body = versions::unsupported_api_versions_response();
-                return Ok(Some(protocol::encode_response(key, 0, peek.correlation_id, &body)?));
+                return Ok(Some(protocol::encode_response(
+                    key,
+                    0,
+                    peek.correlation_id,
+                    &body,
+                )?));
             }
         }
     }
     if !versions::is_servable(key, peek.api_version) {
-        return Err(FrameError::UnsupportedVersion { key, version: peek.api_version }.into());
+        return Err(FrameError::UnsupportedVersion {
+            key,
+            version: peek.api_version,
+        }
+        .into());
     }
     let mut body = frame;
     let header = protocol::decode_header(key, peek.api_version, &mut body)?;
@@ -124,9 +142,15 @@ pub async fn process(broker: &Arc<Broker>, frame: Bytes, client_host: &str) -> R
     };
     let corr = peek.correlation_id;
     if key == ApiKey::Produce {
-        let request = ProduceRequest::decode(&mut body, ctx.version).map_err(|e| FrameError::Malformed(format!("Produce v{}: {e}", ctx.version)))?;
+        let request = ProduceRequest::decode(&mut body, ctx.version)
+            .map_err(|e| FrameError::Malformed(format!("Produce v{}: {e}", ctx.version)))?;
         return match handlers::produce::handle_produce(&ctx, request).await {
-            Some(response) => Ok(Some(protocol::encode_response(key, ctx.version, corr, &response)?)),
+            Some(response) => Ok(Some(protocol::encode_response(
+                key,
+                ctx.version,
+                corr,
+                &response,
+            )?)),
             None => Ok(None),
         };
     }
@@ -171,7 +195,12 @@ async fn api_versions(_ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVer
 
 /// Background housekeeping: group timers every 100 ms, retention on its interval.
 pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let retention_every = std::time::Duration::from_millis(broker.config.setting_i64("log.retention.check.interval.ms").max(100) as u64);
+    let retention_every = std::time::Duration::from_millis(
+        broker
+            .config
+            .setting_i64("log.retention.check.interval.ms")
+            .max(100) as u64,
+    );
     let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut retention = tokio::time::interval(retention_every);
     loop {

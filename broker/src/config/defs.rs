@@ -85,9 +85,10 @@ fn v_cleanup_policy(v: &str) -> Result<(), String> {
     for policy in v.split(',').map(str::trim) {
         match policy {
             "delete" => {}
-            "compact" => {
-                return Err("cleanup.policy=compact is not supported yet (log compaction is not implemented)".into())
-            }
+            "compact" => return Err(
+                "cleanup.policy=compact is not supported yet (log compaction is not implemented)"
+                    .into(),
+            ),
             other => return Err(format!("'{other}' is not a valid cleanup policy")),
         }
     }
@@ -105,19 +106,110 @@ fn v_compression(v: &str) -> Result<(), String> {
 
 /// Every topic config Tributary accepts. Unknown names are rejected, as Kafka does.
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    TopicConfigDef { name: "cleanup.policy", broker_synonym: "log.cleanup.policy", config_type: ConfigType::List, default: "delete", doc: "Retention policy for old segments; only 'delete' is supported.", validate: v_cleanup_policy },
-    TopicConfigDef { name: "compression.type", broker_synonym: "compression.type", config_type: ConfigType::String, default: "producer", doc: "Batches keep the producer's compression.", validate: v_compression },
-    TopicConfigDef { name: "flush.messages", broker_synonym: "log.flush.interval.messages", config_type: ConfigType::Long, default: "9223372036854775807", doc: "Force an fsync after this many messages.", validate: v_positive },
-    TopicConfigDef { name: "flush.ms", broker_synonym: "log.flush.interval.ms", config_type: ConfigType::Long, default: "9223372036854775807", doc: "Force an fsync when data has been unflushed this long.", validate: v_non_negative },
-    TopicConfigDef { name: "index.interval.bytes", broker_synonym: "log.index.interval.bytes", config_type: ConfigType::Int, default: "4096", doc: "Bytes between offset index entries.", validate: v_non_negative },
-    TopicConfigDef { name: "max.message.bytes", broker_synonym: "message.max.bytes", config_type: ConfigType::Int, default: "1048588", doc: "Largest record batch the topic accepts.", validate: v_non_negative },
-    TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", config_type: ConfigType::String, default: "CreateTime", doc: "CreateTime keeps producer timestamps; LogAppendTime stamps the broker's time.", validate: v_timestamp_type },
-    TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", config_type: ConfigType::Int, default: "1", doc: "Replicas that must acknowledge an acks=all write.", validate: v_int_positive },
-    TopicConfigDef { name: "retention.bytes", broker_synonym: "log.retention.bytes", config_type: ConfigType::Long, default: "-1", doc: "Maximum partition size before old segments are deleted (-1: unlimited).", validate: v_long_any },
-    TopicConfigDef { name: "retention.ms", broker_synonym: "log.retention.ms", config_type: ConfigType::Long, default: "604800000", doc: "Age after which segments are deleted (-1: forever).", validate: v_long_any },
-    TopicConfigDef { name: "segment.bytes", broker_synonym: "log.segment.bytes", config_type: ConfigType::Int, default: "1073741824", doc: "Segment size before a new one is rolled.", validate: v_segment_bytes },
-    TopicConfigDef { name: "segment.ms", broker_synonym: "log.roll.ms", config_type: ConfigType::Long, default: "604800000", doc: "Segment age before a new one is rolled.", validate: v_positive },
-    TopicConfigDef { name: "unclean.leader.election.enable", broker_synonym: "unclean.leader.election.enable", config_type: ConfigType::Boolean, default: "false", doc: "Allow out-of-sync replicas to become leader (data loss).", validate: v_bool },
+    TopicConfigDef {
+        name: "cleanup.policy",
+        broker_synonym: "log.cleanup.policy",
+        config_type: ConfigType::List,
+        default: "delete",
+        doc: "Retention policy for old segments; only 'delete' is supported.",
+        validate: v_cleanup_policy,
+    },
+    TopicConfigDef {
+        name: "compression.type",
+        broker_synonym: "compression.type",
+        config_type: ConfigType::String,
+        default: "producer",
+        doc: "Batches keep the producer's compression.",
+        validate: v_compression,
+    },
+    TopicConfigDef {
+        name: "flush.messages",
+        broker_synonym: "log.flush.interval.messages",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Force an fsync after this many messages.",
+        validate: v_positive,
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        broker_synonym: "log.flush.interval.ms",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Force an fsync when data has been unflushed this long.",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "index.interval.bytes",
+        broker_synonym: "log.index.interval.bytes",
+        config_type: ConfigType::Int,
+        default: "4096",
+        doc: "Bytes between offset index entries.",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        broker_synonym: "message.max.bytes",
+        config_type: ConfigType::Int,
+        default: "1048588",
+        doc: "Largest record batch the topic accepts.",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        broker_synonym: "log.message.timestamp.type",
+        config_type: ConfigType::String,
+        default: "CreateTime",
+        doc: "CreateTime keeps producer timestamps; LogAppendTime stamps the broker's time.",
+        validate: v_timestamp_type,
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        broker_synonym: "min.insync.replicas",
+        config_type: ConfigType::Int,
+        default: "1",
+        doc: "Replicas that must acknowledge an acks=all write.",
+        validate: v_int_positive,
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        broker_synonym: "log.retention.bytes",
+        config_type: ConfigType::Long,
+        default: "-1",
+        doc: "Maximum partition size before old segments are deleted (-1: unlimited).",
+        validate: v_long_any,
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        broker_synonym: "log.retention.ms",
+        config_type: ConfigType::Long,
+        default: "604800000",
+        doc: "Age after which segments are deleted (-1: forever).",
+        validate: v_long_any,
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        broker_synonym: "log.segment.bytes",
+        config_type: ConfigType::Int,
+        default: "1073741824",
+        doc: "Segment size before a new one is rolled.",
+        validate: v_segment_bytes,
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        broker_synonym: "log.roll.ms",
+        config_type: ConfigType::Long,
+        default: "604800000",
+        doc: "Segment age before a new one is rolled.",
+        validate: v_positive,
+    },
+    TopicConfigDef {
+        name: "unclean.leader.election.enable",
+        broker_synonym: "unclean.leader.election.enable",
+        config_type: ConfigType::Boolean,
+        default: "false",
+        doc: "Allow out-of-sync replicas to become leader (data loss).",
+        validate: v_bool,
+    },
 ];
 
 /// Looks up a topic config key.
@@ -127,7 +219,9 @@ pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
 
 /// Looks up a topic config by its broker-level synonym.
 pub fn topic_config_by_synonym(broker_name: &str) -> Option<&'static TopicConfigDef> {
-    TOPIC_CONFIGS.iter().find(|d| d.broker_synonym == broker_name)
+    TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.broker_synonym == broker_name)
 }
 
 /// A config change that cannot be accepted (INVALID_CONFIG).
@@ -173,8 +267,16 @@ impl ConfigLayers<'_> {
         let layers = [
             (self.topic, def.name, ConfigSource::DynamicTopic),
             (self.broker, def.broker_synonym, ConfigSource::DynamicBroker),
-            (self.cluster_default, def.broker_synonym, ConfigSource::DynamicDefaultBroker),
-            (self.static_broker, def.broker_synonym, ConfigSource::StaticBroker),
+            (
+                self.cluster_default,
+                def.broker_synonym,
+                ConfigSource::DynamicDefaultBroker,
+            ),
+            (
+                self.static_broker,
+                def.broker_synonym,
+                ConfigSource::StaticBroker,
+            ),
         ];
         for (map, key, source) in layers {
             if let Some(value) = map.and_then(|m| m.get(key)) {
@@ -211,7 +313,9 @@ impl ConfigLayers<'_> {
             },
             max_message_bytes: self.get_i64("max.message.bytes").clamp(0, i32::MAX as i64) as usize,
             log_append_time: self.get("message.timestamp.type").trim() == "LogAppendTime",
-            min_insync_replicas: self.get_i64("min.insync.replicas").clamp(1, i32::MAX as i64) as i32,
+            min_insync_replicas: self
+                .get_i64("min.insync.replicas")
+                .clamp(1, i32::MAX as i64) as i32,
         }
     }
 }
@@ -242,9 +346,15 @@ mod tests {
             ..Default::default()
         };
         let retention = topic_config("retention.ms").unwrap();
-        assert_eq!(layers.resolve(retention), ("1000".into(), ConfigSource::DynamicTopic));
+        assert_eq!(
+            layers.resolve(retention),
+            ("1000".into(), ConfigSource::DynamicTopic)
+        );
         let segment = topic_config("segment.bytes").unwrap();
-        assert_eq!(layers.resolve(segment), ("4096".into(), ConfigSource::StaticBroker));
+        assert_eq!(
+            layers.resolve(segment),
+            ("4096".into(), ConfigSource::StaticBroker)
+        );
         let mir = topic_config("min.insync.replicas").unwrap();
         assert_eq!(layers.resolve(mir), ("1".into(), ConfigSource::Default));
         let policy = layers.topic_policy();

@@ -81,7 +81,10 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
 
 /// Kafka allows retention and roll in hours/minutes; fold them into the `.ms` keys.
 fn normalise_time_units(settings: &mut BTreeMap<String, String>) {
-    for (base, ms_key) in [("log.retention", "log.retention.ms"), ("log.roll", "log.roll.ms")] {
+    for (base, ms_key) in [
+        ("log.retention", "log.retention.ms"),
+        ("log.roll", "log.roll.ms"),
+    ] {
         if settings.contains_key(ms_key) {
             continue;
         }
@@ -99,7 +102,9 @@ fn split_host_port(addr: &str) -> Result<(String, i32)> {
     let (host, port) = addr
         .rsplit_once(':')
         .with_context(|| format!("'{addr}' is not HOST:PORT"))?;
-    let port: i32 = port.parse().with_context(|| format!("bad port in '{addr}'"))?;
+    let port: i32 = port
+        .parse()
+        .with_context(|| format!("bad port in '{addr}'"))?;
     if !(0..=65535).contains(&port) {
         bail!("port {port} out of range");
     }
@@ -170,7 +175,8 @@ impl BrokerConfig {
 
     /// A boolean broker setting.
     pub fn setting_bool(&self, key: &str) -> bool {
-        self.setting(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.setting(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// Where the broker keeps its own state (metadata, producer ids, group offsets).
@@ -180,7 +186,8 @@ impl BrokerConfig {
 
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub fn max_request_bytes(&self) -> usize {
-        self.setting_i64("socket.request.max.bytes").clamp(1024, i32::MAX as i64) as usize
+        self.setting_i64("socket.request.max.bytes")
+            .clamp(1024, i32::MAX as i64) as usize
     }
 
     /// The socket address to bind.
@@ -195,7 +202,11 @@ impl BrokerConfig {
 }
 
 /// Reads or creates `meta.properties` (cluster id and node id), as Kafka's storage tool does.
-pub fn load_or_init_identity(dir: &Path, broker_id: i32, cluster_id: Option<&str>) -> Result<String> {
+pub fn load_or_init_identity(
+    dir: &Path,
+    broker_id: i32,
+    cluster_id: Option<&str>,
+) -> Result<String> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("meta.properties");
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -214,9 +225,14 @@ pub fn load_or_init_identity(dir: &Path, broker_id: i32, cluster_id: Option<&str
             return Ok(existing.clone());
         }
     }
-    let id = cluster_id.map(str::to_string).unwrap_or_else(new_cluster_id);
+    let id = cluster_id
+        .map(str::to_string)
+        .unwrap_or_else(new_cluster_id);
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("version=1\ncluster.id={id}\nnode.id={broker_id}\n"))?;
+    std::fs::write(
+        &tmp,
+        format!("version=1\ncluster.id={id}\nnode.id={broker_id}\n"),
+    )?;
     std::fs::rename(&tmp, &path)?;
     Ok(id)
 }

@@ -9,7 +9,9 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::offsets::{OffsetKey, OffsetStore, OffsetValue};
-use super::state::{codes, Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
+use super::state::{
+    codes, Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply,
+};
 use crate::config::BrokerConfig;
 use crate::log::RecoveryMode;
 
@@ -21,7 +23,14 @@ pub struct GroupSummary {
     pub protocol_type: String,
     pub protocol: String,
     /// `(member id, instance id, client id, client host, metadata, assignment)`.
-    pub members: Vec<(String, Option<String>, String, String, bytes::Bytes, bytes::Bytes)>,
+    pub members: Vec<(
+        String,
+        Option<String>,
+        String,
+        String,
+        bytes::Bytes,
+        bytes::Bytes,
+    )>,
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +75,11 @@ impl Inner {
 
 impl GroupCoordinator {
     /// Opens the coordinator, loading committed offsets from `state_dir`.
-    pub fn open(state_dir: &Path, config: &BrokerConfig, mode: RecoveryMode) -> std::io::Result<Self> {
+    pub fn open(
+        state_dir: &Path,
+        config: &BrokerConfig,
+        mode: RecoveryMode,
+    ) -> std::io::Result<Self> {
         Ok(GroupCoordinator {
             inner: Mutex::new(Inner {
                 groups: HashMap::new(),
@@ -76,7 +89,9 @@ impl GroupCoordinator {
             limits: GroupLimits {
                 min_session_timeout_ms: config.setting_i64("group.min.session.timeout.ms") as i32,
                 max_session_timeout_ms: config.setting_i64("group.max.session.timeout.ms") as i32,
-                initial_rebalance_delay_ms: config.setting_i64("group.initial.rebalance.delay.ms").max(0) as u64,
+                initial_rebalance_delay_ms: config
+                    .setting_i64("group.initial.rebalance.delay.ms")
+                    .max(0) as u64,
             },
             epoch: Instant::now(),
         })
@@ -107,7 +122,10 @@ impl GroupCoordinator {
             }
             let member_id = step.parked_member.unwrap_or_default();
             let (tx, rx) = oneshot::channel();
-            inner.waiters.join.insert((group_id.to_string(), member_id), tx);
+            inner
+                .waiters
+                .join
+                .insert((group_id.to_string(), member_id), tx);
             inner.deliver(group_id, step.effects);
             rx
         };
@@ -123,12 +141,23 @@ impl GroupCoordinator {
     }
 
     /// SyncGroup: resolves when the leader has provided assignments.
-    pub async fn sync(&self, group_id: &str, member_id: &str, generation: i32, assignments: Vec<(String, bytes::Bytes)>) -> SyncReply {
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> SyncReply {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
             let Some(group) = inner.groups.get_mut(group_id) else {
-                return SyncReply { error: codes::UNKNOWN_MEMBER_ID, protocol_type: None, protocol_name: None, assignment: Default::default() };
+                return SyncReply {
+                    error: codes::UNKNOWN_MEMBER_ID,
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignment: Default::default(),
+                };
             };
             let step = group.sync(member_id, generation, assignments, now);
             if let Some(reply) = step.reply {
@@ -136,7 +165,10 @@ impl GroupCoordinator {
                 return reply;
             }
             let (tx, rx) = oneshot::channel();
-            inner.waiters.sync.insert((group_id.to_string(), member_id.to_string()), tx);
+            inner
+                .waiters
+                .sync
+                .insert((group_id.to_string(), member_id.to_string()), tx);
             inner.deliver(group_id, step.effects);
             rx
         };
@@ -175,8 +207,14 @@ impl GroupCoordinator {
             None => results.extend(members.iter().map(|_| codes::UNKNOWN_MEMBER_ID)),
         }
         for member in members {
-            inner.waiters.join.remove(&(group_id.to_string(), member.clone()));
-            inner.waiters.sync.remove(&(group_id.to_string(), member.clone()));
+            inner
+                .waiters
+                .join
+                .remove(&(group_id.to_string(), member.clone()));
+            inner
+                .waiters
+                .sync
+                .remove(&(group_id.to_string(), member.clone()));
         }
         inner.deliver(group_id, all_effects);
         results
@@ -188,14 +226,24 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for id in ids {
-            let effects = inner.groups.get_mut(&id).map(|g| g.tick(now)).unwrap_or_default();
+            let effects = inner
+                .groups
+                .get_mut(&id)
+                .map(|g| g.tick(now))
+                .unwrap_or_default();
             inner.deliver(&id, effects);
         }
     }
 
     /// Validates and stores offset commits. `offsets` are `(topic, partition, value)`;
     /// returns one error code for the whole request (the group check) or per-partition ok.
-    pub fn commit(&self, group_id: &str, member_id: &str, generation: i32, offsets: Vec<(String, i32, OffsetValue)>) -> Result<(), i16> {
+    pub fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: Vec<(String, i32, OffsetValue)>,
+    ) -> Result<(), i16> {
         let mut inner = self.lock();
         let code = match inner.groups.get(group_id) {
             Some(group) => group.validate_commit(member_id, generation),
@@ -208,7 +256,14 @@ impl GroupCoordinator {
         let entries = offsets
             .into_iter()
             .map(|(topic, partition, value)| {
-                (OffsetKey { group: group_id.to_string(), topic, partition }, Some(value))
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    Some(value),
+                )
             })
             .collect();
         inner.offsets.write(entries).map_err(|e| {
@@ -223,7 +278,11 @@ impl GroupCoordinator {
     }
 
     /// Deletes committed offsets of partitions (OffsetDelete), refused while subscribed.
-    pub fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<(), i16> {
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), i16> {
         let mut inner = self.lock();
         if let Some(group) = inner.groups.get(group_id) {
             if group.state() != GroupState::Empty {
@@ -234,7 +293,16 @@ impl GroupCoordinator {
         }
         let entries = partitions
             .into_iter()
-            .map(|(topic, partition)| (OffsetKey { group: group_id.to_string(), topic, partition }, None))
+            .map(|(topic, partition)| {
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    None,
+                )
+            })
             .collect();
         inner.offsets.write(entries).map_err(|_| 56)
     }
@@ -242,11 +310,16 @@ impl GroupCoordinator {
     /// DeleteGroups for one group.
     pub fn delete_group(&self, group_id: &str) -> i16 {
         let mut inner = self.lock();
-        let known = inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
+        let known =
+            inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
         if !known {
             return codes::GROUP_ID_NOT_FOUND;
         }
-        if inner.groups.get(group_id).is_some_and(|g| g.state() != GroupState::Empty) {
+        if inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.state() != GroupState::Empty)
+        {
             return codes::NON_EMPTY_GROUP;
         }
         inner.groups.remove(group_id);
@@ -254,7 +327,16 @@ impl GroupCoordinator {
             .offsets
             .group_offsets(group_id)
             .into_keys()
-            .map(|(topic, partition)| (OffsetKey { group: group_id.to_string(), topic, partition }, None))
+            .map(|(topic, partition)| {
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    },
+                    None,
+                )
+            })
             .collect();
         match inner.offsets.write(entries) {
             Ok(()) => codes::NONE,
@@ -269,7 +351,14 @@ impl GroupCoordinator {
         for group in inner.offsets.groups() {
             for (t, p) in inner.offsets.group_offsets(&group).into_keys() {
                 if t == topic {
-                    entries.push((OffsetKey { group: group.clone(), topic: t, partition: p }, None));
+                    entries.push((
+                        OffsetKey {
+                            group: group.clone(),
+                            topic: t,
+                            partition: p,
+                        },
+                        None,
+                    ));
                 }
             }
         }
@@ -289,7 +378,8 @@ impl GroupCoordinator {
     /// One group, or `None` if it is unknown.
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
         let inner = self.lock();
-        let known = inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
+        let known =
+            inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
         known.then(|| summarize(&inner, group_id))
     }
 
@@ -305,11 +395,24 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
             let protocol = group.protocol().unwrap_or_default().to_string();
             GroupSummary {
                 id: id.to_string(),
-                state: if group.state() == GroupState::Empty { "Empty" } else { group.state().name() },
+                state: if group.state() == GroupState::Empty {
+                    "Empty"
+                } else {
+                    group.state().name()
+                },
                 protocol_type: group.protocol_type().unwrap_or_default().to_string(),
                 members: group
                     .members()
-                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.client_id.clone(), m.client_host.clone(), m.metadata(&protocol), m.assignment.clone()))
+                    .map(|m| {
+                        (
+                            m.id.clone(),
+                            m.instance_id.clone(),
+                            m.client_id.clone(),
+                            m.client_host.clone(),
+                            m.metadata(&protocol),
+                            m.assignment.clone(),
+                        )
+                    })
                     .collect(),
                 protocol,
             }

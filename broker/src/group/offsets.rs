@@ -109,10 +109,16 @@ impl OffsetStore {
                 let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
                 for record in set.records {
                     records += 1;
-                    let Some(key) = record.key.and_then(|k| serde_json::from_slice::<OffsetKey>(&k).ok()) else {
+                    let Some(key) = record
+                        .key
+                        .and_then(|k| serde_json::from_slice::<OffsetKey>(&k).ok())
+                    else {
                         continue;
                     };
-                    match record.value.and_then(|v| serde_json::from_slice::<OffsetValue>(&v).ok()) {
+                    match record
+                        .value
+                        .and_then(|v| serde_json::from_slice::<OffsetValue>(&v).ok())
+                    {
                         Some(value) => offsets.insert(key, value),
                         None => offsets.remove(&key),
                     };
@@ -223,7 +229,10 @@ mod tests {
             store.write(vec![(key("g", 0), Some(value(i)))]).unwrap();
         }
         store
-            .write(vec![(key("g", 1), Some(value(7))), (key("h", 0), Some(value(1)))])
+            .write(vec![
+                (key("g", 1), Some(value(7))),
+                (key("h", 0), Some(value(1))),
+            ])
             .unwrap();
         store.write(vec![(key("h", 0), None)]).unwrap();
         drop(store);

@@ -220,22 +220,30 @@ impl Group {
         if self.protocol_type.as_deref() != Some(protocol_type) {
             return false;
         }
-        protocols
-            .iter()
-            .any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
     }
 
     /// Handles JoinGroup.
     pub fn join(&mut self, req: JoinRequest, now_ms: u64) -> Step<JoinReply> {
         let mut step = Step::default();
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
-            step.reply = Some(JoinReply::error(codes::INCONSISTENT_GROUP_PROTOCOL, &req.member_id));
+            step.reply = Some(JoinReply::error(
+                codes::INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
             return step;
         }
         if req.session_timeout_ms < self.limits.min_session_timeout_ms
             || req.session_timeout_ms > self.limits.max_session_timeout_ms
         {
-            step.reply = Some(JoinReply::error(codes::INVALID_SESSION_TIMEOUT, &req.member_id));
+            step.reply = Some(JoinReply::error(
+                codes::INVALID_SESSION_TIMEOUT,
+                &req.member_id,
+            ));
             return step;
         }
         let known = self.members.contains_key(&req.member_id);
@@ -246,7 +254,10 @@ impl Group {
             probe.supports(&req.protocol_type, &req.protocols)
         };
         if !others_ok {
-            step.reply = Some(JoinReply::error(codes::INCONSISTENT_GROUP_PROTOCOL, &req.member_id));
+            step.reply = Some(JoinReply::error(
+                codes::INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
             return step;
         }
         let member_id = if req.member_id.is_empty() {
@@ -318,9 +329,14 @@ impl Group {
             .map(|m| m.rebalance_timeout_ms.max(0) as u64)
             .max()
             .unwrap_or(0);
-        self.initial_delay = self.state == GroupState::Empty && self.limits.initial_rebalance_delay_ms > 0;
+        self.initial_delay =
+            self.state == GroupState::Empty && self.limits.initial_rebalance_delay_ms > 0;
         self.rebalance_deadline_ms = if self.initial_delay {
-            now_ms + self.limits.initial_rebalance_delay_ms.min(max_rebalance.max(1))
+            now_ms
+                + self
+                    .limits
+                    .initial_rebalance_delay_ms
+                    .min(max_rebalance.max(1))
         } else {
             now_ms + max_rebalance
         };
@@ -349,17 +365,30 @@ impl Group {
             .protocols
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == *n)))
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
+            })
             .collect();
         let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
         for member in self.members.values() {
-            if let Some((name, _)) = member.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+            if let Some((name, _)) = member
+                .protocols
+                .iter()
+                .find(|(n, _)| candidates.contains(&n))
+            {
                 *votes.entry(name).or_default() += 1;
             }
         }
         candidates
             .iter()
-            .max_by_key(|c| (votes.get(*c).copied().unwrap_or(0), std::cmp::Reverse(candidates.iter().position(|x| x == *c))))
+            .max_by_key(|c| {
+                (
+                    votes.get(*c).copied().unwrap_or(0),
+                    std::cmp::Reverse(candidates.iter().position(|x| x == *c)),
+                )
+            })
             .map(|c| (*c).clone())
     }
 
@@ -374,7 +403,11 @@ impl Group {
             return Vec::new();
         }
         self.protocol = self.select_protocol();
-        if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
             self.leader = self.members.keys().next().cloned();
         }
         self.state = GroupState::CompletingRebalance;
@@ -397,7 +430,11 @@ impl Group {
                     protocol_name: Some(protocol.clone()),
                     leader: leader.clone(),
                     member_id: member.id.clone(),
-                    members: if member.id == leader { all.clone() } else { Vec::new() },
+                    members: if member.id == leader {
+                        all.clone()
+                    } else {
+                        Vec::new()
+                    },
                 },
             ));
         }
@@ -429,7 +466,9 @@ impl Group {
         }
         match self.state {
             GroupState::Empty => step.reply = Some(error(codes::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => step.reply = Some(error(codes::REBALANCE_IN_PROGRESS)),
+            GroupState::PreparingRebalance => {
+                step.reply = Some(error(codes::REBALANCE_IN_PROGRESS))
+            }
             GroupState::Stable => {
                 let member = &self.members[member_id];
                 step.reply = Some(self.sync_reply(member.assignment.clone()));
@@ -526,7 +565,10 @@ impl Group {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join && now_ms > m.last_heartbeat_ms + m.session_timeout_ms.max(0) as u64)
+            .filter(|m| {
+                !m.awaiting_join
+                    && now_ms > m.last_heartbeat_ms + m.session_timeout_ms.max(0) as u64
+            })
             .map(|m| m.id.clone())
             .collect();
         let mut effects = Vec::new();
@@ -653,7 +695,10 @@ mod tests {
         let step = group.join(join_req("", &["range"]), 5);
         let b = step.reply.unwrap().member_id;
         let step = group.join(join_req(&b, &["range"]), 5);
-        assert!(step.effects.is_empty(), "waits for the existing member to rejoin");
+        assert!(
+            step.effects.is_empty(),
+            "waits for the existing member to rejoin"
+        );
         assert_eq!(group.heartbeat(&a, 1, 6), codes::REBALANCE_IN_PROGRESS);
         let step = group.join(join_req(&a, &["range"]), 7);
         let replies = joined(&step.effects);
@@ -667,7 +712,12 @@ mod tests {
         // Follower syncs first and waits; the leader's sync answers both.
         let step = group.sync(&b, 2, vec![], 8);
         assert!(step.reply.is_none() && step.effects.is_empty());
-        let step = group.sync(&a, 2, vec![(a.clone(), "x".into()), (b.clone(), "y".into())], 9);
+        let step = group.sync(
+            &a,
+            2,
+            vec![(a.clone(), "x".into()), (b.clone(), "y".into())],
+            9,
+        );
         assert_eq!(step.effects.len(), 2);
     }
 
@@ -707,12 +757,22 @@ mod tests {
         let mut group = Group::new("g", LIMITS);
         join_one(&mut group, 0);
         let step = group.join(join_req("", &["cooperative-sticky"]), 1);
-        assert_eq!(step.reply.unwrap().error, codes::INCONSISTENT_GROUP_PROTOCOL);
+        assert_eq!(
+            step.reply.unwrap().error,
+            codes::INCONSISTENT_GROUP_PROTOCOL
+        );
         let mut req = join_req("", &["range"]);
         req.session_timeout_ms = 10;
-        assert_eq!(group.join(req, 1).reply.unwrap().error, codes::INVALID_SESSION_TIMEOUT);
         assert_eq!(
-            group.join(join_req("ghost", &["range"]), 1).reply.unwrap().error,
+            group.join(req, 1).reply.unwrap().error,
+            codes::INVALID_SESSION_TIMEOUT
+        );
+        assert_eq!(
+            group
+                .join(join_req("ghost", &["range"]), 1)
+                .reply
+                .unwrap()
+                .error,
             codes::UNKNOWN_MEMBER_ID
         );
     }
@@ -732,7 +792,10 @@ mod tests {
     #[test]
     fn protocol_selection_prefers_common_choice() {
         let mut group = Group::new("g", LIMITS);
-        let r = group.join(join_req("", &["sticky", "range"]), 0).reply.unwrap();
+        let r = group
+            .join(join_req("", &["sticky", "range"]), 0)
+            .reply
+            .unwrap();
         group.join(join_req(&r.member_id, &["sticky", "range"]), 0);
         assert_eq!(group.protocol(), Some("sticky"));
     }

@@ -3,13 +3,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, topic_name, RequestContext};
@@ -17,7 +23,10 @@ use crate::broker::TopicSpec;
 use crate::config::defs::TOPIC_CONFIGS;
 
 /// CreateTopics (this broker is the controller when running alone).
-pub async fn handle_create_topics(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle_create_topics(
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let broker = &ctx.broker;
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = req
@@ -26,74 +35,111 @@ pub async fn handle_create_topics(ctx: &RequestContext, req: CreateTopicsRequest
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
-            if duplicates.contains(&name) {
-                return result
-                    .with_error_code(codes::INVALID_REQUEST)
-                    .with_error_message(Some(sb(format!("Create topics request from client contains a duplicate topic: {name}"))));
-            }
-            let mut configs = BTreeMap::new();
-            for c in &t.configs {
-                match &c.value {
-                    Some(v) => configs.insert(c.name.to_string(), v.to_string()),
-                    None => return result.with_error_code(40).with_error_message(Some(sb(format!("Null value not supported for topic config: {}", c.name)))),
-                };
-            }
-            let spec = TopicSpec {
-                name: name.clone(),
-                partitions: t.num_partitions,
-                replication_factor: t.replication_factor,
-                assignments: t.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect(),
-                configs,
-            };
-            match broker.create_topic(&spec, req.validate_only) {
-                Ok(topic) => {
-                    let image = broker.image();
-                    let layers = broker.config_layers(&image, Some(&topic));
-                    let configs = TOPIC_CONFIGS
-                        .iter()
-                        .map(|def| {
-                            let (value, source) = layers.resolve(def);
-                            CreatableTopicConfigs::default()
-                                .with_name(sb(def.name))
-                                .with_value(Some(sb(value)))
-                                .with_config_source(source as i8)
-                        })
-                        .collect();
-                    result
-                        .with_topic_id(topic.id)
-                        .with_num_partitions(topic.partitions.len() as i32)
-                        .with_replication_factor(topic.partitions.first().map_or(0, |p| p.replicas.len() as i16))
-                        .with_configs(Some(configs))
+    let topics =
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let result = CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+                if duplicates.contains(&name) {
+                    return result
+                        .with_error_code(codes::INVALID_REQUEST)
+                        .with_error_message(Some(sb(format!(
+                            "Create topics request from client contains a duplicate topic: {name}"
+                        ))));
                 }
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
-            }
-        })
-        .collect();
+                let mut configs = BTreeMap::new();
+                for c in &t.configs {
+                    match &c.value {
+                        Some(v) => configs.insert(c.name.to_string(), v.to_string()),
+                        None => {
+                            return result.with_error_code(40).with_error_message(Some(sb(
+                                format!("Null value not supported for topic config: {}", c.name),
+                            )))
+                        }
+                    };
+                }
+                let spec = TopicSpec {
+                    name: name.clone(),
+                    partitions: t.num_partitions,
+                    replication_factor: t.replication_factor,
+                    assignments: t
+                        .assignments
+                        .iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect(),
+                    configs,
+                };
+                match broker.create_topic(&spec, req.validate_only) {
+                    Ok(topic) => {
+                        let image = broker.image();
+                        let layers = broker.config_layers(&image, Some(&topic));
+                        let configs = TOPIC_CONFIGS
+                            .iter()
+                            .map(|def| {
+                                let (value, source) = layers.resolve(def);
+                                CreatableTopicConfigs::default()
+                                    .with_name(sb(def.name))
+                                    .with_value(Some(sb(value)))
+                                    .with_config_source(source as i8)
+                            })
+                            .collect();
+                        result
+                            .with_topic_id(topic.id)
+                            .with_num_partitions(topic.partitions.len() as i32)
+                            .with_replication_factor(
+                                topic
+                                    .partitions
+                                    .first()
+                                    .map_or(0, |p| p.replicas.len() as i16),
+                            )
+                            .with_configs(Some(configs))
+                    }
+                    Err(e) => result
+                        .with_error_code(e.code)
+                        .with_error_message(Some(sb(e.message))),
+                }
+            })
+            .collect();
     CreateTopicsResponse::default().with_topics(topics)
 }
 
 /// DeleteTopics, by name (all versions) or id (v6+).
-pub async fn handle_delete_topics(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle_delete_topics(
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let broker = &ctx.broker;
-    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect();
-    targets.extend(req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    targets.extend(
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
     let responses = targets
         .into_iter()
         .map(|(name, id)| {
             let resolved = name.clone().or_else(|| broker.topic_name(id));
-            let result = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone().map(topic_name))
+                .with_topic_id(id);
             let Some(resolved) = resolved else {
                 return result.with_error_code(codes::UNKNOWN_TOPIC_ID);
             };
             match broker.delete_topic(&resolved) {
-                Ok(deleted_id) => result.with_name(Some(topic_name(resolved))).with_topic_id(deleted_id),
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
+                Ok(deleted_id) => result
+                    .with_name(Some(topic_name(resolved)))
+                    .with_topic_id(deleted_id),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(sb(e.message))),
             }
         })
         .collect();
@@ -101,16 +147,28 @@ pub async fn handle_delete_topics(ctx: &RequestContext, req: DeleteTopicsRequest
 }
 
 /// CreatePartitions.
-pub async fn handle_create_partitions(ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle_create_partitions(
+    ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let results = req
         .topics
         .into_iter()
         .map(|t| {
-            let assignments = t.assignments.map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+            let assignments = t.assignments.map(|a| {
+                a.into_iter()
+                    .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                    .collect()
+            });
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match ctx.broker.create_partitions(&t.name.0, t.count, assignments, req.validate_only) {
+            match ctx
+                .broker
+                .create_partitions(&t.name.0, t.count, assignments, req.validate_only)
+            {
                 Ok(()) => result,
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(sb(e.message))),
             }
         })
         .collect();
@@ -118,7 +176,10 @@ pub async fn handle_create_partitions(ctx: &RequestContext, req: CreatePartition
 }
 
 /// DeleteRecords: advances log start offsets.
-pub async fn handle_delete_records(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle_delete_records(
+    ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -127,7 +188,9 @@ pub async fn handle_delete_records(ctx: &RequestContext, req: DeleteRecordsReque
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
                     match ctx.broker.partition(&t.name.0, p.partition_index) {
                         None => result.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION),
                         Some(partition) => match partition.delete_records(p.offset) {
@@ -137,19 +200,26 @@ pub async fn handle_delete_records(ctx: &RequestContext, req: DeleteRecordsReque
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
 /// DescribeLogDirs: one log directory holding every hosted partition.
-pub async fn handle_describe_log_dirs(ctx: &RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub async fn handle_describe_log_dirs(
+    ctx: &RequestContext,
+    req: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
     let broker = &ctx.broker;
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
     let wanted = |topic: &str, index: i32| match &req.topics {
         None => true,
-        Some(list) => list.iter().any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&index)),
+        Some(list) => list
+            .iter()
+            .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&index)),
     };
     for partition in broker.all_partitions() {
         if !wanted(&partition.topic, partition.index) {
@@ -165,10 +235,16 @@ pub async fn handle_describe_log_dirs(ctx: &RequestContext, req: DescribeLogDirs
         .into_iter()
         .map(|(name, mut partitions)| {
             partitions.sort_by_key(|p| p.partition_index);
-            DescribeLogDirsTopic::default().with_name(topic_name(name)).with_partitions(partitions)
+            DescribeLogDirsTopic::default()
+                .with_name(topic_name(name))
+                .with_partitions(partitions)
         })
         .collect();
-    let dir = broker.config.data_dir.canonicalize().unwrap_or_else(|_| broker.config.data_dir.clone());
+    let dir = broker
+        .config
+        .data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| broker.config.data_dir.clone());
     DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
         .with_log_dir(sb(dir.display().to_string()))
         .with_topics(topics)
@@ -177,35 +253,55 @@ pub async fn handle_describe_log_dirs(ctx: &RequestContext, req: DescribeLogDirs
 }
 
 /// ListPartitionReassignments: none are ever in progress yet.
-pub async fn handle_list_partition_reassignments(_ctx: &RequestContext, _req: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+pub async fn handle_list_partition_reassignments(
+    _ctx: &RequestContext,
+    _req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
     ListPartitionReassignmentsResponse::default()
 }
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 /// DescribeAcls: SECURITY_DISABLED, as Kafka answers without an authorizer.
-pub async fn handle_describe_acls(_ctx: &RequestContext, _req: DescribeAclsRequest) -> DescribeAclsResponse {
+pub async fn handle_describe_acls(
+    _ctx: &RequestContext,
+    _req: DescribeAclsRequest,
+) -> DescribeAclsResponse {
     DescribeAclsResponse::default()
         .with_error_code(codes::SECURITY_DISABLED)
         .with_error_message(Some(sb(NO_AUTHORIZER)))
 }
 
 /// CreateAcls: SECURITY_DISABLED for every creation.
-pub async fn handle_create_acls(_ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
+pub async fn handle_create_acls(
+    _ctx: &RequestContext,
+    req: CreateAclsRequest,
+) -> CreateAclsResponse {
     let results = req
         .creations
         .iter()
-        .map(|_| AclCreationResult::default().with_error_code(codes::SECURITY_DISABLED).with_error_message(Some(sb(NO_AUTHORIZER))))
+        .map(|_| {
+            AclCreationResult::default()
+                .with_error_code(codes::SECURITY_DISABLED)
+                .with_error_message(Some(sb(NO_AUTHORIZER)))
+        })
         .collect();
     CreateAclsResponse::default().with_results(results)
 }
 
 /// DeleteAcls: SECURITY_DISABLED for every filter.
-pub async fn handle_delete_acls(_ctx: &RequestContext, req: DeleteAclsRequest) -> DeleteAclsResponse {
+pub async fn handle_delete_acls(
+    _ctx: &RequestContext,
+    req: DeleteAclsRequest,
+) -> DeleteAclsResponse {
     let results = req
         .filters
         .iter()
-        .map(|_| DeleteAclsFilterResult::default().with_error_code(codes::SECURITY_DISABLED).with_error_message(Some(sb(NO_AUTHORIZER))))
+        .map(|_| {
+            DeleteAclsFilterResult::default()
+                .with_error_code(codes::SECURITY_DISABLED)
+                .with_error_message(Some(sb(NO_AUTHORIZER)))
+        })
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)
 }

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
-use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, RequestContext};
@@ -16,27 +18,58 @@ use crate::config::BROKER_SETTINGS;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-fn synonyms(layers: &ConfigLayers<'_>, name: &'static str, broker_name: &'static str, default: &str) -> Vec<DescribeConfigsSynonym> {
+fn synonyms(
+    layers: &ConfigLayers<'_>,
+    name: &'static str,
+    broker_name: &'static str,
+    default: &str,
+) -> Vec<DescribeConfigsSynonym> {
     let mut out = Vec::new();
     let layered = [
         (layers.topic, name, ConfigSource::DynamicTopic),
         (layers.broker, broker_name, ConfigSource::DynamicBroker),
-        (layers.cluster_default, broker_name, ConfigSource::DynamicDefaultBroker),
-        (layers.static_broker, broker_name, ConfigSource::StaticBroker),
+        (
+            layers.cluster_default,
+            broker_name,
+            ConfigSource::DynamicDefaultBroker,
+        ),
+        (
+            layers.static_broker,
+            broker_name,
+            ConfigSource::StaticBroker,
+        ),
     ];
     for (map, key, source) in layered {
         if let Some(v) = map.and_then(|m| m.get(key)) {
-            out.push(DescribeConfigsSynonym::default().with_name(sb(key)).with_value(Some(sb(v.clone()))).with_source(source as i8));
+            out.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(sb(key))
+                    .with_value(Some(sb(v.clone())))
+                    .with_source(source as i8),
+            );
         }
     }
-    out.push(DescribeConfigsSynonym::default().with_name(sb(broker_name)).with_value(Some(sb(default))).with_source(ConfigSource::Default as i8));
+    out.push(
+        DescribeConfigsSynonym::default()
+            .with_name(sb(broker_name))
+            .with_value(Some(sb(default)))
+            .with_source(ConfigSource::Default as i8),
+    );
     out
 }
 
-fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<String>>, req: &DescribeConfigsRequest) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
+fn describe_topic(
+    broker: &Broker,
+    name: &str,
+    keys: &Option<Vec<String>>,
+    req: &DescribeConfigsRequest,
+) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
     let image = broker.image();
     let Some(topic) = image.topics.get(name) else {
-        return Err(AdminError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("Topic '{name}' does not exist.")));
+        return Err(AdminError::new(
+            codes::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("Topic '{name}' does not exist."),
+        ));
     };
     let layers = broker.config_layers(&image, Some(topic));
     Ok(TOPIC_CONFIGS
@@ -50,7 +83,12 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<String>>, req: 
                 .with_config_source(source as i8)
                 .with_config_type(def.config_type as i8);
             if req.include_synonyms {
-                entry = entry.with_synonyms(synonyms(&layers, def.name, def.broker_synonym, def.default));
+                entry = entry.with_synonyms(synonyms(
+                    &layers,
+                    def.name,
+                    def.broker_synonym,
+                    def.default,
+                ));
             }
             if req.include_documentation {
                 entry = entry.with_documentation(Some(sb(def.doc)));
@@ -60,26 +98,46 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<String>>, req: 
         .collect())
 }
 
-fn describe_broker(broker: &Broker, name: &str, keys: &Option<Vec<String>>, req: &DescribeConfigsRequest) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    keys: &Option<Vec<String>>,
+    req: &DescribeConfigsRequest,
+) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
     let image = broker.image();
     let per_broker = if name.is_empty() {
         None
     } else {
         match name.parse::<i32>() {
             Ok(id) if id == broker.config.broker_id => image.broker_configs.get(&id),
-            _ => return Err(AdminError::new(codes::INVALID_REQUEST, format!("Unexpected broker id, expected {} but received {name}", broker.config.broker_id))),
+            _ => {
+                return Err(AdminError::new(
+                    codes::INVALID_REQUEST,
+                    format!(
+                        "Unexpected broker id, expected {} but received {name}",
+                        broker.config.broker_id
+                    ),
+                ))
+            }
         }
     };
     let layers = ConfigLayers {
         topic: None,
         broker: per_broker,
         cluster_default: Some(&image.cluster_configs),
-        static_broker: if name.is_empty() { None } else { Some(&broker.config.settings) },
+        static_broker: if name.is_empty() {
+            None
+        } else {
+            Some(&broker.config.settings)
+        },
     };
     let wanted = |n: &str| keys.as_ref().is_none_or(|k| k.iter().any(|k| k == n));
     let mut out = Vec::new();
     for def in TOPIC_CONFIGS.iter().filter(|d| wanted(d.broker_synonym)) {
-        if out.iter().any(|e: &DescribeConfigsResourceResult| e.name.as_str() == def.broker_synonym) {
+        if out
+            .iter()
+            .any(|e: &DescribeConfigsResourceResult| e.name.as_str() == def.broker_synonym)
+        {
             continue;
         }
         let (value, source) = layers.resolve(def);
@@ -119,21 +177,34 @@ fn describe_broker(broker: &Broker, name: &str, keys: &Option<Vec<String>>, req:
 }
 
 /// DescribeConfigs for TOPIC and BROKER resources.
-pub async fn handle_describe_configs(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub async fn handle_describe_configs(
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let results = req
         .resources
         .iter()
         .map(|r| {
-            let keys = r.configuration_keys.as_ref().map(|k| k.iter().map(|s| s.to_string()).collect());
-            let result = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            let keys = r
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|s| s.to_string()).collect());
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
             let configs = match r.resource_type {
                 TOPIC => describe_topic(&ctx.broker, &r.resource_name, &keys, &req),
                 BROKER => describe_broker(&ctx.broker, &r.resource_name, &keys, &req),
-                other => Err(AdminError::new(codes::INVALID_REQUEST, format!("Unsupported resource type {other}"))),
+                other => Err(AdminError::new(
+                    codes::INVALID_REQUEST,
+                    format!("Unsupported resource type {other}"),
+                )),
             };
             match configs {
                 Ok(configs) => result.with_configs(configs),
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(sb(e.message))),
             }
         })
         .collect();
@@ -146,45 +217,88 @@ fn broker_scope(broker: &Broker, name: &str) -> Result<Option<i32>, AdminError> 
     }
     match name.parse::<i32>() {
         Ok(id) if id == broker.config.broker_id => Ok(Some(id)),
-        _ => Err(AdminError::new(codes::INVALID_REQUEST, format!("Unknown broker {name}"))),
+        _ => Err(AdminError::new(
+            codes::INVALID_REQUEST,
+            format!("Unknown broker {name}"),
+        )),
     }
 }
 
-fn current_configs(broker: &Broker, resource_type: i8, name: &str) -> Result<BTreeMap<String, String>, AdminError> {
+fn current_configs(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+) -> Result<BTreeMap<String, String>, AdminError> {
     let image = broker.image();
     match resource_type {
         TOPIC => image
             .topics
             .get(name)
             .map(|t| t.configs.clone())
-            .ok_or_else(|| AdminError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("Topic '{name}' does not exist."))),
+            .ok_or_else(|| {
+                AdminError::new(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("Topic '{name}' does not exist."),
+                )
+            }),
         BROKER => Ok(match broker_scope(broker, name)? {
             Some(id) => image.broker_configs.get(&id).cloned().unwrap_or_default(),
             None => image.cluster_configs.clone(),
         }),
-        other => Err(AdminError::new(codes::INVALID_REQUEST, format!("Unsupported resource type {other}"))),
+        other => Err(AdminError::new(
+            codes::INVALID_REQUEST,
+            format!("Unsupported resource type {other}"),
+        )),
     }
 }
 
-fn apply(broker: &Broker, resource_type: i8, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+fn apply(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
     match resource_type {
         TOPIC => broker.set_topic_configs(name, configs, validate_only),
         BROKER => broker.set_broker_configs(broker_scope(broker, name)?, configs, validate_only),
-        other => Err(AdminError::new(codes::INVALID_REQUEST, format!("Unsupported resource type {other}"))),
+        other => Err(AdminError::new(
+            codes::INVALID_REQUEST,
+            format!("Unsupported resource type {other}"),
+        )),
     }
 }
 
 /// AlterConfigs: replaces the resource's whole set of dynamic configs.
-pub async fn handle_alter_configs(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle_alter_configs(
+    ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let responses = req
         .resources
         .into_iter()
         .map(|r| {
-            let configs: BTreeMap<String, String> = r.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect();
-            let result = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
-            match current_configs(&ctx.broker, r.resource_type, &r.resource_name).and_then(|_| apply(&ctx.broker, r.resource_type, &r.resource_name, configs, req.validate_only)) {
+            let configs: BTreeMap<String, String> = r
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            let result = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match current_configs(&ctx.broker, r.resource_type, &r.resource_name).and_then(|_| {
+                apply(
+                    &ctx.broker,
+                    r.resource_type,
+                    &r.resource_name,
+                    configs,
+                    req.validate_only,
+                )
+            }) {
                 Ok(()) => result,
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(sb(e.message))),
             }
         })
         .collect();
@@ -192,49 +306,74 @@ pub async fn handle_alter_configs(ctx: &RequestContext, req: AlterConfigsRequest
 }
 
 /// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) per key.
-pub async fn handle_incremental_alter_configs(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let result = IncrementalResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
-            let outcome = current_configs(&ctx.broker, r.resource_type, &r.resource_name).and_then(|mut configs| {
-                for c in &r.configs {
-                    let key = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string());
-                    match c.config_operation {
-                        0 => {
-                            let v = value.ok_or_else(|| AdminError::new(40, format!("Null value for config {key}")))?;
-                            configs.insert(key, v);
-                        }
-                        1 => {
-                            configs.remove(&key);
-                        }
-                        2 | 3 => {
-                            let v = value.unwrap_or_default();
-                            let existing = configs.get(&key).cloned().unwrap_or_default();
-                            let mut items: Vec<String> = existing.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-                            for item in v.split(',').filter(|s| !s.is_empty()) {
-                                if c.config_operation == 2 {
-                                    if !items.iter().any(|i| i == item) {
-                                        items.push(item.to_string());
+pub async fn handle_incremental_alter_configs(
+    ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses =
+        req.resources
+            .into_iter()
+            .map(|r| {
+                let result = IncrementalResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                let outcome = current_configs(&ctx.broker, r.resource_type, &r.resource_name)
+                    .and_then(|mut configs| {
+                        for c in &r.configs {
+                            let key = c.name.to_string();
+                            let value = c.value.as_ref().map(|v| v.to_string());
+                            match c.config_operation {
+                                0 => {
+                                    let v = value.ok_or_else(|| {
+                                        AdminError::new(40, format!("Null value for config {key}"))
+                                    })?;
+                                    configs.insert(key, v);
+                                }
+                                1 => {
+                                    configs.remove(&key);
+                                }
+                                2 | 3 => {
+                                    let v = value.unwrap_or_default();
+                                    let existing = configs.get(&key).cloned().unwrap_or_default();
+                                    let mut items: Vec<String> = existing
+                                        .split(',')
+                                        .filter(|s| !s.is_empty())
+                                        .map(str::to_string)
+                                        .collect();
+                                    for item in v.split(',').filter(|s| !s.is_empty()) {
+                                        if c.config_operation == 2 {
+                                            if !items.iter().any(|i| i == item) {
+                                                items.push(item.to_string());
+                                            }
+                                        } else {
+                                            items.retain(|i| i != item);
+                                        }
                                     }
-                                } else {
-                                    items.retain(|i| i != item);
+                                    configs.insert(key, items.join(","));
+                                }
+                                op => {
+                                    return Err(AdminError::new(
+                                        codes::INVALID_REQUEST,
+                                        format!("Unknown config operation {op}"),
+                                    ))
                                 }
                             }
-                            configs.insert(key, items.join(","));
                         }
-                        op => return Err(AdminError::new(codes::INVALID_REQUEST, format!("Unknown config operation {op}"))),
-                    }
+                        apply(
+                            &ctx.broker,
+                            r.resource_type,
+                            &r.resource_name,
+                            configs,
+                            req.validate_only,
+                        )
+                    });
+                match outcome {
+                    Ok(()) => result,
+                    Err(e) => result
+                        .with_error_code(e.code)
+                        .with_error_message(Some(sb(e.message))),
                 }
-                apply(&ctx.broker, r.resource_type, &r.resource_name, configs, req.validate_only)
-            });
-            match outcome {
-                Ok(()) => result,
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(sb(e.message))),
-            }
-        })
-        .collect();
+            })
+            .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -3,8 +3,12 @@
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::*;
 use tokio::time::Instant;
 
@@ -15,18 +19,39 @@ use crate::partition::{Partition, PartitionError};
 /// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-fn lookup(broker: &Broker, topic: &Option<String>, topic_id: uuid::Uuid, index: i32) -> Result<std::sync::Arc<Partition>, i16> {
+fn lookup(
+    broker: &Broker,
+    topic: &Option<String>,
+    topic_id: uuid::Uuid,
+    index: i32,
+) -> Result<std::sync::Arc<Partition>, i16> {
     let Some(name) = topic else {
-        return Err(if topic_id.is_nil() { codes::UNKNOWN_TOPIC_OR_PARTITION } else { codes::UNKNOWN_TOPIC_ID });
+        return Err(if topic_id.is_nil() {
+            codes::UNKNOWN_TOPIC_OR_PARTITION
+        } else {
+            codes::UNKNOWN_TOPIC_ID
+        });
     };
     broker.partition(name, index).ok_or_else(|| {
-        let exists = broker.with_image(|img| img.topics.get(name).is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()));
-        if exists { codes::NOT_LEADER_OR_FOLLOWER } else { codes::UNKNOWN_TOPIC_OR_PARTITION }
+        let exists = broker.with_image(|img| {
+            img.topics
+                .get(name)
+                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
+        });
+        if exists {
+            codes::NOT_LEADER_OR_FOLLOWER
+        } else {
+            codes::UNKNOWN_TOPIC_OR_PARTITION
+        }
     })
 }
 
 /// One pass over the requested partitions; returns the response topics and bytes gathered.
-fn read_all(ctx: &RequestContext, req: &FetchRequest, read_committed: bool) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_all(
+    ctx: &RequestContext,
+    req: &FetchRequest,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let broker = &ctx.broker;
     let mut total = 0usize;
     let mut had_error = false;
@@ -58,7 +83,8 @@ fn read_all(ctx: &RequestContext, req: &FetchRequest, read_committed: bool) -> (
                 continue;
             }
             // KIP-74: the first partition with data may exceed max_bytes by one batch.
-            let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let budget =
+                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let budget = if total == 0 { budget.max(1) } else { budget };
             match partition.read(p.fetch_offset, budget) {
                 Ok(data) if budget > 0 || data.records.is_empty() => {
@@ -106,15 +132,21 @@ fn read_all(ctx: &RequestContext, req: &FetchRequest, read_committed: bool) -> (
 /// Incremental fetch sessions are declined (session id 0), which KIP-227 permits.
 pub async fn handle_fetch(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let read_committed = req.isolation_level == 1;
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline =
+        Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut appends = ctx.broker.subscribe_appends();
     loop {
         appends.borrow_and_update();
         let (topics, total, had_error) = read_all(ctx, &req, read_committed);
-        let done = total >= min_bytes.max(1) || had_error || req.topics.is_empty() || Instant::now() >= deadline;
+        let done = total >= min_bytes.max(1)
+            || had_error
+            || req.topics.is_empty()
+            || Instant::now() >= deadline;
         if done || min_bytes == 0 {
-            return FetchResponse::default().with_session_id(0).with_responses(topics);
+            return FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(topics);
         }
         tokio::select! {
             changed = appends.changed() => {
@@ -128,7 +160,10 @@ pub async fn handle_fetch(ctx: &RequestContext, req: FetchRequest) -> FetchRespo
 }
 
 /// ListOffsets: earliest, latest, max timestamp or first offset at a timestamp.
-pub async fn handle_list_offsets(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle_list_offsets(
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let broker = &ctx.broker;
     let topics = req
         .topics
@@ -144,10 +179,11 @@ pub async fn handle_list_offsets(ctx: &RequestContext, req: ListOffsetsRequest) 
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition_index) {
-                        Ok(partition) => partition,
-                        Err(code) => return base.with_error_code(code),
-                    };
+                    let partition =
+                        match lookup(broker, &name, uuid::Uuid::nil(), p.partition_index) {
+                            Ok(partition) => partition,
+                            Err(code) => return base.with_error_code(code),
+                        };
                     let epoch = partition.leader_epoch();
                     let epoch_error = check_leader_epoch(p.current_leader_epoch, epoch);
                     if epoch_error != codes::NONE {
@@ -171,7 +207,10 @@ pub async fn handle_list_offsets(ctx: &RequestContext, req: ListOffsetsRequest) 
 }
 
 /// OffsetForLeaderEpoch: where each requested epoch ends in this log (KIP-101/320).
-pub async fn handle_offset_for_leader_epoch(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub async fn handle_offset_for_leader_epoch(
+    ctx: &RequestContext,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let broker = &ctx.broker;
     let topics = req
         .topics
@@ -190,7 +229,8 @@ pub async fn handle_offset_for_leader_epoch(ctx: &RequestContext, req: OffsetFor
                         Ok(partition) => partition,
                         Err(code) => return base.with_error_code(code),
                     };
-                    let epoch_error = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
+                    let epoch_error =
+                        check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
                     if epoch_error != codes::NONE {
                         return base.with_error_code(epoch_error);
                     }

@@ -1,16 +1,21 @@
 //! Consumer group APIs: membership (Join/Sync/Heartbeat/Leave), offsets (Commit/Fetch/
 //! Delete) and administration (List/Describe/Delete).
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
-use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, topic_name, RequestContext};
@@ -18,6 +23,16 @@ use crate::group::offsets::OffsetValue;
 use crate::group::state::JoinRequest;
 
 const MAX_METADATA_BYTES: usize = 4096;
+
+/// Committed offsets of one topic: `(partition, offset if any)`.
+type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+
+/// Per-topic commit outcome: name, id and `(partition, error code)`.
+type TopicCommitResult = (
+    kafka_protocol::messages::TopicName,
+    uuid::Uuid,
+    Vec<(i32, i16)>,
+);
 
 /// JoinGroup: parks until the rebalance's join phase completes.
 pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
@@ -29,9 +44,17 @@ pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> J
         client_host: ctx.client_host.clone(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: it equals the session timeout.
-        rebalance_timeout_ms: if ctx.version == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms },
+        rebalance_timeout_ms: if ctx.version == 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        },
         protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
         require_known_member_id: ctx.version >= 4,
     };
     let reply = ctx.broker.groups.join(&group_id, join).await;
@@ -58,12 +81,31 @@ pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> J
 
 /// SyncGroup: the leader's assignments are handed to every member.
 pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
-    let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
-    let reply = ctx.broker.groups.sync(&req.group_id.0, &req.member_id, req.generation_id, assignments).await;
-    let consistent = |given: &Option<kafka_protocol::protocol::StrBytes>, actual: &Option<String>| {
-        given.as_ref().is_none_or(|g| actual.as_ref().is_none_or(|a| g.as_str() == a))
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let reply = ctx
+        .broker
+        .groups
+        .sync(
+            &req.group_id.0,
+            &req.member_id,
+            req.generation_id,
+            assignments,
+        )
+        .await;
+    let consistent = |given: &Option<kafka_protocol::protocol::StrBytes>,
+                      actual: &Option<String>| {
+        given
+            .as_ref()
+            .is_none_or(|g| actual.as_ref().is_none_or(|a| g.as_str() == a))
     };
-    if reply.error == codes::NONE && (!consistent(&req.protocol_type, &reply.protocol_type) || !consistent(&req.protocol_name, &reply.protocol_name)) {
+    if reply.error == codes::NONE
+        && (!consistent(&req.protocol_type, &reply.protocol_type)
+            || !consistent(&req.protocol_name, &reply.protocol_name))
+    {
         return SyncGroupResponse::default().with_error_code(23);
     }
     SyncGroupResponse::default()
@@ -75,20 +117,30 @@ pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> S
 
 /// Heartbeat.
 pub async fn handle_heartbeat(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
-    let code = ctx.broker.groups.heartbeat(&req.group_id.0, &req.member_id, req.generation_id);
+    let code = ctx
+        .broker
+        .groups
+        .heartbeat(&req.group_id.0, &req.member_id, req.generation_id);
     HeartbeatResponse::default().with_error_code(code)
 }
 
 /// LeaveGroup: one member (v0-2) or a batch (v3+).
-pub async fn handle_leave_group(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle_leave_group(
+    ctx: &RequestContext,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let members: Vec<String> = if ctx.version >= 3 {
-        req.members.iter().map(|m| m.member_id.to_string()).collect()
+        req.members
+            .iter()
+            .map(|m| m.member_id.to_string())
+            .collect()
     } else {
         vec![req.member_id.to_string()]
     };
     let results = ctx.broker.groups.leave(&req.group_id.0, &members);
     if ctx.version < 3 {
-        return LeaveGroupResponse::default().with_error_code(results.first().copied().unwrap_or(codes::NONE));
+        return LeaveGroupResponse::default()
+            .with_error_code(results.first().copied().unwrap_or(codes::NONE));
     }
     let responses = req
         .members
@@ -105,19 +157,27 @@ pub async fn handle_leave_group(ctx: &RequestContext, req: LeaveGroupRequest) ->
 }
 
 /// OffsetCommit.
-pub async fn handle_offset_commit(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle_offset_commit(
+    ctx: &RequestContext,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let broker = &ctx.broker;
     let now = crate::util::now_ms();
     let mut accepted = Vec::new();
-    let mut results: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid, Vec<(i32, i16)>)> = Vec::new();
+    let mut results: Vec<TopicCommitResult> = Vec::new();
     for topic in &req.topics {
         let name = super::resolve_topic(broker, &topic.name.0, topic.topic_id).unwrap_or_default();
-        let known = broker.with_image(|img| img.topics.get(&name).map(|t| t.partitions.len() as i32));
+        let known =
+            broker.with_image(|img| img.topics.get(&name).map(|t| t.partitions.len() as i32));
         let mut codes_for_topic = Vec::new();
         for p in &topic.partitions {
             let code = if !known.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n) {
                 codes::UNKNOWN_TOPIC_OR_PARTITION
-            } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+            {
                 codes::OFFSET_METADATA_TOO_LARGE
             } else {
                 accepted.push((
@@ -136,40 +196,61 @@ pub async fn handle_offset_commit(ctx: &RequestContext, req: OffsetCommitRequest
         }
         results.push((topic.name.clone(), topic.topic_id, codes_for_topic));
     }
-    let group_error = match broker.groups.commit(&req.group_id.0, &req.member_id, req.generation_id_or_member_epoch, accepted) {
-        Ok(()) => None,
-        Err(code) => Some(code),
-    };
+    let group_error = broker
+        .groups
+        .commit(
+            &req.group_id.0,
+            &req.member_id,
+            req.generation_id_or_member_epoch,
+            accepted,
+        )
+        .err();
     let topics = results
         .into_iter()
         .map(|(name, id, parts)| {
-            OffsetCommitResponseTopic::default().with_name(name).with_topic_id(id).with_partitions(
-                parts
-                    .into_iter()
-                    .map(|(index, code)| {
-                        let code = if code == codes::NONE { group_error.unwrap_or(code) } else { code };
-                        OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
-                    })
-                    .collect(),
-            )
+            OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(index, code)| {
+                            let code = if code == codes::NONE {
+                                group_error.unwrap_or(code)
+                            } else {
+                                code
+                            };
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
 
 /// `(topic, partitions)` requested, or every committed partition when `None`.
-fn committed(ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
+fn committed(
+    ctx: &RequestContext,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
     let all = ctx.broker.groups.fetch_offsets(group);
     match topics {
         Some(list) => list
             .into_iter()
             .map(|(t, parts)| {
-                let values = parts.into_iter().map(|p| (p, all.get(&(t.clone(), p)).cloned())).collect();
+                let values = parts
+                    .into_iter()
+                    .map(|p| (p, all.get(&(t.clone(), p)).cloned()))
+                    .collect();
                 (t, values)
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<OffsetValue>)>)> = Vec::new();
+            let mut out: Vec<TopicOffsets> = Vec::new();
             for ((t, p), v) in all {
                 match out.last_mut() {
                     Some((last, values)) if *last == t => values.push((p, Some(v))),
@@ -182,65 +263,108 @@ fn committed(ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<
 }
 
 /// OffsetFetch: one group (v1-7) or several (v8+).
-pub async fn handle_offset_fetch(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub async fn handle_offset_fetch(
+    ctx: &RequestContext,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     if ctx.version >= 8 {
         let groups = req
             .groups
             .iter()
             .map(|g| {
-                let wanted = g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
                 let topics = committed(ctx, &g.group_id.0, wanted)
                     .into_iter()
                     .map(|(t, parts)| {
-                        OffsetFetchResponseTopics::default().with_topic_id(ctx.broker.topic_id(&t)).with_name(topic_name(t)).with_partitions(
-                            parts
-                                .into_iter()
-                                .map(|(p, v)| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
-                                        .with_committed_leader_epoch(v.as_ref().map_or(-1, |v| v.leader_epoch))
-                                        .with_metadata(Some(sb(v.and_then(|v| v.metadata).unwrap_or_default())))
-                                })
-                                .collect(),
-                        )
+                        OffsetFetchResponseTopics::default()
+                            .with_topic_id(ctx.broker.topic_id(&t))
+                            .with_name(topic_name(t))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(p, v)| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(
+                                                v.as_ref().map_or(-1, |v| v.offset),
+                                            )
+                                            .with_committed_leader_epoch(
+                                                v.as_ref().map_or(-1, |v| v.leader_epoch),
+                                            )
+                                            .with_metadata(Some(sb(v
+                                                .and_then(|v| v.metadata)
+                                                .unwrap_or_default())))
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect();
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics)
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted = req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+    let wanted = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
     let topics = committed(ctx, &req.group_id.0, wanted)
         .into_iter()
         .map(|(t, parts)| {
-            OffsetFetchResponseTopic::default().with_name(topic_name(t)).with_partitions(
-                parts
-                    .into_iter()
-                    .map(|(p, v)| {
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
-                            .with_committed_leader_epoch(v.as_ref().map_or(-1, |v| v.leader_epoch))
-                            .with_metadata(Some(sb(v.and_then(|v| v.metadata).unwrap_or_default())))
-                    })
-                    .collect(),
-            )
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(t))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, v)| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
+                                .with_committed_leader_epoch(
+                                    v.as_ref().map_or(-1, |v| v.leader_epoch),
+                                )
+                                .with_metadata(Some(sb(v
+                                    .and_then(|v| v.metadata)
+                                    .unwrap_or_default())))
+                        })
+                        .collect(),
+                )
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
 }
 
 /// ListGroups, with the v4 state filter and v5 type filter.
-pub async fn handle_list_groups(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn handle_list_groups(
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let groups = ctx
         .broker
         .groups
         .list()
         .into_iter()
-        .filter(|g| req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.eq_ignore_ascii_case(g.state)))
-        .filter(|_| req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+        .filter(|g| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(g.state))
+        })
+        .filter(|_| {
+            req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("classic"))
+        })
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(sb(g.id)))
@@ -253,7 +377,10 @@ pub async fn handle_list_groups(ctx: &RequestContext, req: ListGroupsRequest) ->
 }
 
 /// DescribeGroups: unknown groups are reported as Dead, as Kafka does before v6.
-pub async fn handle_describe_groups(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn handle_describe_groups(
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let groups = req
         .groups
         .iter()
@@ -277,39 +404,67 @@ pub async fn handle_describe_groups(ctx: &RequestContext, req: DescribeGroupsReq
                         })
                         .collect(),
                 ),
-            None => DescribedGroup::default().with_group_id(id.clone()).with_group_state(sb("Dead")),
+            None => DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_group_state(sb("Dead")),
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
 /// DeleteGroups.
-pub async fn handle_delete_groups(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle_delete_groups(
+    ctx: &RequestContext,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .iter()
-        .map(|g| DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(ctx.broker.groups.delete_group(&g.0)))
+        .map(|g| {
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(ctx.broker.groups.delete_group(&g.0))
+        })
         .collect();
     DeleteGroupsResponse::default().with_results(results)
 }
 
 /// OffsetDelete.
-pub async fn handle_offset_delete(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle_offset_delete(
+    ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
         .collect();
-    if let Err(code) = ctx.broker.groups.delete_offsets(&req.group_id.0, partitions) {
+    if let Err(code) = ctx
+        .broker
+        .groups
+        .delete_offsets(&req.group_id.0, partitions)
+    {
         return OffsetDeleteResponse::default().with_error_code(code);
     }
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
-            OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(
-                t.partitions.iter().map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index)).collect(),
-            )
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                        })
+                        .collect(),
+                )
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)

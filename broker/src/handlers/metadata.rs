@@ -2,7 +2,9 @@
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, topic_name, RequestContext};
@@ -17,13 +19,24 @@ fn topic_response(ctx: &RequestContext, topic: &TopicMeta) -> MetadataResponseTo
         .map(|(index, p)| {
             let leader_live = live.contains(&p.leader);
             MetadataResponsePartition::default()
-                .with_error_code(if leader_live { codes::NONE } else { codes::LEADER_NOT_AVAILABLE })
+                .with_error_code(if leader_live {
+                    codes::NONE
+                } else {
+                    codes::LEADER_NOT_AVAILABLE
+                })
                 .with_partition_index(index as i32)
                 .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
-                .with_offline_replicas(p.replicas.iter().copied().filter(|r| !live.contains(r)).map(BrokerId).collect())
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| !live.contains(r))
+                        .map(BrokerId)
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()
@@ -52,7 +65,8 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
     if all {
         topics.extend(image.topics.values().map(|t| topic_response(ctx, t)));
     } else {
-        let auto_create = req.allow_auto_topic_creation && broker.config.setting_bool("auto.create.topics.enable");
+        let auto_create = req.allow_auto_topic_creation
+            && broker.config.setting_bool("auto.create.topics.enable");
         for requested in req.topics.unwrap_or_default() {
             let name = requested.name.as_ref().map(|n| n.0.to_string());
             let name = match name {
@@ -60,7 +74,11 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                 None => match broker.topic_name(requested.topic_id) {
                     Some(n) => n,
                     None => {
-                        topics.push(error_topic(None, requested.topic_id, codes::UNKNOWN_TOPIC_ID));
+                        topics.push(error_topic(
+                            None,
+                            requested.topic_id,
+                            codes::UNKNOWN_TOPIC_ID,
+                        ));
                         continue;
                     }
                 },
@@ -68,18 +86,30 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
             if let Some(topic) = image.topics.get(&name) {
                 topics.push(topic_response(ctx, topic));
             } else if validate_topic_name(&name).is_err() {
-                topics.push(error_topic(Some(name), uuid::Uuid::nil(), codes::INVALID_TOPIC_EXCEPTION));
+                topics.push(error_topic(
+                    Some(name),
+                    uuid::Uuid::nil(),
+                    codes::INVALID_TOPIC_EXCEPTION,
+                ));
             } else if auto_create {
                 match broker.auto_create_topic(&name) {
                     Ok(topic) => topics.push(topic_response(ctx, &topic)),
                     Err(e) if e.code == 36 => match broker.image().topics.get(&name) {
                         Some(topic) => topics.push(topic_response(ctx, topic)),
-                        None => topics.push(error_topic(Some(name), uuid::Uuid::nil(), codes::LEADER_NOT_AVAILABLE)),
+                        None => topics.push(error_topic(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            codes::LEADER_NOT_AVAILABLE,
+                        )),
                     },
                     Err(e) => topics.push(error_topic(Some(name), uuid::Uuid::nil(), e.code)),
                 }
             } else {
-                topics.push(error_topic(Some(name), uuid::Uuid::nil(), codes::UNKNOWN_TOPIC_OR_PARTITION));
+                topics.push(error_topic(
+                    Some(name),
+                    uuid::Uuid::nil(),
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                ));
             }
         }
     }
@@ -102,7 +132,10 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
 }
 
 /// DescribeCluster: the same view of brokers and controller as Metadata.
-pub async fn handle_describe_cluster(ctx: &RequestContext, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle_describe_cluster(
+    ctx: &RequestContext,
+    _req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let broker = &ctx.broker;
     let brokers = broker
         .brokers()
@@ -123,13 +156,27 @@ pub async fn handle_describe_cluster(ctx: &RequestContext, _req: DescribeCluster
 }
 
 /// FindCoordinator: this broker coordinates every group. Transactions are not supported.
-pub async fn handle_find_coordinator(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let (id, host, port, _) = ctx.broker.brokers().into_iter().find(|b| b.0 == ctx.broker.config.broker_id).expect("self is live");
+pub async fn handle_find_coordinator(
+    ctx: &RequestContext,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let (id, host, port, _) = ctx
+        .broker
+        .brokers()
+        .into_iter()
+        .find(|b| b.0 == ctx.broker.config.broker_id)
+        .expect("self is live");
     let answer = |key_type: i8| -> (i16, Option<String>) {
         match key_type {
             0 => (codes::NONE, None),
-            1 => (codes::INVALID_REQUEST, Some("Transactions are not supported by this broker".into())),
-            _ => (codes::INVALID_REQUEST, Some(format!("Unknown coordinator type {key_type}"))),
+            1 => (
+                codes::INVALID_REQUEST,
+                Some("Transactions are not supported by this broker".into()),
+            ),
+            _ => (
+                codes::INVALID_REQUEST,
+                Some(format!("Unknown coordinator type {key_type}")),
+            ),
         }
     };
     let (error, message) = answer(req.key_type);
@@ -141,7 +188,11 @@ pub async fn handle_find_coordinator(ctx: &RequestContext, req: FindCoordinatorR
                 Coordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(if error == 0 { id } else { -1 }))
-                    .with_host(sb(if error == 0 { host.clone() } else { String::new() }))
+                    .with_host(sb(if error == 0 {
+                        host.clone()
+                    } else {
+                        String::new()
+                    }))
                     .with_port(if error == 0 { port } else { -1 })
                     .with_error_code(error)
                     .with_error_message(message.clone().map(sb))

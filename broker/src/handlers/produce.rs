@@ -33,16 +33,32 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                     return partition_error(index, codes::INVALID_REQUIRED_ACKS, None);
                 }
                 let Some(name) = &name else {
-                    let code = if topic.topic_id.is_nil() { codes::UNKNOWN_TOPIC_OR_PARTITION } else { codes::UNKNOWN_TOPIC_ID };
+                    let code = if topic.topic_id.is_nil() {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    } else {
+                        codes::UNKNOWN_TOPIC_ID
+                    };
                     return partition_error(index, code, None);
                 };
                 let Some(partition) = broker.partition(name, index) else {
-                    let exists = broker.with_image(|img| img.topics.get(name).is_some_and(|t| (index as usize) < t.partitions.len() && index >= 0));
-                    let code = if exists { codes::NOT_LEADER_OR_FOLLOWER } else { codes::UNKNOWN_TOPIC_OR_PARTITION };
+                    let exists = broker.with_image(|img| {
+                        img.topics
+                            .get(name)
+                            .is_some_and(|t| (index as usize) < t.partitions.len() && index >= 0)
+                    });
+                    let code = if exists {
+                        codes::NOT_LEADER_OR_FOLLOWER
+                    } else {
+                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                    };
                     return partition_error(index, code, None);
                 };
                 let Some(records) = data.records else {
-                    return partition_error(index, codes::CORRUPT_MESSAGE, Some("no records".into()));
+                    return partition_error(
+                        index,
+                        codes::CORRUPT_MESSAGE,
+                        Some("no records".into()),
+                    );
                 };
                 // Alone, the in-sync replica set is this broker.
                 let isr = 1;
@@ -80,8 +96,15 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
 }
 
 /// InitProducerId for idempotent producers; transactional ids are refused (no transactions).
-pub async fn handle_init_producer_id(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+pub async fn handle_init_producer_id(
+    ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         return InitProducerIdResponse::default()
             .with_error_code(codes::INVALID_REQUEST)
             .with_producer_id(ProducerId(-1))
@@ -106,4 +129,3 @@ pub async fn handle_init_producer_id(ctx: &RequestContext, req: InitProducerIdRe
         }
     }
 }
-

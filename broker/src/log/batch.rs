@@ -205,7 +205,9 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
 /// Splits a produce request's record bytes into batches, validating each.
 ///
 /// Returns the header and byte range of every batch; the bytes themselves are not copied.
-pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn split_batches(
+    records: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut batches = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
@@ -244,7 +246,8 @@ pub fn stamped_header(batch: &[u8], stamp: Stamp) -> [u8; HEADER_LEN] {
         let attributes = (&header[ATTRIBUTES..]).get_i16() | TIMESTAMP_TYPE_FLAG;
         (&mut header[ATTRIBUTES..ATTRIBUTES + 2]).put_i16(attributes);
         (&mut header[MAX_TIMESTAMP..MAX_TIMESTAMP + 8]).put_i64(now);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES..]), &batch[HEADER_LEN..]);
+        let crc =
+            crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES..]), &batch[HEADER_LEN..]);
         (&mut header[CRC..CRC + 4]).put_u32(crc);
     }
     header
@@ -351,7 +354,10 @@ pub(crate) mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert_eq!(validate(&corrupt), Err(BatchError::CorruptCrc));
-        assert_eq!(validate(&batch[..batch.len() - 1]), Err(BatchError::Truncated));
+        assert_eq!(
+            validate(&batch[..batch.len() - 1]),
+            Err(BatchError::Truncated)
+        );
         assert_eq!(validate(&batch[..10]), Err(BatchError::Truncated));
         let mut old_magic = batch.clone();
         old_magic[MAGIC] = 1;

@@ -73,8 +73,14 @@ mod tests {
         assert_eq!(cache.end_offset_for(0, 30), (0, 10));
         assert_eq!(cache.end_offset_for(1, 30), (0, 10));
         assert_eq!(cache.end_offset_for(3, 30), (2, 20));
-        assert_eq!(cache.end_offset_for(9, 30), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
-        assert_eq!(cache.end_offset_for(-1, 30), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
+        assert_eq!(
+            cache.end_offset_for(9, 30),
+            (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+        );
+        assert_eq!(
+            cache.end_offset_for(-1, 30),
+            (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+        );
         cache.truncate_from(20);
         assert_eq!(cache.latest_epoch(), Some(2));
     }

@@ -46,7 +46,6 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-
 impl OffsetIndex {
     /// Creates an empty index, replacing whatever was at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {

@@ -231,7 +231,8 @@ impl Log {
     fn maybe_roll(&mut self, header: &BatchHeader, len: usize) -> io::Result<()> {
         let active = self.active();
         let full = active.size() > 0 && active.size() + len as u64 > self.config.segment_bytes;
-        let old = active.size() > 0 && active.age() >= Duration::from_millis(self.config.segment_ms);
+        let old =
+            active.size() > 0 && active.age() >= Duration::from_millis(self.config.segment_ms);
         if full || old || active.would_overflow(header.last_offset(), len) {
             let base = header.base_offset;
             info!(dir = %self.dir.display(), base, "rolling new segment");
@@ -261,7 +262,12 @@ impl Log {
 
     /// Reads batches starting at `offset`, at most `max_bytes` (at least one whole batch),
     /// never returning data at or beyond `limit_offset` (the high watermark for consumers).
-    pub fn read(&self, offset: i64, max_bytes: usize, limit_offset: i64) -> Result<Bytes, LogError> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit_offset: i64,
+    ) -> Result<Bytes, LogError> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -270,9 +276,13 @@ impl Log {
                 end,
             });
         }
-        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(
-            self.segments.range(offset + 1..),
-        ) {
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             if segment.next_offset() <= offset {
                 continue;
             }
@@ -396,7 +406,9 @@ impl Log {
             }
         }
         self.active_mut().truncate_to(offset)?;
-        if self.active().next_offset() < offset.max(self.log_start_offset) && self.active().size() == 0 {
+        if self.active().next_offset() < offset.max(self.log_start_offset)
+            && self.active().size() == 0
+        {
             let base = offset.max(self.log_start_offset);
             if let Some(old) = self.segments.pop_last() {
                 old.1.delete()?;
@@ -441,7 +453,13 @@ mod tests {
     #[test]
     fn append_read_across_segments_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let mut log = Log::open(
+            dir.path(),
+            small_config(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         append_n(&mut log, 50, 3);
         assert_eq!(log.log_end_offset(), 150);
         assert!(log.segments.len() > 5, "segments rolled by size");
@@ -451,7 +469,10 @@ mod tests {
             assert!(header.base_offset <= offset && offset <= header.last_offset());
         }
         assert!(log.read(150, 1000, 150).unwrap().is_empty());
-        assert!(matches!(log.read(151, 1000, 151), Err(LogError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(151, 1000, 151),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
         // The high-watermark limit hides batches at or beyond it.
         let limited = log.read(0, 1 << 20, 6).unwrap();
         let last = batch::BatchIter::new(limited).last().unwrap().0;
@@ -466,14 +487,22 @@ mod tests {
         assert_eq!(seen, 150);
         assert_eq!(log.log_end_offset(), 150);
         let data = log.read(0, 1 << 20, 150).unwrap();
-        let offsets: Vec<i64> = batch::BatchIter::new(data).map(|(h, _)| h.base_offset).collect();
+        let offsets: Vec<i64> = batch::BatchIter::new(data)
+            .map(|(h, _)| h.base_offset)
+            .collect();
         assert_eq!(offsets[0], 0);
     }
 
     #[test]
     fn torn_tail_is_truncated_on_recovery() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let mut log = Log::open(
+            dir.path(),
+            LogConfig::default(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         append_n(&mut log, 5, 2);
         drop(log);
         let path = dir.path().join(format!("{}.log", segment::file_stem(0)));
@@ -483,7 +512,13 @@ mod tests {
         let one = make_batch(2, -1, -1, -1, Compression::None);
         data.extend_from_slice(&one[..one.len() / 2]);
         fs::write(&path, &data).unwrap();
-        let log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let log = Log::open(
+            dir.path(),
+            LogConfig::default(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(log.log_end_offset(), 10);
         assert_eq!(fs::metadata(&path).unwrap().len(), len);
 
@@ -493,7 +528,13 @@ mod tests {
         let n = data.len();
         data[n - 3] ^= 0x55;
         fs::write(&path, &data).unwrap();
-        let log = Log::open(dir.path(), LogConfig::default(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let log = Log::open(
+            dir.path(),
+            LogConfig::default(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(log.log_end_offset(), 8);
         let all = log.read(0, 1 << 20, 100).unwrap();
         for (_, bytes) in batch::BatchIter::new(all) {
@@ -504,12 +545,21 @@ mod tests {
     #[test]
     fn missing_indexes_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let mut log = Log::open(
+            dir.path(),
+            small_config(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         append_n(&mut log, 30, 3);
         drop(log);
         for entry in fs::read_dir(dir.path()).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "index" || e == "timeindex") {
+            if path
+                .extension()
+                .is_some_and(|e| e == "index" || e == "timeindex")
+            {
                 fs::remove_file(path).unwrap();
             }
         }
@@ -517,7 +567,10 @@ mod tests {
         let data = log.read(61, 1, 90).unwrap();
         let (h, _) = batch::BatchIter::new(data).next().unwrap();
         assert!(h.base_offset <= 61 && 61 <= h.last_offset());
-        assert!(dir.path().join(format!("{}.index", segment::file_stem(0))).exists());
+        assert!(dir
+            .path()
+            .join(format!("{}.index", segment::file_stem(0)))
+            .exists());
     }
 
     #[test]
@@ -533,7 +586,10 @@ mod tests {
         assert!(log.size_bytes() < before);
         assert!(log.log_start_offset() > 0);
         let start = log.log_start_offset();
-        assert!(matches!(log.read(start - 1, 100, 180), Err(LogError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(start - 1, 100, 180),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
 
         log.advance_start_offset(170).unwrap();
         assert_eq!(log.log_start_offset(), 170);
@@ -546,12 +602,24 @@ mod tests {
     #[test]
     fn timestamps_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), small_config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let mut log = Log::open(
+            dir.path(),
+            small_config(),
+            RecoveryMode::Verify,
+            &mut |_| {},
+        )
+        .unwrap();
         append_n(&mut log, 10, 3);
         // make_batch timestamps are 1_700_000_000_000 + i within each batch.
-        let (offset, ts) = log.offset_for_timestamp(1_700_000_000_002).unwrap().unwrap();
+        let (offset, ts) = log
+            .offset_for_timestamp(1_700_000_000_002)
+            .unwrap()
+            .unwrap();
         assert_eq!((offset, ts), (0, 1_700_000_000_002));
-        assert!(log.offset_for_timestamp(1_800_000_000_000).unwrap().is_none());
+        assert!(log
+            .offset_for_timestamp(1_800_000_000_000)
+            .unwrap()
+            .is_none());
         log.truncate_to(12).unwrap();
         assert_eq!(log.log_end_offset(), 12);
         append_n(&mut log, 1, 3);

@@ -159,8 +159,7 @@ impl Segment {
 
     fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
         let relative = (header.base_offset - self.base_offset) as u32;
-        if self.offset_index.is_empty()
-            || self.bytes_since_index_entry >= self.index_interval_bytes
+        if self.offset_index.is_empty() || self.bytes_since_index_entry >= self.index_interval_bytes
         {
             self.offset_index.append(relative, position as u32)?;
             self.bytes_since_index_entry = 0;
@@ -252,7 +251,9 @@ impl Segment {
         let start_offset = self
             .time_index
             .lookup(timestamp)
-            .map_or(self.base_offset, |e| self.base_offset + e.relative_offset as i64);
+            .map_or(self.base_offset, |e| {
+                self.base_offset + e.relative_offset as i64
+            });
         let relative = (start_offset - self.base_offset) as u32;
         let mut position = self
             .offset_index

@@ -177,7 +177,10 @@ mod tests {
         );
         assert_eq!(
             table.check(&header(1, 0, 12, 1, -1)),
-            Err(SequenceError::OutOfOrderSequence { expected: 10, got: 12 })
+            Err(SequenceError::OutOfOrderSequence {
+                expected: 10,
+                got: 12
+            })
         );
     }
 
@@ -190,17 +193,29 @@ mod tests {
             Err(SequenceError::InvalidProducerEpoch { got: 2, current: 3 })
         );
         assert!(table.check(&header(1, 4, 5, 1, -1)).is_err());
-        assert_eq!(table.check(&header(1, 4, 0, 1, -1)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            table.check(&header(1, 4, 0, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
         // Unknown producers and non-idempotent batches are always appended.
-        assert_eq!(table.check(&header(9, 0, 77, 1, -1)), Ok(SequenceCheck::Append));
-        assert_eq!(table.check(&header(-1, -1, -1, 1, -1)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            table.check(&header(9, 0, 77, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            table.check(&header(-1, -1, -1, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]
     fn sequences_wrap_at_i32_max() {
         let mut table = ProducerStateTable::default();
         table.record(&header(1, 0, i32::MAX - 1, 2, 0));
-        assert_eq!(table.check(&header(1, 0, 0, 1, -1)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            table.check(&header(1, 0, 0, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     proptest::proptest! {

@@ -62,13 +62,22 @@ pub fn peek_header(frame: &[u8]) -> Result<HeaderPeek, FrameError> {
 }
 
 /// Decodes the full request header of a known API, leaving `frame` at the body.
-pub fn decode_header(key: ApiKey, version: i16, frame: &mut Bytes) -> Result<RequestHeader, FrameError> {
+pub fn decode_header(
+    key: ApiKey,
+    version: i16,
+    frame: &mut Bytes,
+) -> Result<RequestHeader, FrameError> {
     let header_version = key.request_header_version(version);
     RequestHeader::decode(frame, header_version).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 /// Encodes a complete response frame: size, header, body.
-pub fn encode_response<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> anyhow::Result<BytesMut> {
+pub fn encode_response<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> anyhow::Result<BytesMut> {
     let header_version = key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let size = header.compute_size(header_version)? + body.compute_size(version)?;
@@ -85,9 +94,18 @@ mod tests {
 
     #[test]
     fn frame_sizes_are_checked() {
-        assert!(matches!(check_frame_size(-1, 100), Err(FrameError::NegativeSize(-1))));
-        assert!(matches!(check_frame_size(101, 100), Err(FrameError::TooLarge { .. })));
-        assert!(matches!(check_frame_size(3, 100), Err(FrameError::TooShort(3))));
+        assert!(matches!(
+            check_frame_size(-1, 100),
+            Err(FrameError::NegativeSize(-1))
+        ));
+        assert!(matches!(
+            check_frame_size(101, 100),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            check_frame_size(3, 100),
+            Err(FrameError::TooShort(3))
+        ));
         assert_eq!(check_frame_size(50, 100).unwrap(), 50);
     }
 
@@ -96,7 +114,11 @@ mod tests {
         let frame = [0u8, 18, 0, 3, 0, 0, 0, 7, 0xff];
         assert_eq!(
             peek_header(&frame).unwrap(),
-            HeaderPeek { api_key: 18, api_version: 3, correlation_id: 7 }
+            HeaderPeek {
+                api_key: 18,
+                api_version: 3,
+                correlation_id: 7
+            }
         );
         assert!(peek_header(&frame[..5]).is_err());
     }

@@ -97,9 +97,17 @@ mod tests {
     fn ranges_are_within_codec_support() {
         fn check<R: Message>(key: ApiKey) {
             let (_, max) = advertised(key).unwrap();
-            assert!(max <= R::VERSIONS.max, "{key:?} max {max} > codec {}", R::VERSIONS.max);
+            assert!(
+                max <= R::VERSIONS.max,
+                "{key:?} max {max} > codec {}",
+                R::VERSIONS.max
+            );
             let min = SUPPORTED.iter().find(|e| e.0 == key).unwrap().2;
-            assert!(min >= R::VERSIONS.min, "{key:?} min {min} < codec {}", R::VERSIONS.min);
+            assert!(
+                min >= R::VERSIONS.min,
+                "{key:?} min {min} < codec {}",
+                R::VERSIONS.min
+            );
         }
         check::<ProduceRequest>(ApiKey::Produce);
         check::<FetchRequest>(ApiKey::Fetch);
@@ -122,6 +130,9 @@ mod tests {
         assert!(!is_servable(ApiKey::Produce, 2));
         assert!(is_servable(ApiKey::Produce, 3));
         let table = api_versions_response();
-        assert!(table.api_keys.windows(2).all(|w| w[0].api_key < w[1].api_key));
+        assert!(table
+            .api_keys
+            .windows(2)
+            .all(|w| w[0].api_key < w[1].api_key));
     }
 }
