@@ -154,7 +154,7 @@ impl Broker {
 
     /// Deletes partition directories no topic owns (e.g. a deletion interrupted by a crash).
     fn remove_stray_directories(&self) {
-        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let image = self.image();
         let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else {
             return;
         };
@@ -163,11 +163,17 @@ impl Broker {
             if !entry.path().is_dir() || name.starts_with("__tributary") {
                 continue;
             }
-            let owned = name
+            let partition_key = name
                 .rsplit_once('-')
-                .and_then(|(t, p)| Some((t.to_string(), p.parse::<i32>().ok()?)))
-                .is_some_and(|key| partitions.contains_key(&key));
-            if !owned && (name.ends_with("-delete") || name.rsplit_once('-').is_some()) {
+                .and_then(|(t, p)| Some((t.to_string(), p.parse::<i32>().ok()?)));
+            let stray = match partition_key {
+                Some((topic, index)) => !image
+                    .topics
+                    .get(&topic)
+                    .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()),
+                None => name.ends_with("-delete"),
+            };
+            if stray {
                 warn!(dir = %name, "removing directory of a deleted topic");
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -632,6 +638,15 @@ impl Broker {
         for partition in self.all_partitions() {
             if let Err(e) = partition.apply_retention(now) {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed");
+            }
+        }
+    }
+
+    /// Time-based flushing (`flush.ms`) for partitions with unflushed data.
+    pub fn flush_due(&self) {
+        for partition in self.all_partitions() {
+            if let Err(e) = partition.flush_if_due() {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
             }
         }
     }

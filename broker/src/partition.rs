@@ -277,8 +277,150 @@ impl Partition {
         self.lock().log.flush()
     }
 
+    /// Flushes if `flush.ms` has elapsed with data waiting.
+    pub fn flush_if_due(&self) -> std::io::Result<()> {
+        self.lock().log.flush_if_due()
+    }
+
     /// Number of producers with idempotence state.
     pub fn producer_count(&self) -> usize {
         self.lock().producers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::defs::ConfigLayers;
+    use crate::log::batch::tests::make_batch;
+    use kafka_protocol::records::Compression;
+    use std::collections::BTreeMap;
+
+    fn open(dir: &Path, overrides: &[(&str, &str)]) -> Partition {
+        let topic: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let policy = ConfigLayers {
+            topic: Some(&topic),
+            ..Default::default()
+        }
+        .topic_policy();
+        Partition::open(dir, "t", 0, 3, policy, RecoveryMode::Verify).unwrap()
+    }
+
+    #[test]
+    fn appends_assign_offsets_and_stamp_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[]);
+        let first = p
+            .append(make_batch(5, -1, -1, -1, Compression::None).freeze())
+            .unwrap();
+        let second = p
+            .append(make_batch(2, -1, -1, -1, Compression::Lz4).freeze())
+            .unwrap();
+        assert_eq!((first.base_offset, second.base_offset), (0, 5));
+        assert_eq!(first.log_append_time, -1);
+        let data = p.read(0, 1 << 20).unwrap();
+        assert_eq!(data.high_watermark, 7);
+        let headers: Vec<_> = batch::BatchIter::new(data.records)
+            .map(|(h, _)| h)
+            .collect();
+        assert_eq!(headers.len(), 2);
+        assert!(headers.iter().all(|h| h.partition_leader_epoch == 3));
+        assert_eq!(p.end_offset_for_epoch(3), (3, 7));
+        assert!(matches!(
+            p.read(8, 100),
+            Err(PartitionError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_batches_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[("max.message.bytes", "200")]);
+        let err = p
+            .append(make_batch(5, -1, -1, -1, Compression::None).freeze())
+            .unwrap_err();
+        assert_eq!(err.error_code(), 10, "MESSAGE_TOO_LARGE");
+        assert_eq!(p.offsets(), (0, 0, 0), "nothing appended");
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[("message.timestamp.type", "LogAppendTime")]);
+        let before = crate::util::now_ms();
+        let done = p
+            .append(make_batch(3, -1, -1, -1, Compression::Gzip).freeze())
+            .unwrap();
+        assert!(done.log_append_time >= before);
+        let data = p.read(0, 1 << 20).unwrap();
+        let (header, bytes) = batch::BatchIter::new(data.records).next().unwrap();
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, done.log_append_time);
+        batch::validate(&bytes).expect("CRC recomputed");
+        assert_eq!(
+            p.offset_for_timestamp(MAX_TIMESTAMP).unwrap(),
+            (0, done.log_append_time)
+        );
+    }
+
+    #[test]
+    fn idempotent_retries_are_deduplicated_across_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[]);
+        let batch = make_batch(4, 42, 0, 0, Compression::None).freeze();
+        assert_eq!(p.append(batch.clone()).unwrap().base_offset, 0);
+        p.append(make_batch(4, 42, 0, 4, Compression::None).freeze())
+            .unwrap();
+        assert_eq!(
+            p.append(batch.clone()).unwrap().base_offset,
+            0,
+            "retry answered with the original offset"
+        );
+        assert_eq!(p.offsets().2, 8);
+        let gap = p
+            .append(make_batch(1, 42, 0, 20, Compression::None).freeze())
+            .unwrap_err();
+        assert_eq!(gap.error_code(), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+        drop(p);
+        let p = open(dir.path(), &[]);
+        assert_eq!(p.producer_count(), 1, "producer state rebuilt from the log");
+        assert_eq!(p.append(batch).unwrap().base_offset, 0);
+        assert_eq!(p.offsets().2, 8);
+    }
+
+    #[test]
+    fn malformed_records_are_refused_without_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[]);
+        let mut corrupt = make_batch(2, -1, -1, -1, Compression::None);
+        let n = corrupt.len();
+        corrupt[n - 1] ^= 1;
+        assert_eq!(
+            p.append(corrupt.freeze()).unwrap_err().error_code(),
+            2,
+            "CORRUPT_MESSAGE"
+        );
+        assert_eq!(
+            p.append(Bytes::from_static(b"nonsense"))
+                .unwrap_err()
+                .error_code(),
+            2
+        );
+        assert_eq!(p.offsets(), (0, 0, 0));
+    }
+
+    #[test]
+    fn delete_records_moves_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &[]);
+        p.append(make_batch(10, -1, -1, -1, Compression::None).freeze())
+            .unwrap();
+        assert_eq!(p.delete_records(4).unwrap(), 4);
+        assert_eq!(p.offset_for_timestamp(EARLIEST_TIMESTAMP).unwrap().0, 4);
+        assert!(p.delete_records(11).is_err());
+        assert_eq!(p.delete_records(-1).unwrap(), 10);
     }
 }

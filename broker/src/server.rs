@@ -193,7 +193,8 @@ async fn api_versions(_ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVer
     versions::api_versions_response()
 }
 
-/// Background housekeeping: group timers every 100 ms, retention on its interval.
+/// Background housekeeping: group timers every 100 ms, time-based flushes every second,
+/// retention on its interval.
 pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let retention_every = std::time::Duration::from_millis(
         broker
@@ -203,12 +204,17 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
     );
     let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut retention = tokio::time::interval(retention_every);
+    let mut flushes = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = groups.tick() => broker.groups.tick(),
             _ = retention.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            }
+            _ = flushes.tick() => {
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.flush_due()).await;
             }
             _ = shutdown.changed() => return,
         }

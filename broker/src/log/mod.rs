@@ -252,6 +252,17 @@ impl Log {
         Ok(())
     }
 
+    /// Flushes when `flush.ms` has passed since the last flush and data is waiting, so idle
+    /// partitions honour the time bound too (Kafka's periodic log flusher).
+    pub fn flush_if_due(&mut self) -> io::Result<()> {
+        if self.unflushed_messages > 0
+            && self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Forces unflushed data to disk.
     pub fn flush(&mut self) -> io::Result<()> {
         self.active().flush()?;
