@@ -34,6 +34,31 @@ pub struct RecoveryReport {
     pub rebuilt_indexes: bool,
 }
 
+/// Walks batch headers from a file position, one positional read per batch.
+struct HeaderWalk<'a> {
+    file: &'a File,
+    position: u64,
+    end: u64,
+}
+
+impl Iterator for HeaderWalk<'_> {
+    type Item = io::Result<(u64, BatchHeader)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.position + HEADER_LEN as u64 > self.end {
+            return None;
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        if let Err(e) = self.file.read_exact_at(&mut buf, self.position) {
+            return Some(Err(e));
+        }
+        let header = BatchHeader::parse(&buf).ok()?;
+        let at = self.position;
+        self.position += header.total_len() as u64;
+        Some(Ok((at, header)))
+    }
+}
+
 /// An append-only segment. Reads use positional I/O so they never contend with appends.
 #[derive(Debug)]
 pub struct Segment {
@@ -217,26 +242,32 @@ impl Segment {
         Ok(buf.slice(..keep))
     }
 
+    fn headers_from(&self, position: u64) -> HeaderWalk<'_> {
+        HeaderWalk {
+            file: &self.file,
+            position,
+            end: self.size,
+        }
+    }
+
+    /// Position from which to scan for `offset`, per the sparse index.
+    fn scan_start(&self, offset: i64) -> u64 {
+        let relative = (offset - self.base_offset).max(0) as u32;
+        self.offset_index
+            .lookup(relative)
+            .map_or(0, |e| e.position as u64)
+    }
+
     /// File position of the batch containing `offset`, or `None` if it is past the end.
     fn find_position(&self, offset: i64) -> io::Result<Option<u64>> {
         if offset >= self.next_offset {
             return Ok(None);
         }
-        let relative = (offset - self.base_offset).max(0) as u32;
-        let mut position = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |e| e.position as u64);
-        let mut header_buf = [0u8; HEADER_LEN];
-        while position + HEADER_LEN as u64 <= self.size {
-            self.file.read_exact_at(&mut header_buf, position)?;
-            let Ok(header) = BatchHeader::parse(&header_buf) else {
-                return Ok(None);
-            };
+        for entry in self.headers_from(self.scan_start(offset)) {
+            let (position, header) = entry?;
             if header.last_offset() >= offset {
                 return Ok(Some(position));
             }
-            position += header.total_len() as u64;
         }
         Ok(None)
     }
@@ -254,21 +285,11 @@ impl Segment {
             .map_or(self.base_offset, |e| {
                 self.base_offset + e.relative_offset as i64
             });
-        let relative = (start_offset - self.base_offset) as u32;
-        let mut position = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |e| e.position as u64);
-        let mut header_buf = [0u8; HEADER_LEN];
-        while position + HEADER_LEN as u64 <= self.size {
-            self.file.read_exact_at(&mut header_buf, position)?;
-            let Ok(header) = BatchHeader::parse(&header_buf) else {
-                break;
-            };
+        for entry in self.headers_from(self.scan_start(start_offset)) {
+            let (_, header) = entry?;
             if header.max_timestamp >= timestamp {
                 return Ok(Some((header.base_offset, header.max_timestamp)));
             }
-            position += header.total_len() as u64;
         }
         Ok(None)
     }
@@ -295,16 +316,13 @@ impl Segment {
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.bytes_since_index_entry = 0;
-        let mut header_buf = [0u8; HEADER_LEN];
-        let mut pos = 0;
-        while pos + HEADER_LEN as u64 <= self.size {
-            self.file.read_exact_at(&mut header_buf, pos)?;
-            let Ok(header) = BatchHeader::parse(&header_buf) else {
-                break;
-            };
+        let remaining: Vec<BatchHeader> = self
+            .headers_from(0)
+            .map(|entry| entry.map(|(_, header)| header))
+            .collect::<io::Result<_>>()?;
+        for header in remaining {
             self.next_offset = header.next_offset();
             self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
-            pos += header.total_len() as u64;
         }
         Ok(())
     }
