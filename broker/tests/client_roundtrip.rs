@@ -192,11 +192,16 @@ async fn produce_consume_commit_restart_resume() {
         .unwrap()
         .unwrap();
     // Which producer won the race to partition 0 varies; its key and header must match.
-    let key = std::str::from_utf8(first.key().expect("key")).unwrap().to_string();
+    let key = std::str::from_utf8(first.key().expect("key"))
+        .unwrap()
+        .to_string();
     let n = key.strip_prefix("key-").expect("key format");
     let header = first.headers().expect("headers").get(0);
     assert_eq!((header.key, header.value), ("n", Some(n.as_bytes())));
-    assert_eq!(first.payload(), Some(format!("value-{:06}", n.parse::<usize>().unwrap()).as_bytes()));
+    assert_eq!(
+        first.payload(),
+        Some(format!("value-{:06}", n.parse::<usize>().unwrap()).as_bytes())
+    );
     broker.shutdown().await.unwrap();
 }
 
