@@ -1,68 +1,35 @@
-//! Shared broker state: the metadata image, the partitions this broker hosts, producer ids
-//! and the group coordinator. Request handlers borrow it; it does the I/O they need.
+//! Shared broker state: the metadata image the controller published, the partition
+//! replicas this broker hosts and their roles, producer ids, and the group coordinator.
+//! Request handlers borrow it; it does the I/O they need.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::config::defs::{self, ConfigLayers, TopicPolicy};
-use crate::config::BrokerConfig;
-use crate::group::coordinator::GroupCoordinator;
-use crate::log::RecoveryMode;
-use crate::metadata::{
-    self, FileMetadataStore, MetadataImage, MetadataStore, PartitionMeta, TopicMeta,
+use crate::cluster::client::ControllerClient;
+use crate::cluster::rpc::{
+    AdminError, ConfigResource, ControllerRequest, ControllerResponse, ElectionResults, IsrChange,
+    TopicSpec,
 };
-use crate::partition::Partition;
-use crate::producer::ids::ProducerIdAllocator;
+use crate::config::defs::{ConfigLayers, TopicPolicy};
+use crate::config::BrokerConfig;
+use crate::group::coordinator::{GroupCoordinator, NOT_COORDINATOR};
+use crate::group::offsets::{self, OffsetKey, OffsetTable, OffsetValue, OFFSETS_TOPIC};
+use crate::group::state::GroupLimits;
+use crate::log::RecoveryMode;
+use crate::metadata::{BrokerInfo, MetadataImage, TopicMeta};
+use crate::partition::{Partition, PartitionError, RoleChange};
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
-
-/// Kafka error codes used by topic administration.
-pub mod codes {
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const INVALID_PARTITIONS: i16 = 37;
-    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-    pub const INVALID_CONFIG: i16 = 40;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-}
-
-/// A failed admin operation: a Kafka error code and a message for the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminError {
-    pub code: i16,
-    pub message: String,
-}
-
-impl AdminError {
-    pub fn new(code: i16, message: impl Into<String>) -> Self {
-        AdminError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// How a topic should be created.
-#[derive(Debug, Clone)]
-pub struct TopicSpec {
-    pub name: String,
-    /// -1: the broker default (`num.partitions`).
-    pub partitions: i32,
-    /// -1: the broker default (`default.replication.factor`).
-    pub replication_factor: i16,
-    /// Explicit replica lists per partition, if given.
-    pub assignments: Vec<Vec<i32>>,
-    pub configs: BTreeMap<String, String>,
-}
+/// How long a controller request may take before the client's request fails.
+pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 
 type PartitionKey = (String, i32);
 
@@ -70,29 +37,32 @@ type PartitionKey = (String, i32);
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
-    pub cluster_id: String,
-    store: Box<dyn MetadataStore>,
-    image: RwLock<MetadataImage>,
+    /// This process's identity towards the controller.
+    pub incarnation: Uuid,
+    broker_epoch: AtomicI64,
+    cluster_id: RwLock<String>,
+    image: RwLock<Arc<MetadataImage>>,
+    image_version: watch::Sender<u64>,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
-    producer_ids: Mutex<ProducerIdAllocator>,
+    pub controller: ControllerClient,
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
     pub groups: GroupCoordinator,
-    /// Bumped after every append, waking long-polling fetches.
+    /// Bumped after every append or high-watermark move, waking long-polling fetches.
     appended: watch::Sender<u64>,
     recovery_mode: RecoveryMode,
+    started: Instant,
+    /// Leaders this broker runs a replica fetcher for.
+    pub(crate) fetchers: Mutex<HashMap<i32, tokio::task::JoinHandle<()>>>,
 }
 
 impl Broker {
-    /// Opens the data directory, recovering every partition.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Self>> {
+    /// Opens the data directory. Partitions are opened as metadata assigns them.
+    pub fn open(config: BrokerConfig, controller_addr: &str) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let cluster_id = crate::config::load_or_init_identity(
-            &config.data_dir,
-            config.broker_id,
-            config.cluster_id.as_deref(),
-        )?;
-        let state_dir = config.state_dir();
-        std::fs::create_dir_all(&state_dir)?;
+        let cluster_id = crate::config::read_identity(&config.data_dir, config.broker_id)?
+            .or_else(|| config.cluster_id.clone())
+            .unwrap_or_default();
         let marker = config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let recovery_mode = if marker.exists() {
             RecoveryMode::Trust
@@ -100,97 +70,212 @@ impl Broker {
             RecoveryMode::Verify
         };
         let _ = std::fs::remove_file(&marker);
-        info!(?recovery_mode, data_dir = %config.data_dir.display(), "opening logs");
-
-        let store = FileMetadataStore::new(&state_dir)?;
-        let image = store.load().context("loading metadata")?;
-        let producer_ids = ProducerIdAllocator::open(&state_dir)?;
-        let groups = GroupCoordinator::open(&state_dir, &config, recovery_mode)?;
+        info!(?recovery_mode, data_dir = %config.data_dir.display(), "opening broker");
+        let groups = GroupCoordinator::new(
+            GroupLimits {
+                min_session_timeout_ms: config.setting_i64("group.min.session.timeout.ms") as i32,
+                max_session_timeout_ms: config.setting_i64("group.max.session.timeout.ms") as i32,
+                initial_rebalance_delay_ms: config
+                    .setting_i64("group.initial.rebalance.delay.ms")
+                    .max(0) as u64,
+            },
+            config
+                .setting_i64("offsets.topic.num.partitions")
+                .clamp(1, 1000) as i32,
+        );
+        let (image_version, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
-        let broker = Arc::new(Broker {
-            cluster_id,
-            store: Box::new(store),
-            image: RwLock::new(image),
+        Ok(Arc::new(Broker {
+            incarnation: Uuid::new_v4(),
+            broker_epoch: AtomicI64::new(-1),
+            cluster_id: RwLock::new(cluster_id),
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            image_version,
             partitions: RwLock::new(HashMap::new()),
-            producer_ids: Mutex::new(producer_ids),
+            controller: ControllerClient::new(controller_addr),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
             groups,
             appended,
             recovery_mode,
+            started: Instant::now(),
+            fetchers: Mutex::new(HashMap::new()),
             config,
-        });
-        broker.open_partitions()?;
-        broker.remove_stray_directories();
-        Ok(broker)
+        }))
+    }
+
+    /// Milliseconds since start, the clock replication timers use.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The cluster id (from the controller, persisted in `meta.properties`).
+    pub fn cluster_id(&self) -> String {
+        self.cluster_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the cluster id the controller answered with.
+    pub fn set_cluster_id(&self, id: &str) -> Result<()> {
+        crate::config::write_identity(&self.config.data_dir, self.config.broker_id, id)?;
+        *self.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = id.to_string();
+        Ok(())
+    }
+
+    /// The epoch of this broker's current registration (-1 before registering).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Sets the registration epoch.
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::SeqCst);
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn open_partitions(&self) -> Result<()> {
-        let image = self.image();
-        let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        for topic in image.topics.values() {
-            let policy = self.topic_policy(&image, topic);
-            for (index, meta) in topic.partitions.iter().enumerate() {
-                let index = index as i32;
-                if meta.leader != self.config.broker_id {
-                    continue;
-                }
-                let partition = Partition::open(
-                    &self.partition_dir(&topic.name, index),
-                    &topic.name,
-                    index,
-                    meta.leader_epoch,
-                    policy.clone(),
-                    self.recovery_mode,
-                )
-                .with_context(|| format!("opening partition {}-{index}", topic.name))?;
-                partitions.insert((topic.name.clone(), index), Arc::new(partition));
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes partition directories no topic owns (e.g. a deletion interrupted by a crash).
-    fn remove_stray_directories(&self) {
-        let image = self.image();
-        let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.path().is_dir() || name.starts_with("__tributary") {
-                continue;
-            }
-            let partition_key = name
-                .rsplit_once('-')
-                .and_then(|(t, p)| Some((t.to_string(), p.parse::<i32>().ok()?)));
-            let stray = match partition_key {
-                Some((topic, index)) => !image
-                    .topics
-                    .get(&topic)
-                    .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()),
-                None => name.ends_with("-delete"),
-            };
-            if stray {
-                warn!(dir = %name, "removing directory of a deleted topic");
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-
-    /// A snapshot of the metadata image.
-    pub fn image(&self) -> MetadataImage {
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Runs `f` on the current image without copying it.
+    /// Runs `f` on the current image.
     pub fn with_image<R>(&self, f: impl FnOnce(&MetadataImage) -> R) -> R {
         f(&self.image.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The hosted partition, if this broker leads it.
+    /// Waits until the applied image is at least `version` (after an admin change), so the
+    /// client's next Metadata request sees it. Gives up quietly after `timeout`.
+    pub async fn wait_for_version(&self, version: u64, timeout: Duration) {
+        let mut rx = self.image_version.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|v| *v >= version)).await;
+    }
+
+    /// Applies a metadata image from the controller: opens, re-roles or removes replicas.
+    pub fn apply_image(self: &Arc<Self>, image: MetadataImage) {
+        let me = self.config.broker_id;
+        let now = self.now_ms();
+        let mut changes: Vec<(Arc<Partition>, RoleChange)> = Vec::new();
+        {
+            let mut hosted = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            for topic in image.topics.values() {
+                let policy = self.topic_policy(&image, topic);
+                for (index, meta) in topic.partitions.iter().enumerate() {
+                    let index = index as i32;
+                    if !meta.replicas.contains(&me) {
+                        continue;
+                    }
+                    let key = (topic.name.clone(), index);
+                    let partition = match hosted.get(&key) {
+                        Some(p) => {
+                            p.set_policy(policy.clone());
+                            p.clone()
+                        }
+                        None => match Partition::open(
+                            &self.partition_dir(&topic.name, index),
+                            &topic.name,
+                            index,
+                            me,
+                            policy.clone(),
+                            self.recovery_mode,
+                        ) {
+                            Ok(p) => {
+                                let p = Arc::new(p);
+                                hosted.insert(key, p.clone());
+                                p
+                            }
+                            Err(e) => {
+                                warn!(topic = %topic.name, partition = index, error = %e, "cannot open partition");
+                                continue;
+                            }
+                        },
+                    };
+                    let change = partition.apply_metadata(meta, now);
+                    changes.push((partition, change));
+                }
+            }
+            // Replicas no longer assigned here (topic deleted or moved).
+            let stale: Vec<PartitionKey> = hosted
+                .keys()
+                .filter(|(t, i)| {
+                    !image.topics.get(t).is_some_and(|topic| {
+                        topic
+                            .partitions
+                            .get(*i as usize)
+                            .is_some_and(|p| p.replicas.contains(&me))
+                    })
+                })
+                .cloned()
+                .collect();
+            for key in stale {
+                if let Some(partition) = hosted.remove(&key) {
+                    changes.push((partition.clone(), RoleChange::WentOffline));
+                    let dir = self.partition_dir(&key.0, key.1);
+                    let doomed = self.config.data_dir.join(format!(
+                        "{}-{}.{}-delete",
+                        key.0,
+                        key.1,
+                        Uuid::new_v4().simple()
+                    ));
+                    drop(partition);
+                    info!(topic = %key.0, partition = key.1, "removing replica");
+                    if std::fs::rename(&dir, &doomed).is_ok() {
+                        let _ = std::fs::remove_dir_all(&doomed);
+                    }
+                }
+            }
+        }
+        let version = image.version;
+        *self.image.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(image);
+        for (partition, change) in changes {
+            if partition.topic == OFFSETS_TOPIC {
+                self.on_offsets_partition_change(&partition, change);
+            }
+        }
+        crate::replication::fetcher::reconcile(self);
+        self.image_version.send_replace(version);
+        self.notify_appended();
+    }
+
+    fn on_offsets_partition_change(
+        self: &Arc<Self>,
+        partition: &Arc<Partition>,
+        change: RoleChange,
+    ) {
+        match change {
+            RoleChange::BecameLeader => {
+                self.groups.begin_loading(partition.index);
+                let broker = self.clone();
+                let partition = partition.clone();
+                tokio::spawn(async move {
+                    let table = tokio::task::spawn_blocking({
+                        let partition = partition.clone();
+                        move || load_offsets(&partition)
+                    })
+                    .await;
+                    match table {
+                        Ok(Ok(table)) if partition.is_leader() => {
+                            broker.groups.finish_loading(partition.index, table)
+                        }
+                        Ok(Ok(_)) => broker.groups.unload(partition.index),
+                        Ok(Err(e)) => {
+                            warn!(partition = partition.index, error = %e, "loading offsets failed")
+                        }
+                        Err(e) => warn!(error = %e, "offsets loader panicked"),
+                    }
+                });
+            }
+            RoleChange::BecameFollower { .. } | RoleChange::WentOffline => {
+                self.groups.unload(partition.index)
+            }
+            RoleChange::Unchanged => {}
+        }
+    }
+
+    /// The hosted partition, if this broker has a replica of it.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.partitions
             .read()
@@ -242,7 +327,7 @@ impl Broker {
         self.config_layers(image, Some(topic)).topic_policy()
     }
 
-    /// Signals long-polling fetches that data arrived.
+    /// Signals long-polling fetches that data (or a high watermark) moved.
     pub fn notify_appended(&self) {
         self.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
@@ -252,400 +337,315 @@ impl Broker {
         self.appended.subscribe()
     }
 
-    /// A new producer id for InitProducerId.
-    pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
-        self.producer_ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allocate()
+    /// A new producer id for InitProducerId, from blocks the controller allocates.
+    pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let request = ControllerRequest::AllocateProducerIds {
+                broker_id: self.config.broker_id,
+                broker_epoch: self.broker_epoch(),
+            };
+            match self.controller.call(&request, CONTROLLER_TIMEOUT).await {
+                Ok(ControllerResponse::ProducerIds { first, count }) => {
+                    *block = (first, first + count)
+                }
+                Ok(ControllerResponse::Error(e)) => return Err(e),
+                Ok(other) => {
+                    return Err(AdminError::new(
+                        -1,
+                        format!("unexpected controller answer {other:?}"),
+                    ))
+                }
+                Err(e) => return Err(AdminError::new(15, format!("controller unavailable: {e}"))),
+            }
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
-    /// The live brokers: `(id, host, port, rack)`. Alone, that is this broker.
-    pub fn brokers(&self) -> Vec<(i32, String, i32, Option<String>)> {
-        vec![(
-            self.config.broker_id,
-            self.config.advertised_host.clone(),
-            self.config.advertised_port,
-            self.config.rack.clone(),
-        )]
+    /// Live (unfenced) brokers, as clients see them.
+    pub fn live_brokers(&self) -> Vec<BrokerInfo> {
+        self.with_image(|img| {
+            img.brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .cloned()
+                .collect()
+        })
     }
 
-    /// The broker id admin clients send controller requests to.
+    /// The broker id admin clients send controller requests to. Every broker forwards them
+    /// to the controller, so a broker names itself, as KRaft brokers name a live broker.
     pub fn controller_id(&self) -> i32 {
         self.config.broker_id
     }
 
-    /// Persists a new image and then applies it: the store is written before anyone acts.
-    fn commit(&self, mut image: MetadataImage) -> Result<(), AdminError> {
-        image.version += 1;
-        self.store
-            .save(&image)
-            .map_err(|e| AdminError::new(-1, format!("persisting metadata failed: {e}")))?;
-        *self.image.write().unwrap_or_else(|p| p.into_inner()) = image;
-        Ok(())
+    async fn admin_call(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, AdminError> {
+        match self.controller.call(&request, CONTROLLER_TIMEOUT).await {
+            Ok(ControllerResponse::Error(e)) => Err(e),
+            Ok(response) => Ok(response),
+            Err(e) => Err(AdminError::new(
+                7,
+                format!("controller request failed: {e}"),
+            )),
+        }
     }
 
-    fn validate_spec(
+    /// CreateTopics, forwarded to the controller.
+    pub async fn create_topics(
         &self,
-        image: &MetadataImage,
-        spec: &TopicSpec,
-    ) -> Result<(i32, i16), AdminError> {
-        metadata::validate_topic_name(&spec.name)
-            .map_err(|m| AdminError::new(codes::INVALID_TOPIC_EXCEPTION, m))?;
-        if image.topics.contains_key(&spec.name) {
-            return Err(AdminError::new(
-                codes::TOPIC_ALREADY_EXISTS,
-                format!("Topic '{}' already exists.", spec.name),
-            ));
-        }
-        for (key, value) in &spec.configs {
-            defs::validate_topic_config(key, value)
-                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
-        }
-        let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
-        if !spec.assignments.is_empty() {
-            if spec.partitions != -1 || spec.replication_factor != -1 {
-                return Err(AdminError::new(
-                    codes::INVALID_REQUEST,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
-                ));
-            }
-            let rf = spec.assignments[0].len();
-            for replicas in &spec.assignments {
-                let mut unique = replicas.clone();
-                unique.sort_unstable();
-                unique.dedup();
-                if replicas.is_empty() || replicas.len() != rf || unique.len() != replicas.len() {
-                    return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, "Replica assignment lists must be non-empty, of equal length and without duplicates"));
-                }
-                if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
-                    return Err(AdminError::new(
-                        codes::INVALID_REPLICA_ASSIGNMENT,
-                        format!("Unknown broker {b} in replica assignment"),
-                    ));
-                }
-            }
-            return Ok((spec.assignments.len() as i32, rf as i16));
-        }
-        let partitions = if spec.partitions == -1 {
-            self.config.setting_i64("num.partitions") as i32
-        } else {
-            spec.partitions
-        };
-        let rf = if spec.replication_factor == -1 {
-            self.config.setting_i64("default.replication.factor") as i16
-        } else {
-            spec.replication_factor
-        };
-        if partitions <= 0 {
-            return Err(AdminError::new(
-                codes::INVALID_PARTITIONS,
-                "Number of partitions must be larger than 0.",
-            ));
-        }
-        if rf <= 0 {
-            return Err(AdminError::new(
-                codes::INVALID_REPLICATION_FACTOR,
-                "Replication factor must be larger than 0.",
-            ));
-        }
-        if rf as usize > live.len() {
-            return Err(AdminError::new(
-                codes::INVALID_REPLICATION_FACTOR,
-                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
-            ));
-        }
-        Ok((partitions, rf))
-    }
-
-    /// CreateTopics for one topic. With `validate_only` nothing changes.
-    pub fn create_topic(
-        &self,
-        spec: &TopicSpec,
+        topics: Vec<TopicSpec>,
         validate_only: bool,
-    ) -> Result<TopicMeta, AdminError> {
-        let mut image = self.image();
-        let (partitions, rf) = self.validate_spec(&image, spec)?;
-        let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
-        let metas: Vec<PartitionMeta> = (0..partitions)
-            .map(|p| {
-                let replicas = spec
-                    .assignments
-                    .get(p as usize)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        (0..rf as usize)
-                            .map(|r| live[(p as usize + r) % live.len()])
-                            .collect()
-                    });
-                PartitionMeta {
-                    leader: replicas[0],
-                    isr: replicas.clone(),
-                    replicas,
-                    leader_epoch: 0,
-                }
+    ) -> Vec<Result<TopicMeta, AdminError>> {
+        let n = topics.len();
+        match self
+            .admin_call(ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
             })
-            .collect();
-        let topic = TopicMeta {
-            name: spec.name.clone(),
-            id: Uuid::new_v4(),
-            partitions: metas,
-            configs: spec.configs.clone(),
-        };
-        if validate_only {
-            return Ok(topic);
-        }
-        let policy = self.topic_policy(&image, &topic);
-        let mut opened = Vec::new();
-        for (index, meta) in topic.partitions.iter().enumerate() {
-            let index = index as i32;
-            if meta.leader != self.config.broker_id {
-                continue;
+            .await
+        {
+            Ok(ControllerResponse::Topics { results, version }) => {
+                self.wait_for_version(version, Duration::from_secs(5)).await;
+                results
             }
-            let dir = self.partition_dir(&topic.name, index);
-            // A leftover directory from an earlier topic of the same name is stale.
-            let _ = std::fs::remove_dir_all(&dir);
-            let partition = Partition::open(
-                &dir,
-                &topic.name,
-                index,
-                0,
-                policy.clone(),
-                RecoveryMode::Trust,
-            )
-            .map_err(|e| AdminError::new(-1, format!("creating partition log failed: {e}")))?;
-            opened.push(((topic.name.clone(), index), Arc::new(partition)));
+            Ok(other) => vec![
+                Err(AdminError::new(
+                    -1,
+                    format!("unexpected controller answer {other:?}")
+                ));
+                n
+            ],
+            Err(e) => vec![Err(e); n],
         }
-        image.topics.insert(topic.name.clone(), topic.clone());
-        self.commit(image)?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(opened);
-        info!(topic = %topic.name, partitions, replication_factor = rf, "created topic");
-        Ok(topic)
     }
 
-    /// Auto-creation on Metadata when `auto.create.topics.enable` is on.
-    pub fn auto_create_topic(&self, name: &str) -> Result<TopicMeta, AdminError> {
-        self.create_topic(
-            &TopicSpec {
-                name: name.to_string(),
-                partitions: -1,
-                replication_factor: -1,
-                assignments: Vec::new(),
-                configs: BTreeMap::new(),
-            },
-            false,
-        )
-    }
-
-    /// DeleteTopics for one topic.
-    pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        let mut image = self.image();
-        let Some(topic) = image.topics.remove(name) else {
-            return Err(AdminError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                "This server does not host this topic-partition.",
-            ));
+    /// DeleteTopics, forwarded to the controller; also drops the topics' committed offsets.
+    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<TopicMeta, AdminError>> {
+        let n = names.len();
+        let results = match self
+            .admin_call(ControllerRequest::DeleteTopics { names })
+            .await
+        {
+            Ok(ControllerResponse::Topics { results, version }) => {
+                self.wait_for_version(version, Duration::from_secs(5)).await;
+                results
+            }
+            Ok(other) => vec![
+                Err(AdminError::new(
+                    -1,
+                    format!("unexpected controller answer {other:?}")
+                ));
+                n
+            ],
+            Err(e) => vec![Err(e); n],
         };
-        if metadata::is_internal_topic(name) {
-            return Err(AdminError::new(
-                codes::INVALID_REQUEST,
-                "Internal topics cannot be deleted",
-            ));
-        }
-        self.commit(image)?;
-        let removed: Vec<Arc<Partition>> = {
-            let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-            (0..topic.partitions.len() as i32)
-                .filter_map(|i| partitions.remove(&(name.to_string(), i)))
-                .collect()
-        };
-        for partition in removed {
-            let dir = self.partition_dir(name, partition.index);
-            let doomed = self.config.data_dir.join(format!(
-                "{name}-{}.{}-delete",
-                partition.index,
-                topic.id.simple()
-            ));
-            drop(partition);
-            if std::fs::rename(&dir, &doomed).is_ok() {
-                let _ = std::fs::remove_dir_all(&doomed);
+        for topic in results.iter().flatten() {
+            for (partition, entries) in self.groups.offsets_of_topic(&topic.name) {
+                if let Err(code) = self.write_offsets(partition, entries).await {
+                    warn!(topic = %topic.name, code, "dropping offsets of deleted topic failed");
+                }
             }
         }
-        self.groups.forget_topic(name);
-        info!(topic = %name, "deleted topic");
-        Ok(topic.id)
+        results
     }
 
-    /// CreatePartitions: grows a topic to `count` partitions.
-    pub fn create_partitions(
+    async fn simple_admin(&self, request: ControllerRequest) -> Result<(), AdminError> {
+        match self.admin_call(request).await? {
+            ControllerResponse::Done { result, version } => {
+                self.wait_for_version(version, Duration::from_secs(5)).await;
+                result
+            }
+            other => Err(AdminError::new(
+                -1,
+                format!("unexpected controller answer {other:?}"),
+            )),
+        }
+    }
+
+    /// CreatePartitions, forwarded to the controller.
+    pub async fn create_partitions(
         &self,
-        name: &str,
+        topic: &str,
         count: i32,
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let mut image = self.image();
-        let Some(topic) = image.topics.get(name).cloned() else {
-            return Err(AdminError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("The topic '{name}' does not exist."),
-            ));
-        };
-        let current = topic.partitions.len() as i32;
-        if count < current {
-            return Err(AdminError::new(codes::INVALID_PARTITIONS, format!("Topic currently has {current} partitions, which is higher than the requested {count}.")));
-        }
-        if count == current {
-            return Err(AdminError::new(
-                codes::INVALID_PARTITIONS,
-                format!("Topic already has {current} partitions."),
-            ));
-        }
-        let live: Vec<i32> = self.brokers().iter().map(|b| b.0).collect();
-        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
-        let new_count = (count - current) as usize;
-        let new_replicas: Vec<Vec<i32>> = match assignments {
-            Some(given) => {
-                if given.len() != new_count {
-                    return Err(AdminError::new(codes::INVALID_REPLICA_ASSIGNMENT, format!("Increasing the number of partitions by {new_count} but {} assignments provided.", given.len())));
-                }
-                if given
-                    .iter()
-                    .any(|r| r.len() != rf || r.iter().any(|b| !live.contains(b)))
-                {
-                    return Err(AdminError::new(
-                        codes::INVALID_REPLICA_ASSIGNMENT,
-                        "Invalid replica assignment",
-                    ));
-                }
-                given
+        self.simple_admin(ControllerRequest::CreatePartitions {
+            topic: topic.to_string(),
+            count,
+            assignments,
+            validate_only,
+        })
+        .await
+    }
+
+    /// AlterConfigs (full replacement of the resource's dynamic configs), forwarded.
+    pub async fn alter_configs(
+        &self,
+        resource: ConfigResource,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        self.simple_admin(ControllerRequest::AlterConfigs {
+            resource,
+            configs,
+            validate_only,
+        })
+        .await
+    }
+
+    /// ElectLeaders, forwarded.
+    pub async fn elect_leaders(
+        &self,
+        preferred: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<ElectionResults, AdminError> {
+        match self
+            .admin_call(ControllerRequest::ElectLeaders {
+                preferred,
+                partitions,
+            })
+            .await?
+        {
+            ControllerResponse::Elections { results, version } => {
+                self.wait_for_version(version, Duration::from_secs(5)).await;
+                Ok(results)
             }
-            None => (current..count)
-                .map(|p| {
-                    (0..rf)
-                        .map(|r| live[(p as usize + r) % live.len()])
-                        .collect()
-                })
-                .collect(),
+            other => Err(AdminError::new(
+                -1,
+                format!("unexpected controller answer {other:?}"),
+            )),
+        }
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (on first FindCoordinator).
+    pub async fn ensure_offsets_topic(&self) {
+        if self.with_image(|img| img.topics.contains_key(OFFSETS_TOPIC)) {
+            return;
+        }
+        let live = self.live_brokers().len().max(1) as i16;
+        let rf = (self
+            .config
+            .setting_i64("offsets.topic.replication.factor")
+            .clamp(1, i16::MAX as i64) as i16)
+            .min(live);
+        let spec = TopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.groups.offsets_partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::from([
+                ("retention.ms".to_string(), "-1".to_string()),
+                ("segment.bytes".to_string(), (64 << 20).to_string()),
+            ]),
         };
-        if validate_only {
+        for result in self.create_topics(vec![spec], false).await {
+            match result {
+                Ok(_) => info!(replication_factor = rf, "created {OFFSETS_TOPIC}"),
+                Err(e) if e.code == 36 => {}
+                Err(e) => warn!(error = %e, "creating {OFFSETS_TOPIC} failed"),
+            }
+        }
+    }
+
+    /// The coordinator broker of `group`: the leader of its offsets partition.
+    pub fn coordinator_of(&self, group: &str) -> Option<BrokerInfo> {
+        let partition = self.groups.partition_of(group);
+        self.with_image(|img| {
+            let leader = img
+                .topics
+                .get(OFFSETS_TOPIC)?
+                .partitions
+                .get(partition as usize)?
+                .leader;
+            img.brokers.get(&leader).filter(|b| !b.fenced).cloned()
+        })
+    }
+
+    /// Durably writes offset commits (or deletions) to the group's offsets partition, then
+    /// applies them to the coordinator's table. Errors are Kafka codes for the client.
+    pub async fn write_offsets(
+        &self,
+        partition: i32,
+        entries: Vec<(OffsetKey, Option<OffsetValue>)>,
+    ) -> Result<(), i16> {
+        if entries.is_empty() {
             return Ok(());
         }
-        let policy = self.topic_policy(&image, &topic);
-        let mut opened = Vec::new();
-        let entry = image.topics.get_mut(name).expect("checked above");
-        for (offset, replicas) in new_replicas.into_iter().enumerate() {
-            let index = current + offset as i32;
-            if replicas[0] == self.config.broker_id {
-                let dir = self.partition_dir(name, index);
-                let _ = std::fs::remove_dir_all(&dir);
-                let partition =
-                    Partition::open(&dir, name, index, 0, policy.clone(), RecoveryMode::Trust)
-                        .map_err(|e| {
-                            AdminError::new(-1, format!("creating partition log failed: {e}"))
-                        })?;
-                opened.push(((name.to_string(), index), Arc::new(partition)));
-            }
-            entry.partitions.push(PartitionMeta {
-                leader: replicas[0],
-                isr: replicas.clone(),
-                replicas,
-                leader_epoch: 0,
+        let Some(log) = self.partition(OFFSETS_TOPIC, partition) else {
+            return Err(NOT_COORDINATOR);
+        };
+        let records = offsets::encode(&entries).map_err(|_| -1i16)?;
+        let appended = log.append(records, -1).map_err(|e| offsets_error(&e))?;
+        self.notify_appended();
+        log.wait_for_commit(appended.end_offset, Duration::from_secs(5))
+            .await
+            .map_err(|e| offsets_error(&e))?;
+        self.groups.apply(partition, entries);
+        Ok(())
+    }
+
+    /// Leaders propose ISR changes to the controller (run periodically).
+    pub fn maintain_isr(self: &Arc<Self>) {
+        let lag_max = self.config.setting_i64("replica.lag.time.max.ms").max(100) as u64;
+        let now = self.now_ms();
+        for partition in self.all_partitions() {
+            let Some(proposal) = partition.isr_proposal(now, lag_max) else {
+                continue;
+            };
+            info!(topic = %partition.topic, partition = partition.index, isr = ?proposal.new_isr, "proposing ISR change");
+            let broker = self.clone();
+            tokio::spawn(async move {
+                let request = ControllerRequest::AlterPartition(IsrChange {
+                    broker_id: broker.config.broker_id,
+                    broker_epoch: broker.broker_epoch(),
+                    topic: partition.topic.clone(),
+                    partition: partition.index,
+                    leader_epoch: proposal.leader_epoch,
+                    partition_epoch: proposal.partition_epoch,
+                    new_isr: proposal.new_isr,
+                });
+                match broker.controller.call(&request, CONTROLLER_TIMEOUT).await {
+                    Ok(ControllerResponse::PartitionChanged(Ok(meta))) => {
+                        partition.isr_proposal_done(Some(&meta));
+                        broker.notify_appended();
+                    }
+                    Ok(other) => {
+                        warn!(topic = %partition.topic, partition = partition.index, answer = ?other, "ISR change refused");
+                        partition.isr_proposal_done(None);
+                    }
+                    Err(e) => {
+                        warn!(topic = %partition.topic, partition = partition.index, error = %e, "ISR change failed");
+                        partition.isr_proposal_done(None);
+                    }
+                }
             });
         }
-        self.commit(image)?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(opened);
-        Ok(())
     }
 
-    /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs).
-    pub fn set_topic_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
-        for (key, value) in &configs {
-            defs::validate_topic_config(key, value)
-                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
-        }
-        let mut image = self.image();
-        let Some(topic) = image.topics.get_mut(name) else {
-            return Err(AdminError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("The topic '{name}' does not exist."),
-            ));
-        };
-        if validate_only {
-            return Ok(());
-        }
-        topic.configs = configs;
-        self.commit(image)?;
-        self.refresh_policies();
-        Ok(())
-    }
-
-    /// Replaces dynamic broker configs: `broker` is `None` for the cluster-wide default.
-    pub fn set_broker_configs(
-        &self,
-        broker: Option<i32>,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
-        for (key, value) in &configs {
-            let Some(def) = defs::topic_config_by_synonym(key) else {
-                return Err(AdminError::new(
-                    codes::INVALID_CONFIG,
-                    format!("Cannot update broker config {key} dynamically"),
-                ));
-            };
-            defs::validate_topic_config(def.name, value)
-                .map_err(|e| AdminError::new(codes::INVALID_CONFIG, e.to_string()))?;
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut image = self.image();
-        match broker {
-            Some(id) => {
-                image.broker_configs.insert(id, configs);
-            }
-            None => image.cluster_configs = configs,
-        }
-        self.commit(image)?;
-        self.refresh_policies();
-        Ok(())
-    }
-
-    fn refresh_policies(&self) {
-        let image = self.image();
-        for partition in self.all_partitions() {
-            if let Some(topic) = image.topics.get(&partition.topic) {
-                partition.set_policy(self.topic_policy(&image, topic));
-            }
-        }
-    }
-
-    /// Applies retention to every partition.
+    /// Applies retention to every partition this broker leads (followers follow the
+    /// leader's log start).
     pub fn apply_retention(&self) {
         let now = crate::util::now_ms();
-        for partition in self.all_partitions() {
+        for partition in self.all_partitions().into_iter().filter(|p| p.is_leader()) {
             if let Err(e) = partition.apply_retention(now) {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed");
             }
         }
     }
 
-    /// Time-based flushing (`flush.ms`) for partitions with unflushed data.
+    /// Time-based flushing (`flush.ms`) and high-watermark checkpoints.
     pub fn flush_due(&self) {
         for partition in self.all_partitions() {
-            if let Err(e) = partition.flush_if_due() {
+            if let Err(e) = partition
+                .flush_if_due()
+                .and_then(|_| partition.checkpoint_hw())
+            {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
             }
         }
@@ -658,9 +658,36 @@ impl Broker {
                 .flush()
                 .with_context(|| format!("flushing {}-{}", partition.topic, partition.index))?;
         }
-        self.groups.flush()?;
         std::fs::write(self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
         info!("clean shutdown complete");
         Ok(())
     }
+}
+
+fn offsets_error(e: &PartitionError) -> i16 {
+    match e {
+        PartitionError::NotLeader => NOT_COORDINATOR,
+        PartitionError::NotEnoughReplicas { .. } | PartitionError::NotEnoughReplicasAfterAppend => {
+            15
+        } // COORDINATOR_NOT_AVAILABLE
+        other => other.error_code(),
+    }
+}
+
+/// Replays an offsets partition from its log start to its log end.
+fn load_offsets(partition: &Partition) -> std::io::Result<OffsetTable> {
+    let mut table = OffsetTable::default();
+    let (start, _, end) = partition.offsets();
+    let mut position = start;
+    while position < end {
+        let data = partition
+            .read_range(position, 1 << 20, end)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let Some((last, _)) = crate::log::batch::BatchIter::new(data.clone()).last() else {
+            break;
+        };
+        position = last.next_offset();
+        table.replay(data)?;
+    }
+    Ok(table)
 }

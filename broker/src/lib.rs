@@ -6,7 +6,9 @@
 //! (segments and indexes), [`group`] (consumer groups) and [`producer`] (idempotence).
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod log;
@@ -14,6 +16,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producer;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod util;
 
@@ -30,6 +33,8 @@ pub use config::{BrokerArgs, BrokerConfig};
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub local_addr: std::net::SocketAddr,
+    /// The embedded controller, when the broker runs without `--controller`.
+    pub controller: Option<controller::service::RunningController>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -41,12 +46,40 @@ impl RunningBroker {
         for task in self.tasks {
             let _ = task.await;
         }
+        for fetcher in self
+            .broker
+            .fetchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            fetcher.1.abort();
+        }
         let broker = self.broker.clone();
-        tokio::task::spawn_blocking(move || broker.shutdown()).await?
+        let flushed = tokio::task::spawn_blocking(move || broker.shutdown()).await?;
+        if let Some(controller) = self.controller {
+            controller.shutdown().await;
+        }
+        flushed
     }
 }
 
-/// Opens the data directory, binds the listener and starts serving.
+/// Controller settings for an embedded controller, from the broker's own settings.
+pub fn embedded_controller_config(config: &BrokerConfig) -> controller::core::ControllerConfig {
+    controller::core::ControllerConfig {
+        session_timeout_ms: config.setting_i64("broker.session.timeout.ms").max(100) as u64,
+        num_partitions: config
+            .setting_i64("num.partitions")
+            .clamp(1, i32::MAX as i64) as i32,
+        default_replication_factor: config
+            .setting_i64("default.replication.factor")
+            .clamp(1, i16::MAX as i64) as i16,
+        broker_defaults: config.settings.clone(),
+    }
+}
+
+/// Binds the listener, joins the controller (starting an embedded one when none is
+/// configured), waits for the first metadata image, and starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
     let addr = config.bind_addr()?;
     let listener = TcpListener::bind(addr)
@@ -57,7 +90,24 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
     if config.advertised_port == 0 {
         config.advertised_port = local_addr.port() as i32;
     }
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let (embedded, controller_addr) = match &config.controller {
+        Some(addr) => (None, addr.clone()),
+        None => {
+            let dir = config.state_dir().join("controller");
+            let running = controller::service::start(
+                &dir,
+                embedded_controller_config(&config),
+                "127.0.0.1:0",
+            )
+            .await?;
+            let addr = running.addr.to_string();
+            (Some(running), addr)
+        }
+    };
+    let broker =
+        tokio::task::spawn_blocking(move || Broker::open(config, &controller_addr)).await??;
+    cluster::membership::register(&broker).await?;
+    cluster::membership::await_first_image(&broker).await?;
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn({
         let broker = broker.clone();
@@ -68,11 +118,17 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
             }
         }
     });
-    let housekeeping = tokio::spawn(server::housekeeping(broker.clone(), rx));
+    let housekeeping = tokio::spawn(server::housekeeping(broker.clone(), rx.clone()));
+    let heartbeats = tokio::spawn(cluster::membership::heartbeat_loop(
+        broker.clone(),
+        rx.clone(),
+    ));
+    let metadata = tokio::spawn(cluster::membership::metadata_loop(broker.clone(), rx));
     Ok(RunningBroker {
         broker,
         local_addr,
+        controller: embedded,
         shutdown,
-        tasks: vec![serve, housekeeping],
+        tasks: vec![serve, housekeeping, heartbeats, metadata],
     })
 }

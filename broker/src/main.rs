@@ -21,7 +21,7 @@ async fn main() -> Result<()> {
         "Tributary broker {} listening on {} (cluster {})\nbootstrap servers: {}:{}",
         b.broker_id,
         running.local_addr,
-        running.broker.cluster_id,
+        running.broker.cluster_id(),
         b.advertised_host,
         b.advertised_port
     );

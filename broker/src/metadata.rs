@@ -20,6 +20,24 @@ pub struct PartitionMeta {
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Bumped on every change (leader or ISR), fencing stale AlterPartition requests.
+    #[serde(default)]
+    pub partition_epoch: i32,
+}
+
+/// A registered broker: where clients reach it and whether it is alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub rack: Option<String>,
+    pub host: String,
+    pub port: i32,
+    /// Assigned at each registration; requests carrying an older epoch come from a zombie.
+    pub epoch: i64,
+    /// Identifies one run of the broker process.
+    pub incarnation: Uuid,
+    /// A fenced broker missed its session: it leads nothing and is not advertised.
+    pub fenced: bool,
 }
 
 /// A topic and its partitions.
@@ -37,7 +55,16 @@ pub struct TopicMeta {
 pub struct MetadataImage {
     /// Incremented on every change, so consumers of the image can detect staleness.
     pub version: u64,
+    /// The cluster this image describes.
+    #[serde(default)]
+    pub cluster_id: String,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Registered brokers by id.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// Next producer id block start (AllocateProducerIds).
+    #[serde(default)]
+    pub next_producer_id: i64,
     /// Dynamic broker configs by broker id (DYNAMIC_BROKER_CONFIG).
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Dynamic cluster-wide broker defaults (DYNAMIC_DEFAULT_BROKER_CONFIG).
@@ -113,6 +140,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl MetadataImage {
+    /// Ids of brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> std::collections::BTreeSet<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+}
+
 /// Names of internal topics, reported with `is_internal`.
 pub fn is_internal_topic(name: &str) -> bool {
     name == "__consumer_offsets" || name == "__transaction_state"
@@ -141,6 +179,7 @@ mod tests {
                     isr: vec![1],
                     leader: 1,
                     leader_epoch: 0,
+                    partition_epoch: 0,
                 }],
                 configs: BTreeMap::new(),
             },

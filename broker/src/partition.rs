@@ -1,18 +1,27 @@
-//! A partition replica this broker leads: its log, idempotence state and high watermark.
+//! A partition replica on this broker: its log, idempotence state, high watermark, and
+//! its role (leader, follower or offline) as the controller last assigned it.
 //!
-//! With a single replica the high watermark follows the log end offset; replication will
-//! advance it from follower fetch positions instead, so reads already stop at it.
+//! As leader it validates and appends produced batches, tracks its followers and advances
+//! the high watermark over the ISR; as follower it appends the leader's batches verbatim.
+//! Consumers read below the high watermark in either role.
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
-use tracing::warn;
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 use crate::config::defs::TopicPolicy;
 use crate::log::{batch, Log, LogError, RecoveryMode};
+use crate::metadata::PartitionMeta;
 use crate::producer::state::{ProducerStateTable, SequenceCheck, SequenceError};
+use crate::replication::leader::LeaderView;
+
+/// File holding the last checkpointed high watermark (Kafka's replication-offset-checkpoint).
+const HW_CHECKPOINT: &str = "high-watermark-checkpoint";
 
 /// ListOffsets special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -34,6 +43,16 @@ pub enum PartitionError {
     TransactionsUnsupported,
     #[error("offset {offset} out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("this broker is not the leader of the partition")]
+    NotLeader,
+    #[error("in-sync replicas {isr} below min.insync.replicas {min}")]
+    NotEnoughReplicas { isr: usize, min: i32 },
+    #[error("in-sync replicas fell below min.insync.replicas after the append")]
+    NotEnoughReplicasAfterAppend,
+    #[error("replication did not complete within the request timeout")]
+    Timeout,
+    #[error("replicated batch at offset {got} does not continue the log at {expected}")]
+    ReplicaGap { expected: i64, got: i64 },
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),
 }
@@ -47,6 +66,11 @@ impl PartitionError {
             PartitionError::MessageTooLarge { .. } => 10,
             PartitionError::TransactionsUnsupported => 48, // INVALID_TXN_STATE
             PartitionError::OffsetOutOfRange { .. } => 1,
+            PartitionError::NotLeader => 6,
+            PartitionError::NotEnoughReplicas { .. } => 19,
+            PartitionError::NotEnoughReplicasAfterAppend => 20,
+            PartitionError::Timeout => 7,
+            PartitionError::ReplicaGap { .. } => 2,
             PartitionError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
         }
     }
@@ -67,6 +91,8 @@ impl From<LogError> for PartitionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub base_offset: i64,
+    /// Offset just past the appended data: acks=all waits for the HW to reach it.
+    pub end_offset: i64,
     /// The broker time stamped on LogAppendTime topics, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
@@ -80,13 +106,43 @@ pub struct FetchedData {
     pub log_start_offset: i64,
 }
 
+/// This broker's role for the partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    Leader(LeaderView),
+    Follower { leader: i32 },
+    Offline,
+}
+
+/// How applying metadata changed the partition's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Unchanged,
+    BecameLeader,
+    BecameFollower { leader: i32 },
+    WentOffline,
+}
+
+/// An ISR change the leader wants the controller to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
 #[derive(Debug)]
 struct PartitionState {
     log: Log,
     producers: ProducerStateTable,
     high_watermark: i64,
     leader_epoch: i32,
+    partition_epoch: i32,
     policy: TopicPolicy,
+    role: Role,
+    /// Set on becoming follower: truncate by leader epoch before fetching.
+    needs_truncation: bool,
+    pending_isr: Option<Vec<i32>>,
 }
 
 /// One partition's replica on this broker.
@@ -94,39 +150,140 @@ struct PartitionState {
 pub struct Partition {
     pub topic: String,
     pub index: i32,
+    broker_id: i32,
     state: Mutex<PartitionState>,
+    hw: watch::Sender<i64>,
 }
 
 impl Partition {
     /// Opens the partition's log in `dir`, rebuilding idempotence state from its batches.
+    /// The partition starts offline until metadata assigns it a role.
     pub fn open(
         dir: &Path,
         topic: &str,
         index: i32,
-        leader_epoch: i32,
+        broker_id: i32,
         policy: TopicPolicy,
         mode: RecoveryMode,
     ) -> std::io::Result<Self> {
         let mut producers = ProducerStateTable::default();
         let log = Log::open(dir, policy.log.clone(), mode, &mut |h| producers.record(h))?;
-        let high_watermark = log.log_end_offset();
+        // Without replication state on disk, the committed prefix is unknown until the leader
+        // says; a sole replica's whole log is committed (see `apply_metadata`).
+        let high_watermark = std::fs::read_to_string(dir.join(HW_CHECKPOINT))
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+            .clamp(log.log_start_offset(), log.log_end_offset());
+        let (hw, _) = watch::channel(high_watermark);
         Ok(Partition {
             topic: topic.to_string(),
             index,
+            broker_id,
             state: Mutex::new(PartitionState {
                 log,
                 producers,
                 high_watermark,
-                leader_epoch,
+                leader_epoch: -1,
+                partition_epoch: -1,
                 policy,
+                role: Role::Offline,
+                needs_truncation: false,
+                pending_isr: None,
             }),
+            hw,
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PartitionState> {
-        // A panic while holding the lock cannot leave the log half-updated in a way later
-        // requests could observe (appends are ordered writes), so poisoning is ignored.
+        // Appends are ordered writes; a panic elsewhere cannot leave them half-visible.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_hw(&self, state: &mut PartitionState, hw: i64) -> bool {
+        if hw == state.high_watermark {
+            return false;
+        }
+        state.high_watermark = hw;
+        self.hw.send_replace(hw);
+        true
+    }
+
+    /// Adopts the controller's assignment for this partition.
+    pub fn apply_metadata(&self, meta: &PartitionMeta, now_ms: u64) -> RoleChange {
+        let mut state = self.lock();
+        let me = self.broker_id;
+        if meta.leader == me {
+            let same_term =
+                matches!(state.role, Role::Leader(_)) && state.leader_epoch == meta.leader_epoch;
+            if same_term {
+                if meta.partition_epoch > state.partition_epoch {
+                    if let Role::Leader(view) = &mut state.role {
+                        view.isr = meta.isr.clone();
+                        view.replicas = meta.replicas.clone();
+                    }
+                    state.partition_epoch = meta.partition_epoch;
+                    state.pending_isr = None;
+                    self.advance_hw(&mut state);
+                }
+                return RoleChange::Unchanged;
+            }
+            info!(topic = %self.topic, partition = self.index, epoch = meta.leader_epoch, isr = ?meta.isr, "becoming leader");
+            state.role = Role::Leader(LeaderView::new(
+                me,
+                meta.replicas.clone(),
+                meta.isr.clone(),
+                now_ms,
+            ));
+            state.leader_epoch = meta.leader_epoch;
+            state.partition_epoch = meta.partition_epoch;
+            state.pending_isr = None;
+            state.needs_truncation = false;
+            if meta.isr == [me] {
+                // Alone in the ISR: everything in the log is committed.
+                let leo = state.log.log_end_offset();
+                self.set_hw(&mut state, leo);
+            }
+            self.advance_hw(&mut state);
+            return RoleChange::BecameLeader;
+        }
+        if meta.leader >= 0 {
+            let same = state.role
+                == Role::Follower {
+                    leader: meta.leader,
+                }
+                && state.leader_epoch == meta.leader_epoch;
+            state.partition_epoch = meta.partition_epoch;
+            if same {
+                return RoleChange::Unchanged;
+            }
+            info!(topic = %self.topic, partition = self.index, leader = meta.leader, epoch = meta.leader_epoch, "becoming follower");
+            state.role = Role::Follower {
+                leader: meta.leader,
+            };
+            state.leader_epoch = meta.leader_epoch;
+            state.needs_truncation = true;
+            state.pending_isr = None;
+            return RoleChange::BecameFollower {
+                leader: meta.leader,
+            };
+        }
+        state.leader_epoch = meta.leader_epoch;
+        state.partition_epoch = meta.partition_epoch;
+        if state.role == Role::Offline {
+            return RoleChange::Unchanged;
+        }
+        state.role = Role::Offline;
+        RoleChange::WentOffline
+    }
+
+    fn advance_hw(&self, state: &mut PartitionState) -> bool {
+        let leo = state.log.log_end_offset();
+        let Role::Leader(view) = &state.role else {
+            return false;
+        };
+        let hw = view.high_watermark(leo, state.high_watermark).min(leo);
+        self.set_hw(state, hw)
     }
 
     /// The leader epoch clients must present.
@@ -134,15 +291,46 @@ impl Partition {
         self.lock().leader_epoch
     }
 
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.lock().role, Role::Leader(_))
+    }
+
+    /// The leader this replica follows, if it is a follower.
+    pub fn following(&self) -> Option<i32> {
+        match self.lock().role {
+            Role::Follower { leader } => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// Current ISR as the leader sees it (empty when not leader).
+    pub fn isr(&self) -> Vec<i32> {
+        match &self.lock().role {
+            Role::Leader(view) => view.isr.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Effective `min.insync.replicas`.
     pub fn min_insync_replicas(&self) -> i32 {
         self.lock().policy.min_insync_replicas
     }
 
-    /// Validates and appends the record batches of one produce request partition.
-    pub fn append(&self, records: Bytes) -> Result<Appended, PartitionError> {
+    /// Validates and appends the record batches of one produce request partition (leader).
+    pub fn append(&self, records: Bytes, acks: i16) -> Result<Appended, PartitionError> {
         let batches = batch::split_batches(&records)?;
         let mut state = self.lock();
+        let isr_len = match &state.role {
+            Role::Leader(view) => view.isr.len(),
+            _ => return Err(PartitionError::NotLeader),
+        };
+        if acks == -1 && (isr_len as i32) < state.policy.min_insync_replicas {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: isr_len,
+                min: state.policy.min_insync_replicas,
+            });
+        }
         for (header, range) in &batches {
             if range.len() > state.policy.max_message_bytes {
                 return Err(PartitionError::MessageTooLarge {
@@ -156,10 +344,14 @@ impl Partition {
         }
         let log_append_time = state.policy.log_append_time.then(crate::util::now_ms);
         let mut first_offset = None;
+        let mut end_offset = state.log.log_end_offset();
         for (header, range) in batches {
             match state.producers.check(&header)? {
                 SequenceCheck::Duplicate { base_offset } => {
                     first_offset.get_or_insert(base_offset);
+                    end_offset = end_offset
+                        .max(base_offset + header.last_offset_delta as i64 + 1)
+                        .min(state.log.log_end_offset());
                 }
                 SequenceCheck::Append => {
                     let epoch = state.leader_epoch;
@@ -169,28 +361,72 @@ impl Partition {
                         .inspect_err(|e| warn!(topic = %self.topic, partition = self.index, error = %e, "append failed"))?;
                     state.producers.record(&stamped);
                     first_offset.get_or_insert(stamped.base_offset);
+                    end_offset = stamped.next_offset();
                 }
             }
         }
-        // Single replica: everything appended is committed.
-        state.high_watermark = state.log.log_end_offset();
+        self.advance_hw(&mut state);
         Ok(Appended {
             base_offset: first_offset.unwrap_or(-1),
+            end_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: state.log.log_start_offset(),
         })
     }
 
-    /// Reads committed batches from `offset`.
+    /// Waits until the high watermark reaches `end_offset` (acks=all), failing if this broker
+    /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes.
+    pub async fn wait_for_commit(
+        &self,
+        end_offset: i64,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let epoch = self.leader_epoch();
+        let mut rx = self.hw.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if *rx.borrow_and_update() >= end_offset {
+                return Ok(());
+            }
+            {
+                let state = self.lock();
+                match &state.role {
+                    Role::Leader(_) if state.leader_epoch == epoch => {}
+                    _ => return Err(PartitionError::NotLeader),
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(PartitionError::Timeout),
+                // Re-check leadership periodically: a role change does not move the HW.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// Reads committed batches from `offset` for a consumer (leader or follower replica).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData, PartitionError> {
         let state = self.lock();
+        if state.role == Role::Offline {
+            return Err(PartitionError::NotLeader);
+        }
         let hw = state.high_watermark;
         let start = state.log.log_start_offset();
-        if offset > hw {
+        let leo = state.log.log_end_offset();
+        // Between the high watermark and the log end there is nothing to read yet, which is
+        // not an error (Kafka answers such fetches with no records).
+        if offset > leo || offset < start {
             return Err(PartitionError::OffsetOutOfRange {
                 offset,
                 start,
-                end: hw,
+                end: leo,
+            });
+        }
+        if offset >= hw {
+            return Ok(FetchedData {
+                records: Bytes::new(),
+                high_watermark: hw,
+                log_start_offset: start,
             });
         }
         let records = state.log.read(offset, max_bytes, hw)?;
@@ -199,6 +435,161 @@ impl Partition {
             high_watermark: hw,
             log_start_offset: start,
         })
+    }
+
+    /// Serves a follower's fetch (leader only): data up to the log end, and records the
+    /// follower's position, which may advance the high watermark. Returns whether it did.
+    pub fn read_for_follower(
+        &self,
+        replica: i32,
+        offset: i64,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> Result<(FetchedData, bool), PartitionError> {
+        let mut state = self.lock();
+        let leo = state.log.log_end_offset();
+        let start = state.log.log_start_offset();
+        let Role::Leader(view) = &mut state.role else {
+            return Err(PartitionError::NotLeader);
+        };
+        if !view.replicas.contains(&replica) {
+            return Err(PartitionError::NotLeader);
+        }
+        if offset > leo || offset < start {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                start,
+                end: leo,
+            });
+        }
+        view.on_follower_fetch(replica, offset, leo, now_ms);
+        let advanced = self.advance_hw(&mut state);
+        let records = state.log.read(offset, max_bytes, leo)?;
+        Ok((
+            FetchedData {
+                records,
+                high_watermark: state.high_watermark,
+                log_start_offset: start,
+            },
+            advanced,
+        ))
+    }
+
+    /// Appends batches fetched from the leader, verbatim (follower only), then adopts the
+    /// leader's high watermark as far as this log reaches.
+    pub fn append_replicated(
+        &self,
+        records: Bytes,
+        leader_hw: i64,
+        leader_log_start: i64,
+    ) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        if !matches!(state.role, Role::Follower { .. }) {
+            return Err(PartitionError::NotLeader);
+        }
+        for (header, bytes) in batch::BatchIter::new(records) {
+            let leo = state.log.log_end_offset();
+            if header.last_offset() < leo {
+                continue;
+            }
+            if header.base_offset != leo {
+                return Err(PartitionError::ReplicaGap {
+                    expected: leo,
+                    got: header.base_offset,
+                });
+            }
+            batch::validate(&bytes)?;
+            state.log.append_replica(bytes, &header)?;
+            state.producers.record(&header);
+        }
+        if leader_log_start > state.log.log_start_offset() {
+            let target = leader_log_start.min(state.log.log_end_offset());
+            state.log.advance_start_offset(target)?;
+        }
+        let hw = leader_hw.min(state.log.log_end_offset());
+        self.set_hw(&mut state, hw);
+        Ok(())
+    }
+
+    /// Raw batches in `[offset, limit)` regardless of the high watermark (replaying the
+    /// offsets log on a new coordinator).
+    pub fn read_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit: i64,
+    ) -> Result<Bytes, PartitionError> {
+        Ok(self.lock().log.read(offset, max_bytes, limit)?)
+    }
+
+    /// Follower bookkeeping for the fetcher: `(fetch offset, leader epoch, needs truncation,
+    /// latest local epoch, log start)`.
+    pub fn follower_position(&self) -> (i64, i32, bool, i32, i64) {
+        let state = self.lock();
+        (
+            state.log.log_end_offset(),
+            state.leader_epoch,
+            state.needs_truncation,
+            state.log.epochs().latest_epoch().unwrap_or(-1),
+            state.log.log_start_offset(),
+        )
+    }
+
+    /// Truncates a follower's divergent tail to `offset` (from OffsetForLeaderEpoch) and
+    /// clears the truncation flag.
+    pub fn truncate_diverged(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        if offset < state.log.log_end_offset() {
+            warn!(topic = %self.topic, partition = self.index, from = state.log.log_end_offset(), to = offset, "truncating divergent log tail");
+            let target = offset.max(state.log.log_start_offset());
+            state.log.truncate_to(target)?;
+            let hw = state.high_watermark.min(state.log.log_end_offset());
+            self.set_hw(&mut state, hw);
+        }
+        state.needs_truncation = false;
+        Ok(())
+    }
+
+    /// A follower that fell behind the leader's log start restarts its log there.
+    pub fn reset_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        warn!(topic = %self.topic, partition = self.index, offset, "follower log reset to the leader's log start");
+        let start = state.log.log_start_offset();
+        state.log.truncate_to(start)?;
+        state.log.reset_start(offset)?;
+        state.producers = ProducerStateTable::default();
+        self.set_hw(&mut state, offset);
+        state.needs_truncation = false;
+        Ok(())
+    }
+
+    /// The ISR change the leader should propose now, if any and none is pending.
+    pub fn isr_proposal(&self, now_ms: u64, lag_max_ms: u64) -> Option<IsrProposal> {
+        let mut state = self.lock();
+        if state.pending_isr.is_some() {
+            return None;
+        }
+        let hw = state.high_watermark;
+        let Role::Leader(view) = &state.role else {
+            return None;
+        };
+        let new_isr = view.proposed_isr(hw, now_ms, lag_max_ms)?;
+        state.pending_isr = Some(new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr,
+        })
+    }
+
+    /// The controller answered an ISR proposal: adopt it, or clear the pending flag.
+    pub fn isr_proposal_done(&self, committed: Option<&PartitionMeta>) {
+        match committed {
+            Some(meta) => {
+                self.apply_metadata(meta, 0);
+            }
+            None => self.lock().pending_isr = None,
+        }
     }
 
     /// `(log start, high watermark, log end)`.
@@ -272,9 +663,23 @@ impl Partition {
         self.lock().log.size_bytes()
     }
 
-    /// Forces unflushed data to disk (shutdown).
+    /// Forces unflushed data to disk and checkpoints the high watermark (shutdown).
     pub fn flush(&self) -> std::io::Result<()> {
-        self.lock().log.flush()
+        let mut state = self.lock();
+        state.log.flush()?;
+        Self::write_hw_checkpoint(&state)
+    }
+
+    fn write_hw_checkpoint(state: &PartitionState) -> std::io::Result<()> {
+        let dir = state.log.dir();
+        let tmp = dir.join(format!("{HW_CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, state.high_watermark.to_string())?;
+        std::fs::rename(&tmp, dir.join(HW_CHECKPOINT))
+    }
+
+    /// Periodic high-watermark checkpoint, so a restarted replica does not start from zero.
+    pub fn checkpoint_hw(&self) -> std::io::Result<()> {
+        Self::write_hw_checkpoint(&self.lock())
     }
 
     /// Flushes if `flush.ms` has elapsed with data waiting.
@@ -306,7 +711,16 @@ mod tests {
             ..Default::default()
         }
         .topic_policy();
-        Partition::open(dir, "t", 0, 3, policy, RecoveryMode::Verify).unwrap()
+        let p = Partition::open(dir, "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
+        let meta = PartitionMeta {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 0,
+        };
+        assert_eq!(p.apply_metadata(&meta, 0), RoleChange::BecameLeader);
+        p
     }
 
     #[test]
@@ -314,10 +728,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[]);
         let first = p
-            .append(make_batch(5, -1, -1, -1, Compression::None).freeze())
+            .append(make_batch(5, -1, -1, -1, Compression::None).freeze(), -1)
             .unwrap();
         let second = p
-            .append(make_batch(2, -1, -1, -1, Compression::Lz4).freeze())
+            .append(make_batch(2, -1, -1, -1, Compression::Lz4).freeze(), -1)
             .unwrap();
         assert_eq!((first.base_offset, second.base_offset), (0, 5));
         assert_eq!(first.log_append_time, -1);
@@ -340,7 +754,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[("max.message.bytes", "200")]);
         let err = p
-            .append(make_batch(5, -1, -1, -1, Compression::None).freeze())
+            .append(make_batch(5, -1, -1, -1, Compression::None).freeze(), -1)
             .unwrap_err();
         assert_eq!(err.error_code(), 10, "MESSAGE_TOO_LARGE");
         assert_eq!(p.offsets(), (0, 0, 0), "nothing appended");
@@ -352,7 +766,7 @@ mod tests {
         let p = open(dir.path(), &[("message.timestamp.type", "LogAppendTime")]);
         let before = crate::util::now_ms();
         let done = p
-            .append(make_batch(3, -1, -1, -1, Compression::Gzip).freeze())
+            .append(make_batch(3, -1, -1, -1, Compression::Gzip).freeze(), -1)
             .unwrap();
         assert!(done.log_append_time >= before);
         let data = p.read(0, 1 << 20).unwrap();
@@ -371,23 +785,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[]);
         let batch = make_batch(4, 42, 0, 0, Compression::None).freeze();
-        assert_eq!(p.append(batch.clone()).unwrap().base_offset, 0);
-        p.append(make_batch(4, 42, 0, 4, Compression::None).freeze())
+        assert_eq!(p.append(batch.clone(), -1).unwrap().base_offset, 0);
+        p.append(make_batch(4, 42, 0, 4, Compression::None).freeze(), -1)
             .unwrap();
         assert_eq!(
-            p.append(batch.clone()).unwrap().base_offset,
+            p.append(batch.clone(), -1).unwrap().base_offset,
             0,
             "retry answered with the original offset"
         );
         assert_eq!(p.offsets().2, 8);
         let gap = p
-            .append(make_batch(1, 42, 0, 20, Compression::None).freeze())
+            .append(make_batch(1, 42, 0, 20, Compression::None).freeze(), -1)
             .unwrap_err();
         assert_eq!(gap.error_code(), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
         drop(p);
         let p = open(dir.path(), &[]);
         assert_eq!(p.producer_count(), 1, "producer state rebuilt from the log");
-        assert_eq!(p.append(batch).unwrap().base_offset, 0);
+        assert_eq!(p.append(batch, -1).unwrap().base_offset, 0);
         assert_eq!(p.offsets().2, 8);
     }
 
@@ -399,12 +813,12 @@ mod tests {
         let n = corrupt.len();
         corrupt[n - 1] ^= 1;
         assert_eq!(
-            p.append(corrupt.freeze()).unwrap_err().error_code(),
+            p.append(corrupt.freeze(), -1).unwrap_err().error_code(),
             2,
             "CORRUPT_MESSAGE"
         );
         assert_eq!(
-            p.append(Bytes::from_static(b"nonsense"))
+            p.append(Bytes::from_static(b"nonsense"), -1)
                 .unwrap_err()
                 .error_code(),
             2
@@ -416,7 +830,7 @@ mod tests {
     fn delete_records_moves_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[]);
-        p.append(make_batch(10, -1, -1, -1, Compression::None).freeze())
+        p.append(make_batch(10, -1, -1, -1, Compression::None).freeze(), -1)
             .unwrap();
         assert_eq!(p.delete_records(4).unwrap(), 4);
         assert_eq!(p.offset_for_timestamp(EARLIEST_TIMESTAMP).unwrap().0, 4);

@@ -185,6 +185,7 @@ pub async fn process(
         DescribeGroups => DescribeGroupsRequest => handlers::groups::handle_describe_groups,
         DeleteGroups => DeleteGroupsRequest => handlers::groups::handle_delete_groups,
         OffsetDelete => OffsetDeleteRequest => handlers::groups::handle_offset_delete,
+        ElectLeaders => ElectLeadersRequest => handlers::admin::handle_elect_leaders,
     });
     Ok(response)
 }
@@ -193,8 +194,8 @@ async fn api_versions(_ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVer
     versions::api_versions_response()
 }
 
-/// Background housekeeping: group timers every 100 ms, time-based flushes every second,
-/// retention on its interval.
+/// Background housekeeping: group timers every 100 ms, ISR maintenance every 200 ms,
+/// time-based flushes and high-watermark checkpoints every second, retention on its interval.
 pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let retention_every = std::time::Duration::from_millis(
         broker
@@ -205,9 +206,11 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
     let mut groups = tokio::time::interval(std::time::Duration::from_millis(100));
     let mut retention = tokio::time::interval(retention_every);
     let mut flushes = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut isr = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
         tokio::select! {
             _ = groups.tick() => broker.groups.tick(),
+            _ = isr.tick() => broker.maintain_isr(),
             _ = retention.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;

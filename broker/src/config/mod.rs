@@ -38,6 +38,10 @@ pub struct BrokerArgs {
     /// Extra broker settings as key=value (repeatable; overrides the file).
     #[arg(long = "override", env = "TRIBUTARY_OVERRIDES", value_delimiter = ',')]
     pub overrides: Vec<String>,
+    /// HOST:PORT of the cluster controller. Without it the broker runs its own embedded
+    /// controller and forms a single-broker cluster.
+    #[arg(long, env = "TRIBUTARY_CONTROLLER")]
+    pub controller: Option<String>,
 }
 
 /// Fully resolved broker configuration.
@@ -50,6 +54,8 @@ pub struct BrokerConfig {
     pub broker_id: i32,
     pub rack: Option<String>,
     pub cluster_id: Option<String>,
+    /// The controller to join; `None` runs an embedded one.
+    pub controller: Option<String>,
     /// Broker-level settings as given (Kafka names), the STATIC_BROKER_CONFIG layer.
     pub settings: BTreeMap<String, String>,
 }
@@ -65,6 +71,11 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("group.max.session.timeout.ms", "1800000"),
     ("log.retention.check.interval.ms", "300000"),
     ("offsets.retention.minutes", "10080"),
+    ("offsets.topic.num.partitions", "5"),
+    ("offsets.topic.replication.factor", "3"),
+    ("replica.lag.time.max.ms", "10000"),
+    ("broker.heartbeat.interval.ms", "200"),
+    ("broker.session.timeout.ms", "1000"),
 ];
 
 /// Parses `server.properties` text: `key=value` or `key: value`, `#`/`!` comments.
@@ -154,6 +165,7 @@ impl BrokerConfig {
             broker_id: args.broker_id,
             rack: args.rack.clone(),
             cluster_id: args.cluster_id.clone(),
+            controller: args.controller.clone(),
             settings,
         })
     }
@@ -201,40 +213,38 @@ impl BrokerConfig {
     }
 }
 
-/// Reads or creates `meta.properties` (cluster id and node id), as Kafka's storage tool does.
-pub fn load_or_init_identity(
-    dir: &Path,
-    broker_id: i32,
-    cluster_id: Option<&str>,
-) -> Result<String> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("meta.properties");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let props = parse_properties(&text);
-        if let Some(existing) = props.get("cluster.id") {
-            if let Some(wanted) = cluster_id {
-                if wanted != existing {
-                    bail!("data directory belongs to cluster {existing}, not {wanted}");
-                }
-            }
-            if let Some(node) = props.get("node.id") {
-                if node != &broker_id.to_string() {
-                    bail!("data directory belongs to node {node}, not {broker_id}");
-                }
-            }
-            return Ok(existing.clone());
+/// Reads `meta.properties` (cluster id and node id), refusing a directory that belongs to
+/// another node. `None` when the directory is new.
+pub fn read_identity(dir: &Path, broker_id: i32) -> Result<Option<String>> {
+    let Ok(text) = std::fs::read_to_string(dir.join("meta.properties")) else {
+        return Ok(None);
+    };
+    let props = parse_properties(&text);
+    if let Some(node) = props.get("node.id") {
+        if node != &broker_id.to_string() {
+            bail!("data directory belongs to node {node}, not {broker_id}");
         }
     }
-    let id = cluster_id
-        .map(str::to_string)
-        .unwrap_or_else(new_cluster_id);
+    Ok(props.get("cluster.id").cloned())
+}
+
+/// Records the cluster this data directory belongs to, refusing to switch clusters.
+pub fn write_identity(dir: &Path, broker_id: i32, cluster_id: &str) -> Result<()> {
+    if let Some(existing) = read_identity(dir, broker_id)? {
+        if existing == cluster_id {
+            return Ok(());
+        }
+        bail!("data directory belongs to cluster {existing}, not {cluster_id}");
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("meta.properties");
     let tmp = path.with_extension("tmp");
     std::fs::write(
         &tmp,
-        format!("version=1\ncluster.id={id}\nnode.id={broker_id}\n"),
+        format!("version=1\ncluster.id={cluster_id}\nnode.id={broker_id}\n"),
     )?;
     std::fs::rename(&tmp, &path)?;
-    Ok(id)
+    Ok(())
 }
 
 /// A KRaft-style cluster id: 16 random bytes in URL-safe base64 without padding.
@@ -280,9 +290,14 @@ mod tests {
     #[test]
     fn identity_is_persisted_and_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let id = load_or_init_identity(dir.path(), 1, None).unwrap();
-        assert_eq!(load_or_init_identity(dir.path(), 1, None).unwrap(), id);
-        assert!(load_or_init_identity(dir.path(), 2, None).is_err());
-        assert!(load_or_init_identity(dir.path(), 1, Some("other")).is_err());
+        assert_eq!(read_identity(dir.path(), 1).unwrap(), None);
+        write_identity(dir.path(), 1, "abc").unwrap();
+        assert_eq!(
+            read_identity(dir.path(), 1).unwrap().as_deref(),
+            Some("abc")
+        );
+        write_identity(dir.path(), 1, "abc").unwrap();
+        assert!(read_identity(dir.path(), 2).is_err());
+        assert!(write_identity(dir.path(), 1, "other").is_err());
     }
 }

@@ -1,57 +1,58 @@
-//! The group coordinator: owns every group's state machine, parks JoinGroup/SyncGroup
-//! requests until their rebalance phase completes, runs session timers, and stores offsets.
+//! The group coordinator: owns the groups whose `__consumer_offsets` partition this broker
+//! leads, parks JoinGroup/SyncGroup requests until their rebalance phase completes, runs
+//! session timers, and keeps each loaded partition's committed offsets in memory. Writing
+//! offsets (through the replicated partition) is the broker's job; this type validates
+//! commits and applies them once they are durable.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::offsets::{OffsetKey, OffsetStore, OffsetValue};
+use super::offsets::{partition_for, OffsetKey, OffsetTable, OffsetValue, OffsetWrites};
 use super::state::{
     codes, Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply,
 };
-use crate::config::BrokerConfig;
-use crate::log::RecoveryMode;
 
-/// A summary of a group for ListGroups / DescribeGroups.
+/// Kafka's NOT_COORDINATOR: the client must look the coordinator up again.
+pub const NOT_COORDINATOR: i16 = 16;
+/// Kafka's COORDINATOR_LOAD_IN_PROGRESS.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+
+/// A member as DescribeGroups reports it.
+#[derive(Debug, Clone)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group for ListGroups / DescribeGroups.
 #[derive(Debug, Clone)]
 pub struct GroupSummary {
     pub id: String,
     pub state: &'static str,
     pub protocol_type: String,
     pub protocol: String,
-    /// `(member id, instance id, client id, client host, metadata, assignment)`.
-    pub members: Vec<(
-        String,
-        Option<String>,
-        String,
-        String,
-        bytes::Bytes,
-        bytes::Bytes,
-    )>,
+    pub members: Vec<MemberSummary>,
 }
+
+type WaiterKey = (String, String);
 
 #[derive(Debug, Default)]
-struct Waiters {
-    join: HashMap<(String, String), oneshot::Sender<JoinReply>>,
-    sync: HashMap<(String, String), oneshot::Sender<SyncReply>>,
-}
-
-#[derive(Debug)]
 struct Inner {
     groups: HashMap<String, Group>,
-    waiters: Waiters,
-    offsets: OffsetStore,
-}
-
-/// Coordinates every group (this broker coordinates all of them when running alone).
-#[derive(Debug)]
-pub struct GroupCoordinator {
-    inner: Mutex<Inner>,
-    limits: GroupLimits,
-    epoch: Instant,
+    join_waiters: HashMap<WaiterKey, oneshot::Sender<JoinReply>>,
+    sync_waiters: HashMap<WaiterKey, oneshot::Sender<SyncReply>>,
+    /// Offsets partitions led and loaded here, with their committed offsets.
+    loaded: HashMap<i32, OffsetTable>,
+    /// Offsets partitions led here but still being replayed.
+    loading: BTreeSet<i32>,
 }
 
 impl Inner {
@@ -59,12 +60,12 @@ impl Inner {
         for effect in effects {
             match effect {
                 Effect::Join(member, reply) => {
-                    if let Some(tx) = self.waiters.join.remove(&(group.to_string(), member)) {
+                    if let Some(tx) = self.join_waiters.remove(&(group.to_string(), member)) {
                         let _ = tx.send(reply);
                     }
                 }
                 Effect::Sync(member, reply) => {
-                    if let Some(tx) = self.waiters.sync.remove(&(group.to_string(), member)) {
+                    if let Some(tx) = self.sync_waiters.remove(&(group.to_string(), member)) {
                         let _ = tx.send(reply);
                     }
                 }
@@ -73,28 +74,46 @@ impl Inner {
     }
 }
 
+/// Coordinates the groups of the offsets partitions this broker leads.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    inner: Mutex<Inner>,
+    limits: GroupLimits,
+    /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`).
+    pub offsets_partitions: i32,
+    epoch: Instant,
+}
+
+fn join_error(code: i16) -> JoinReply {
+    JoinReply {
+        error: code,
+        generation: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        member_id: String::new(),
+        members: Vec::new(),
+    }
+}
+
+fn sync_error(code: i16) -> SyncReply {
+    SyncReply {
+        error: code,
+        protocol_type: None,
+        protocol_name: None,
+        assignment: Bytes::new(),
+    }
+}
+
 impl GroupCoordinator {
-    /// Opens the coordinator, loading committed offsets from `state_dir`.
-    pub fn open(
-        state_dir: &Path,
-        config: &BrokerConfig,
-        mode: RecoveryMode,
-    ) -> std::io::Result<Self> {
-        Ok(GroupCoordinator {
-            inner: Mutex::new(Inner {
-                groups: HashMap::new(),
-                waiters: Waiters::default(),
-                offsets: OffsetStore::open(state_dir, mode)?,
-            }),
-            limits: GroupLimits {
-                min_session_timeout_ms: config.setting_i64("group.min.session.timeout.ms") as i32,
-                max_session_timeout_ms: config.setting_i64("group.max.session.timeout.ms") as i32,
-                initial_rebalance_delay_ms: config
-                    .setting_i64("group.initial.rebalance.delay.ms")
-                    .max(0) as u64,
-            },
+    /// A coordinator with no partitions loaded.
+    pub fn new(limits: GroupLimits, offsets_partitions: i32) -> Self {
+        GroupCoordinator {
+            inner: Mutex::new(Inner::default()),
+            limits,
+            offsets_partitions,
             epoch: Instant::now(),
-        })
+        }
     }
 
     fn now(&self) -> u64 {
@@ -105,11 +124,88 @@ impl GroupCoordinator {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The `__consumer_offsets` partition holding `group`.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        partition_for(group, self.offsets_partitions)
+    }
+
+    fn owns(&self, inner: &Inner, group: &str) -> Result<i32, i16> {
+        let p = self.partition_of(group);
+        if inner.loaded.contains_key(&p) {
+            Ok(p)
+        } else if inner.loading.contains(&p) {
+            Err(COORDINATOR_LOAD_IN_PROGRESS)
+        } else {
+            Err(NOT_COORDINATOR)
+        }
+    }
+
+    /// Marks an offsets partition as being loaded (this broker just became its leader).
+    pub fn begin_loading(&self, partition: i32) {
+        self.lock().loading.insert(partition);
+    }
+
+    /// Installs a loaded partition's offsets: its groups are now served here.
+    pub fn finish_loading(&self, partition: i32, table: OffsetTable) {
+        let mut inner = self.lock();
+        if inner.loading.remove(&partition) {
+            inner.loaded.insert(partition, table);
+            tracing::info!(
+                partition,
+                "offsets partition loaded: coordinating its groups"
+            );
+        }
+    }
+
+    /// Drops an offsets partition this broker no longer leads, failing its parked requests.
+    pub fn unload(&self, partition: i32) {
+        let mut inner = self.lock();
+        inner.loading.remove(&partition);
+        if inner.loaded.remove(&partition).is_none() {
+            return;
+        }
+        let gone: Vec<String> = inner
+            .groups
+            .keys()
+            .filter(|g| self.partition_of(g) == partition)
+            .cloned()
+            .collect();
+        for group in gone {
+            inner.groups.remove(&group);
+            let joins: Vec<WaiterKey> = inner
+                .join_waiters
+                .keys()
+                .filter(|k| k.0 == group)
+                .cloned()
+                .collect();
+            for key in joins {
+                if let Some(tx) = inner.join_waiters.remove(&key) {
+                    let _ = tx.send(join_error(NOT_COORDINATOR));
+                }
+            }
+            let syncs: Vec<WaiterKey> = inner
+                .sync_waiters
+                .keys()
+                .filter(|k| k.0 == group)
+                .cloned()
+                .collect();
+            for key in syncs {
+                if let Some(tx) = inner.sync_waiters.remove(&key) {
+                    let _ = tx.send(sync_error(NOT_COORDINATOR));
+                }
+            }
+        }
+        tracing::info!(partition, "offsets partition unloaded");
+    }
+
     /// JoinGroup: resolves when the join phase completes (or immediately on error).
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinReply {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            if let Err(code) = self.owns(&inner, group_id) {
+                return join_error(code);
+            }
             let limits = self.limits;
             let group = inner
                 .groups
@@ -123,21 +219,13 @@ impl GroupCoordinator {
             let member_id = step.parked_member.unwrap_or_default();
             let (tx, rx) = oneshot::channel();
             inner
-                .waiters
-                .join
+                .join_waiters
                 .insert((group_id.to_string(), member_id), tx);
             inner.deliver(group_id, step.effects);
             rx
         };
-        rx.await.unwrap_or(JoinReply {
-            error: codes::REBALANCE_IN_PROGRESS,
-            generation: -1,
-            protocol_type: None,
-            protocol_name: None,
-            leader: String::new(),
-            member_id: String::new(),
-            members: Vec::new(),
-        })
+        rx.await
+            .unwrap_or_else(|_| join_error(codes::REBALANCE_IN_PROGRESS))
     }
 
     /// SyncGroup: resolves when the leader has provided assignments.
@@ -146,18 +234,16 @@ impl GroupCoordinator {
         group_id: &str,
         member_id: &str,
         generation: i32,
-        assignments: Vec<(String, bytes::Bytes)>,
+        assignments: Vec<(String, Bytes)>,
     ) -> SyncReply {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            if let Err(code) = self.owns(&inner, group_id) {
+                return sync_error(code);
+            }
             let Some(group) = inner.groups.get_mut(group_id) else {
-                return SyncReply {
-                    error: codes::UNKNOWN_MEMBER_ID,
-                    protocol_type: None,
-                    protocol_name: None,
-                    assignment: Default::default(),
-                };
+                return sync_error(codes::UNKNOWN_MEMBER_ID);
             };
             let step = group.sync(member_id, generation, assignments, now);
             if let Some(reply) = step.reply {
@@ -166,58 +252,55 @@ impl GroupCoordinator {
             }
             let (tx, rx) = oneshot::channel();
             inner
-                .waiters
-                .sync
+                .sync_waiters
                 .insert((group_id.to_string(), member_id.to_string()), tx);
             inner.deliver(group_id, step.effects);
             rx
         };
-        rx.await.unwrap_or(SyncReply {
-            error: codes::REBALANCE_IN_PROGRESS,
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Default::default(),
-        })
+        rx.await
+            .unwrap_or_else(|_| sync_error(codes::REBALANCE_IN_PROGRESS))
     }
 
     /// Heartbeat.
     pub fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
         let now = self.now();
         let mut inner = self.lock();
+        if let Err(code) = self.owns(&inner, group_id) {
+            return code;
+        }
         match inner.groups.get_mut(group_id) {
             Some(group) => group.heartbeat(member_id, generation, now),
             None => codes::UNKNOWN_MEMBER_ID,
         }
     }
 
-    /// LeaveGroup for several members; returns each member's error code.
-    pub fn leave(&self, group_id: &str, members: &[String]) -> Vec<i16> {
+    /// LeaveGroup for several members; the group error, or each member's error code.
+    pub fn leave(&self, group_id: &str, members: &[String]) -> Result<Vec<i16>, i16> {
         let now = self.now();
         let mut inner = self.lock();
+        self.owns(&inner, group_id)?;
         let mut results = Vec::new();
-        let mut all_effects = Vec::new();
+        let mut effects = Vec::new();
         match inner.groups.get_mut(group_id) {
             Some(group) => {
                 for member in members {
-                    let (code, effects) = group.leave(member, now);
+                    let (code, more) = group.leave(member, now);
                     results.push(code);
-                    all_effects.extend(effects);
+                    effects.extend(more);
                 }
             }
             None => results.extend(members.iter().map(|_| codes::UNKNOWN_MEMBER_ID)),
         }
         for member in members {
             inner
-                .waiters
-                .join
+                .join_waiters
                 .remove(&(group_id.to_string(), member.clone()));
             inner
-                .waiters
-                .sync
+                .sync_waiters
                 .remove(&(group_id.to_string(), member.clone()));
         }
-        inner.deliver(group_id, all_effects);
-        results
+        inner.deliver(group_id, effects);
+        Ok(results)
     }
 
     /// Runs timers: session expiry and rebalance deadlines. Called periodically.
@@ -235,157 +318,167 @@ impl GroupCoordinator {
         }
     }
 
-    /// Validates and stores offset commits. `offsets` are `(topic, partition, value)`;
-    /// returns one error code for the whole request (the group check) or per-partition ok.
-    pub fn commit(
+    /// Checks that `member_id` of `generation` may commit for `group_id`; returns the
+    /// offsets partition to write to.
+    pub fn validate_commit(
         &self,
         group_id: &str,
         member_id: &str,
         generation: i32,
-        offsets: Vec<(String, i32, OffsetValue)>,
-    ) -> Result<(), i16> {
-        let mut inner = self.lock();
+    ) -> Result<i32, i16> {
+        let inner = self.lock();
+        let partition = self.owns(&inner, group_id)?;
         let code = match inner.groups.get(group_id) {
             Some(group) => group.validate_commit(member_id, generation),
             None if generation < 0 => codes::NONE,
             None => codes::ILLEGAL_GENERATION,
         };
-        if code != codes::NONE {
-            return Err(code);
+        if code == codes::NONE {
+            Ok(partition)
+        } else {
+            Err(code)
         }
-        let entries = offsets
-            .into_iter()
-            .map(|(topic, partition, value)| {
-                (
-                    OffsetKey {
-                        group: group_id.to_string(),
-                        topic,
-                        partition,
-                    },
-                    Some(value),
-                )
-            })
-            .collect();
-        inner.offsets.write(entries).map_err(|e| {
-            tracing::error!(group = %group_id, error = %e, "writing offsets failed");
-            56
-        })
     }
 
-    /// Committed offsets of a group (all, or the listed partitions).
-    pub fn fetch_offsets(&self, group_id: &str) -> BTreeMap<(String, i32), OffsetValue> {
-        self.lock().offsets.group_offsets(group_id)
+    /// Applies entries that are now durable in the offsets partition.
+    pub fn apply(&self, partition: i32, entries: Vec<(OffsetKey, Option<OffsetValue>)>) {
+        if let Some(table) = self.lock().loaded.get_mut(&partition) {
+            table.apply(entries);
+        }
     }
 
-    /// Deletes committed offsets of partitions (OffsetDelete), refused while subscribed.
-    pub fn delete_offsets(
+    /// Committed offsets of a group.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeMap<(String, i32), OffsetValue>, i16> {
+        let inner = self.lock();
+        let p = self.owns(&inner, group_id)?;
+        Ok(inner
+            .loaded
+            .get(&p)
+            .map(|t| t.group_offsets(group_id))
+            .unwrap_or_default())
+    }
+
+    fn known(&self, inner: &Inner, group_id: &str, partition: i32) -> bool {
+        inner.groups.contains_key(group_id)
+            || inner
+                .loaded
+                .get(&partition)
+                .is_some_and(|t| t.groups().contains(group_id))
+    }
+
+    /// OffsetDelete validation: the deletions to write, refused while the group consumes.
+    pub fn offsets_to_delete(
         &self,
         group_id: &str,
         partitions: Vec<(String, i32)>,
-    ) -> Result<(), i16> {
-        let mut inner = self.lock();
-        if let Some(group) = inner.groups.get(group_id) {
-            if group.state() != GroupState::Empty {
-                return Err(86); // GROUP_SUBSCRIBED_TO_TOPIC
-            }
-        } else if !inner.offsets.groups().contains(group_id) {
+    ) -> Result<(i32, OffsetWrites), i16> {
+        let inner = self.lock();
+        let p = self.owns(&inner, group_id)?;
+        if !self.known(&inner, group_id, p) {
             return Err(codes::GROUP_ID_NOT_FOUND);
-        }
-        let entries = partitions
-            .into_iter()
-            .map(|(topic, partition)| {
-                (
-                    OffsetKey {
-                        group: group_id.to_string(),
-                        topic,
-                        partition,
-                    },
-                    None,
-                )
-            })
-            .collect();
-        inner.offsets.write(entries).map_err(|_| 56)
-    }
-
-    /// DeleteGroups for one group.
-    pub fn delete_group(&self, group_id: &str) -> i16 {
-        let mut inner = self.lock();
-        let known =
-            inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
-        if !known {
-            return codes::GROUP_ID_NOT_FOUND;
         }
         if inner
             .groups
             .get(group_id)
             .is_some_and(|g| g.state() != GroupState::Empty)
         {
-            return codes::NON_EMPTY_GROUP;
+            return Err(86); // GROUP_SUBSCRIBED_TO_TOPIC
+        }
+        Ok((
+            p,
+            partitions
+                .into_iter()
+                .map(|(topic, partition)| {
+                    (
+                        OffsetKey {
+                            group: group_id.to_string(),
+                            topic,
+                            partition,
+                        },
+                        None,
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// DeleteGroups validation: removes the (empty) group; returns its offsets to delete.
+    pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), i16> {
+        let mut inner = self.lock();
+        let p = self.owns(&inner, group_id)?;
+        if !self.known(&inner, group_id, p) {
+            return Err(codes::GROUP_ID_NOT_FOUND);
+        }
+        if inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.state() != GroupState::Empty)
+        {
+            return Err(codes::NON_EMPTY_GROUP);
         }
         inner.groups.remove(group_id);
         let entries = inner
-            .offsets
-            .group_offsets(group_id)
-            .into_keys()
-            .map(|(topic, partition)| {
-                (
-                    OffsetKey {
-                        group: group_id.to_string(),
-                        topic,
-                        partition,
-                    },
-                    None,
-                )
-            })
-            .collect();
-        match inner.offsets.write(entries) {
-            Ok(()) => codes::NONE,
-            Err(_) => 56,
-        }
-    }
-
-    /// Drops committed offsets of a deleted topic.
-    pub fn forget_topic(&self, topic: &str) {
-        let mut inner = self.lock();
-        let mut entries = Vec::new();
-        for group in inner.offsets.groups() {
-            for (t, p) in inner.offsets.group_offsets(&group).into_keys() {
-                if t == topic {
-                    entries.push((
+            .loaded
+            .get(&p)
+            .map(|t| t.group_offsets(group_id))
+            .unwrap_or_default();
+        Ok((
+            p,
+            entries
+                .into_keys()
+                .map(|(topic, partition)| {
+                    (
                         OffsetKey {
-                            group: group.clone(),
-                            topic: t,
-                            partition: p,
+                            group: group_id.to_string(),
+                            topic,
+                            partition,
                         },
                         None,
-                    ));
-                }
-            }
-        }
-        if let Err(e) = inner.offsets.write(entries) {
-            tracing::warn!(topic, error = %e, "dropping offsets of deleted topic failed");
-        }
+                    )
+                })
+                .collect(),
+        ))
     }
 
-    /// Every known group (with members or committed offsets).
+    /// Deletions of every committed offset on `topic`, per offsets partition.
+    pub fn offsets_of_topic(&self, topic: &str) -> Vec<(i32, OffsetWrites)> {
+        let inner = self.lock();
+        inner
+            .loaded
+            .iter()
+            .map(|(p, t)| {
+                (
+                    *p,
+                    t.keys_of_topic(topic)
+                        .into_iter()
+                        .map(|k| (k, None))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, e)| !e.is_empty())
+            .collect()
+    }
+
+    /// Groups coordinated here (with members or committed offsets).
     pub fn list(&self) -> Vec<GroupSummary> {
         let inner = self.lock();
-        let mut ids: std::collections::BTreeSet<String> = inner.groups.keys().cloned().collect();
-        ids.extend(inner.offsets.groups());
+        let mut ids: BTreeSet<String> = inner.groups.keys().cloned().collect();
+        for table in inner.loaded.values() {
+            ids.extend(table.groups());
+        }
         ids.into_iter().map(|id| summarize(&inner, &id)).collect()
     }
 
-    /// One group, or `None` if it is unknown.
-    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+    /// One group: `Ok(None)` if unknown here, `Err` if not coordinated here.
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, i16> {
         let inner = self.lock();
-        let known =
-            inner.groups.contains_key(group_id) || inner.offsets.groups().contains(group_id);
-        known.then(|| summarize(&inner, group_id))
-    }
-
-    /// Forces the offsets log to disk.
-    pub fn flush(&self) -> std::io::Result<()> {
-        self.lock().offsets.flush()
+        let p = self.owns(&inner, group_id)?;
+        Ok(self
+            .known(&inner, group_id, p)
+            .then(|| summarize(&inner, group_id)))
     }
 }
 
@@ -395,23 +488,17 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
             let protocol = group.protocol().unwrap_or_default().to_string();
             GroupSummary {
                 id: id.to_string(),
-                state: if group.state() == GroupState::Empty {
-                    "Empty"
-                } else {
-                    group.state().name()
-                },
+                state: group.state().name(),
                 protocol_type: group.protocol_type().unwrap_or_default().to_string(),
                 members: group
                     .members()
-                    .map(|m| {
-                        (
-                            m.id.clone(),
-                            m.instance_id.clone(),
-                            m.client_id.clone(),
-                            m.client_host.clone(),
-                            m.metadata(&protocol),
-                            m.assignment.clone(),
-                        )
+                    .map(|m| MemberSummary {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: m.metadata(&protocol),
+                        assignment: m.assignment.clone(),
                     })
                     .collect(),
                 protocol,

@@ -1,12 +1,13 @@
-//! Durable committed offsets, kept in an internal append-only log like `__consumer_offsets`.
+//! Committed offsets: the records written to the replicated internal topic
+//! `__consumer_offsets`, and the in-memory table a coordinator rebuilds from them.
 //!
 //! Each commit is a record whose key names `(group, topic, partition)` and whose value holds
-//! the offset (a null value deletes it). The in-memory table is rebuilt by replaying the log at
-//! start-up; when the log holds mostly superseded commits it is rewritten (compacted) then.
+//! the offset (a null value deletes it). The partition of `__consumer_offsets` a group lives
+//! in is `abs(javaHash(group)) % partitions`, as in Kafka, so its leader is the group's
+//! coordinator and a coordinator failover replays the same records on the new leader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -14,7 +15,10 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::log::{batch, Log, LogConfig, RecoveryMode};
+use crate::log::batch;
+
+/// Name of the internal offsets topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Identifies one committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,14 +37,21 @@ pub struct OffsetValue {
     pub commit_timestamp: i64,
 }
 
-/// Committed offsets of every group, durable across restarts.
-#[derive(Debug)]
-pub struct OffsetStore {
-    log: Log,
-    offsets: HashMap<OffsetKey, OffsetValue>,
+/// Offset commits (`Some`) and deletions (`None`) to write together.
+pub type OffsetWrites = Vec<(OffsetKey, Option<OffsetValue>)>;
+
+/// Kafka's `Utils.abs(groupId.hashCode) % partitions` (Java `String.hashCode`).
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
 }
 
-fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<BytesMut> {
+/// Encodes commits (and deletions, as `None`) as one record batch.
+pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes> {
     let now = crate::util::now_ms();
     let records: Vec<Record> = entries
         .iter()
@@ -54,8 +65,8 @@ fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<BytesMut> 
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                // Constant offset-sequence gap keeps all records in one batch whose
-                // base sequence is -1 (no producer id).
+                // A constant offset-sequence gap keeps all records in one batch whose base
+                // sequence is -1 (no producer id).
                 sequence: i as i32 - 1,
                 timestamp: now,
                 key: Some(Bytes::from(serde_json::to_vec(key)?)),
@@ -79,105 +90,48 @@ fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<BytesMut> 
         },
     )
     .map_err(io::Error::other)?;
-    Ok(buf)
+    Ok(buf.freeze())
 }
 
-impl OffsetStore {
-    /// Opens the store in `dir`, replaying (and if worthwhile compacting) its log.
-    pub fn open(dir: &Path, mode: RecoveryMode) -> io::Result<Self> {
-        let log_dir = dir.join("__consumer_offsets-0");
-        let config = LogConfig {
-            segment_bytes: 64 << 20,
-            retention_ms: -1,
-            ..LogConfig::default()
-        };
-        let log = Log::open(&log_dir, config.clone(), mode, &mut |_| {})?;
-        let mut offsets = HashMap::new();
-        let mut records = 0usize;
-        let mut position = log.log_start_offset();
-        let end = log.log_end_offset();
-        while position < end {
-            let data = log
-                .read(position, 1 << 20, end)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if data.is_empty() {
-                break;
-            }
-            for (header, bytes) in batch::BatchIter::new(data) {
-                position = header.next_offset();
-                let mut buf = bytes;
-                let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
-                for record in set.records {
-                    records += 1;
-                    let Some(key) = record
-                        .key
-                        .and_then(|k| serde_json::from_slice::<OffsetKey>(&k).ok())
-                    else {
-                        continue;
-                    };
-                    match record
-                        .value
-                        .and_then(|v| serde_json::from_slice::<OffsetValue>(&v).ok())
-                    {
-                        Some(value) => offsets.insert(key, value),
-                        None => offsets.remove(&key),
-                    };
-                }
-            }
-        }
-        let mut store = OffsetStore { log, offsets };
-        if records > 1000 && records > 4 * store.offsets.len() {
-            store.compact(&log_dir, config)?;
-        }
-        Ok(store)
-    }
+/// The committed offsets of the groups in one `__consumer_offsets` partition.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetTable {
+    offsets: HashMap<OffsetKey, OffsetValue>,
+}
 
-    /// Rewrites the log with only live entries, via a new directory swapped in atomically.
-    fn compact(&mut self, log_dir: &Path, config: LogConfig) -> io::Result<()> {
-        let tmp = log_dir.with_extension("compacting");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let mut fresh = Log::open(&tmp, config.clone(), RecoveryMode::Trust, &mut |_| {})?;
-        let live: Vec<(OffsetKey, Option<OffsetValue>)> = self
-            .offsets
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        for chunk in live.chunks(500) {
-            let bytes = encode(chunk)?;
-            let header = batch::validate(&bytes).map_err(io::Error::other)?;
-            fresh.append(bytes.freeze(), &header, 0, None)?;
+impl OffsetTable {
+    /// Replays batches read from the offsets partition (in offset order).
+    pub fn replay(&mut self, data: Bytes) -> io::Result<()> {
+        for (_, bytes) in batch::BatchIter::new(data) {
+            let mut buf = bytes;
+            let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
+            for record in set.records {
+                let Some(key) = record
+                    .key
+                    .and_then(|k| serde_json::from_slice::<OffsetKey>(&k).ok())
+                else {
+                    continue;
+                };
+                match record
+                    .value
+                    .and_then(|v| serde_json::from_slice::<OffsetValue>(&v).ok())
+                {
+                    Some(value) => self.offsets.insert(key, value),
+                    None => self.offsets.remove(&key),
+                };
+            }
         }
-        fresh.flush()?;
-        drop(fresh);
-        let old = log_dir.with_extension("old");
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(log_dir, &old)?;
-        std::fs::rename(&tmp, log_dir)?;
-        std::fs::remove_dir_all(&old)?;
-        self.log = Log::open(log_dir, config, RecoveryMode::Trust, &mut |_| {})?;
         Ok(())
     }
 
-    /// Durably records commits (and deletions, as `None`) in one batch.
-    pub fn write(&mut self, entries: Vec<(OffsetKey, Option<OffsetValue>)>) -> io::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let bytes = encode(&entries)?;
-        let header = batch::validate(&bytes).map_err(io::Error::other)?;
-        self.log.append(bytes.freeze(), &header, 0, None)?;
+    /// Applies committed entries.
+    pub fn apply(&mut self, entries: Vec<(OffsetKey, Option<OffsetValue>)>) {
         for (key, value) in entries {
             match value {
                 Some(v) => self.offsets.insert(key, v),
                 None => self.offsets.remove(&key),
             };
         }
-        Ok(())
-    }
-
-    /// The committed offset for one partition.
-    pub fn get(&self, key: &OffsetKey) -> Option<&OffsetValue> {
-        self.offsets.get(key)
     }
 
     /// Every committed offset of `group`, ordered by topic and partition.
@@ -190,13 +144,17 @@ impl OffsetStore {
     }
 
     /// Groups that have committed offsets.
-    pub fn groups(&self) -> std::collections::BTreeSet<String> {
+    pub fn groups(&self) -> BTreeSet<String> {
         self.offsets.keys().map(|k| k.group.clone()).collect()
     }
 
-    /// Forces the log to disk (shutdown).
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.log.flush()
+    /// Keys of every committed offset on `topic` (for topic deletion).
+    pub fn keys_of_topic(&self, topic: &str) -> Vec<OffsetKey> {
+        self.offsets
+            .keys()
+            .filter(|k| k.topic == topic)
+            .cloned()
+            .collect()
     }
 }
 
@@ -222,27 +180,31 @@ mod tests {
     }
 
     #[test]
-    fn commits_survive_reopen_and_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = OffsetStore::open(dir.path(), RecoveryMode::Verify).unwrap();
-        for i in 0..1500 {
-            store.write(vec![(key("g", 0), Some(value(i)))]).unwrap();
-        }
-        store
-            .write(vec![
-                (key("g", 1), Some(value(7))),
-                (key("h", 0), Some(value(1))),
-            ])
-            .unwrap();
-        store.write(vec![(key("h", 0), None)]).unwrap();
-        drop(store);
-        let store = OffsetStore::open(dir.path(), RecoveryMode::Verify).unwrap();
-        assert_eq!(store.get(&key("g", 0)).unwrap().offset, 1499);
-        assert_eq!(store.get(&key("g", 1)).unwrap().offset, 7);
-        assert!(store.get(&key("h", 0)).is_none());
-        assert_eq!(store.log.log_end_offset(), 2, "compacted to live entries");
-        drop(store);
-        let store = OffsetStore::open(dir.path(), RecoveryMode::Trust).unwrap();
-        assert_eq!(store.group_offsets("g").len(), 2);
+    fn replay_rebuilds_latest_commits_and_deletions() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(
+            &encode(&[(key("g", 0), Some(value(1))), (key("g", 1), Some(value(7)))]).unwrap(),
+        );
+        data.extend_from_slice(
+            &encode(&[(key("g", 0), Some(value(5))), (key("h", 0), Some(value(2)))]).unwrap(),
+        );
+        data.extend_from_slice(&encode(&[(key("h", 0), None)]).unwrap());
+        let mut table = OffsetTable::default();
+        table.replay(data.freeze()).unwrap();
+        let g = table.group_offsets("g");
+        assert_eq!(g[&("t".into(), 0)].offset, 5);
+        assert_eq!(g[&("t".into(), 1)].offset, 7);
+        assert!(table.group_offsets("h").is_empty());
+        assert_eq!(table.groups(), BTreeSet::from(["g".to_string()]));
+    }
+
+    #[test]
+    fn partition_for_matches_java_hash() {
+        // "console-consumer-1".hashCode() == 35782224 in Java; % 50 == 24.
+        assert_eq!(partition_for("console-consumer-1", 50), 24);
+        // "polygenelubricants".hashCode() == i32::MIN: Kafka's Utils.abs maps it to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("", 50), 0);
+        assert!((0..5).contains(&partition_for("any-group", 5)));
     }
 }

@@ -18,11 +18,14 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::*;
 
-use super::{codes, sb, topic_name, RequestContext};
-use crate::broker::TopicSpec;
-use crate::config::defs::TOPIC_CONFIGS;
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 
-/// CreateTopics (this broker is the controller when running alone).
+use super::{codes, sb, topic_name, RequestContext};
+use crate::cluster::rpc::TopicSpec;
+use crate::config::defs::TOPIC_CONFIGS;
+use crate::metadata::is_internal_topic;
+
+/// CreateTopics, forwarded to the controller.
 pub async fn handle_create_topics(
     ctx: &RequestContext,
     req: CreateTopicsRequest,
@@ -35,79 +38,106 @@ pub async fn handle_create_topics(
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
-    let topics =
-        req.topics
-            .into_iter()
-            .map(|t| {
-                let name = t.name.0.to_string();
-                let result = CreatableTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1);
-                if duplicates.contains(&name) {
-                    return result
-                        .with_error_code(codes::INVALID_REQUEST)
-                        .with_error_message(Some(sb(format!(
-                            "Create topics request from client contains a duplicate topic: {name}"
-                        ))));
+    // Requests that fail locally keep their slot; the rest go to the controller in one call.
+    let mut results: Vec<Option<CreatableTopicResult>> = Vec::with_capacity(req.topics.len());
+    let mut specs = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if duplicates.contains(&name) {
+            results.push(Some(
+                result
+                    .with_error_code(codes::INVALID_REQUEST)
+                    .with_error_message(Some(sb(format!(
+                        "Create topics request from client contains a duplicate topic: {name}"
+                    )))),
+            ));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut null_config = None;
+        for c in &t.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
                 }
-                let mut configs = BTreeMap::new();
-                for c in &t.configs {
-                    match &c.value {
-                        Some(v) => configs.insert(c.name.to_string(), v.to_string()),
-                        None => {
-                            return result.with_error_code(40).with_error_message(Some(sb(
-                                format!("Null value not supported for topic config: {}", c.name),
-                            )))
-                        }
-                    };
-                }
-                let spec = TopicSpec {
-                    name: name.clone(),
-                    partitions: t.num_partitions,
-                    replication_factor: t.replication_factor,
-                    assignments: t
-                        .assignments
+                None => null_config = Some(c.name.to_string()),
+            }
+        }
+        if let Some(key) = null_config {
+            results.push(Some(result.with_error_code(40).with_error_message(Some(
+                sb(format!("Null value not supported for topic config: {key}")),
+            ))));
+            continue;
+        }
+        results.push(None);
+        specs.push(TopicSpec {
+            name,
+            partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect(),
+            configs,
+        });
+    }
+    let mut outcomes = broker
+        .create_topics(specs, req.validate_only)
+        .await
+        .into_iter();
+    let image = broker.image();
+    let topics = req
+        .topics
+        .iter()
+        .zip(results)
+        .map(|(t, local)| {
+            if let Some(result) = local {
+                return result;
+            }
+            let result = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            match outcomes.next() {
+                Some(Ok(topic)) => {
+                    let layers = broker.config_layers(&image, Some(&topic));
+                    let configs = TOPIC_CONFIGS
                         .iter()
-                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                        .collect(),
-                    configs,
-                };
-                match broker.create_topic(&spec, req.validate_only) {
-                    Ok(topic) => {
-                        let image = broker.image();
-                        let layers = broker.config_layers(&image, Some(&topic));
-                        let configs = TOPIC_CONFIGS
-                            .iter()
-                            .map(|def| {
-                                let (value, source) = layers.resolve(def);
-                                CreatableTopicConfigs::default()
-                                    .with_name(sb(def.name))
-                                    .with_value(Some(sb(value)))
-                                    .with_config_source(source as i8)
-                            })
-                            .collect();
-                        result
-                            .with_topic_id(topic.id)
-                            .with_num_partitions(topic.partitions.len() as i32)
-                            .with_replication_factor(
-                                topic
-                                    .partitions
-                                    .first()
-                                    .map_or(0, |p| p.replicas.len() as i16),
-                            )
-                            .with_configs(Some(configs))
-                    }
-                    Err(e) => result
-                        .with_error_code(e.code)
-                        .with_error_message(Some(sb(e.message))),
+                        .map(|def| {
+                            let (value, source) = layers.resolve(def);
+                            CreatableTopicConfigs::default()
+                                .with_name(sb(def.name))
+                                .with_value(Some(sb(value)))
+                                .with_config_source(source as i8)
+                        })
+                        .collect();
+                    result
+                        .with_topic_id(topic.id)
+                        .with_num_partitions(topic.partitions.len() as i32)
+                        .with_replication_factor(
+                            topic
+                                .partitions
+                                .first()
+                                .map_or(0, |p| p.replicas.len() as i16),
+                        )
+                        .with_configs(Some(configs))
                 }
-            })
-            .collect();
+                Some(Err(e)) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(sb(e.message))),
+                None => result.with_error_code(codes::UNKNOWN_SERVER_ERROR),
+            }
+        })
+        .collect();
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-/// DeleteTopics, by name (all versions) or id (v6+).
+/// DeleteTopics, by name (all versions) or id (v6+), forwarded to the controller.
 pub async fn handle_delete_topics(
     ctx: &RequestContext,
     req: DeleteTopicsRequest,
@@ -123,56 +153,124 @@ pub async fn handle_delete_topics(
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
     );
-    let responses = targets
+    let mut responses = Vec::with_capacity(targets.len());
+    let mut names = Vec::new();
+    for (name, id) in &targets {
+        let resolved = name.clone().or_else(|| broker.topic_name(*id));
+        match resolved {
+            Some(n) if is_internal_topic(&n) => responses.push(Some(
+                DeletableTopicResult::default()
+                    .with_name(Some(topic_name(n)))
+                    .with_topic_id(*id)
+                    .with_error_code(codes::INVALID_REQUEST)
+                    .with_error_message(Some(sb("Internal topics cannot be deleted"))),
+            )),
+            Some(n) => {
+                names.push(n);
+                responses.push(None);
+            }
+            None => responses.push(Some(
+                DeletableTopicResult::default()
+                    .with_topic_id(*id)
+                    .with_error_code(codes::UNKNOWN_TOPIC_ID),
+            )),
+        }
+    }
+    let mut outcomes = broker
+        .delete_topics(names.clone())
+        .await
         .into_iter()
-        .map(|(name, id)| {
-            let resolved = name.clone().or_else(|| broker.topic_name(id));
-            let result = DeletableTopicResult::default()
-                .with_name(name.clone().map(topic_name))
-                .with_topic_id(id);
-            let Some(resolved) = resolved else {
-                return result.with_error_code(codes::UNKNOWN_TOPIC_ID);
-            };
-            match broker.delete_topic(&resolved) {
-                Ok(deleted_id) => result
-                    .with_name(Some(topic_name(resolved)))
-                    .with_topic_id(deleted_id),
-                Err(e) => result
+        .zip(names);
+    let responses = responses
+        .into_iter()
+        .map(|local| {
+            local.unwrap_or_else(|| match outcomes.next() {
+                Some((Ok(topic), name)) => DeletableTopicResult::default()
+                    .with_name(Some(topic_name(name)))
+                    .with_topic_id(topic.id),
+                Some((Err(e), name)) => DeletableTopicResult::default()
+                    .with_name(Some(topic_name(name)))
                     .with_error_code(e.code)
                     .with_error_message(Some(sb(e.message))),
-            }
+                None => {
+                    DeletableTopicResult::default().with_error_code(codes::UNKNOWN_SERVER_ERROR)
+                }
+            })
         })
         .collect();
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// CreatePartitions.
+/// CreatePartitions, forwarded to the controller.
 pub async fn handle_create_partitions(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let assignments = t.assignments.map(|a| {
-                a.into_iter()
-                    .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
-                    .collect()
-            });
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let assignments = t.assignments.map(|a| {
+            a.into_iter()
+                .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(
             match ctx
                 .broker
                 .create_partitions(&t.name.0, t.count, assignments, req.validate_only)
+                .await
             {
                 Ok(()) => result,
                 Err(e) => result
                     .with_error_code(e.code)
                     .with_error_message(Some(sb(e.message))),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// ElectLeaders (`kafka-leader-election.sh`): preferred (0) or unclean (1), forwarded.
+pub async fn handle_elect_leaders(
+    ctx: &RequestContext,
+    req: ElectLeadersRequest,
+) -> ElectLeadersResponse {
+    let preferred = ctx.version == 0 || req.election_type == 0;
+    let partitions = req.topic_partitions.as_ref().map(|tps| {
+        tps.iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.topic.0.to_string(), *p))
+            })
+            .collect::<Vec<_>>()
+    });
+    match ctx.broker.elect_leaders(preferred, partitions).await {
+        Ok(results) => {
+            let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+            for ((topic, partition), outcome) in results {
+                let entry = PartitionResult::default().with_partition_id(partition);
+                let entry = match outcome {
+                    Ok(()) => entry,
+                    Err(e) => entry
+                        .with_error_code(e.code)
+                        .with_error_message(Some(sb(e.message))),
+                };
+                by_topic.entry(topic).or_default().push(entry);
+            }
+            ElectLeadersResponse::default().with_replica_election_results(
+                by_topic
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        ReplicaElectionResult::default()
+                            .with_topic(topic_name(t))
+                            .with_partition_result(parts)
+                    })
+                    .collect(),
+            )
+        }
+        Err(e) => ElectLeadersResponse::default().with_error_code(e.code),
+    }
 }
 
 /// DeleteRecords: advances log start offsets.
@@ -193,6 +291,9 @@ pub async fn handle_delete_records(
                         .with_low_watermark(-1);
                     match ctx.broker.partition(&t.name.0, p.partition_index) {
                         None => result.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                        Some(partition) if !partition.is_leader() => {
+                            result.with_error_code(codes::NOT_LEADER_OR_FOLLOWER)
+                        }
                         Some(partition) => match partition.delete_records(p.offset) {
                             Ok(low) => result.with_low_watermark(low),
                             Err(e) => result.with_error_code(e.error_code()),

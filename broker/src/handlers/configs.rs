@@ -11,7 +11,8 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, RequestContext};
-use crate::broker::{AdminError, Broker};
+use crate::broker::Broker;
+use crate::cluster::rpc::{AdminError, ConfigResource};
 use crate::config::defs::{ConfigLayers, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::config::BROKER_SETTINGS;
 
@@ -211,27 +212,33 @@ pub async fn handle_describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn broker_scope(broker: &Broker, name: &str) -> Result<Option<i32>, AdminError> {
-    if name.is_empty() {
-        return Ok(None);
-    }
-    match name.parse::<i32>() {
-        Ok(id) if id == broker.config.broker_id => Ok(Some(id)),
-        _ => Err(AdminError::new(
+fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResource, AdminError> {
+    match resource_type {
+        TOPIC => Ok(ConfigResource::Topic(name.to_string())),
+        BROKER if name.is_empty() => Ok(ConfigResource::Broker(None)),
+        BROKER => match name.parse::<i32>() {
+            Ok(id) if broker.with_image(|img| img.brokers.contains_key(&id)) => {
+                Ok(ConfigResource::Broker(Some(id)))
+            }
+            _ => Err(AdminError::new(
+                codes::INVALID_REQUEST,
+                format!("Unknown broker {name}"),
+            )),
+        },
+        other => Err(AdminError::new(
             codes::INVALID_REQUEST,
-            format!("Unknown broker {name}"),
+            format!("Unsupported resource type {other}"),
         )),
     }
 }
 
 fn current_configs(
     broker: &Broker,
-    resource_type: i8,
-    name: &str,
+    resource: &ConfigResource,
 ) -> Result<BTreeMap<String, String>, AdminError> {
     let image = broker.image();
-    match resource_type {
-        TOPIC => image
+    match resource {
+        ConfigResource::Topic(name) => image
             .topics
             .get(name)
             .map(|t| t.configs.clone())
@@ -241,31 +248,10 @@ fn current_configs(
                     format!("Topic '{name}' does not exist."),
                 )
             }),
-        BROKER => Ok(match broker_scope(broker, name)? {
-            Some(id) => image.broker_configs.get(&id).cloned().unwrap_or_default(),
-            None => image.cluster_configs.clone(),
-        }),
-        other => Err(AdminError::new(
-            codes::INVALID_REQUEST,
-            format!("Unsupported resource type {other}"),
-        )),
-    }
-}
-
-fn apply(
-    broker: &Broker,
-    resource_type: i8,
-    name: &str,
-    configs: BTreeMap<String, String>,
-    validate_only: bool,
-) -> Result<(), AdminError> {
-    match resource_type {
-        TOPIC => broker.set_topic_configs(name, configs, validate_only),
-        BROKER => broker.set_broker_configs(broker_scope(broker, name)?, configs, validate_only),
-        other => Err(AdminError::new(
-            codes::INVALID_REQUEST,
-            format!("Unsupported resource type {other}"),
-        )),
+        ConfigResource::Broker(Some(id)) => {
+            Ok(image.broker_configs.get(id).cloned().unwrap_or_default())
+        }
+        ConfigResource::Broker(None) => Ok(image.cluster_configs.clone()),
     }
 }
 
@@ -274,106 +260,150 @@ pub async fn handle_alter_configs(
     ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let configs: BTreeMap<String, String> = r
-                .configs
-                .iter()
-                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-                .collect();
-            let result = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match current_configs(&ctx.broker, r.resource_type, &r.resource_name).and_then(|_| {
-                apply(
-                    &ctx.broker,
-                    r.resource_type,
-                    &r.resource_name,
-                    configs,
-                    req.validate_only,
-                )
-            }) {
-                Ok(()) => result,
-                Err(e) => result
-                    .with_error_code(e.code)
-                    .with_error_message(Some(sb(e.message))),
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let configs: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let result = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let outcome = match scope(&ctx.broker, r.resource_type, &r.resource_name) {
+            Ok(resource) => {
+                ctx.broker
+                    .alter_configs(resource, configs, req.validate_only)
+                    .await
             }
-        })
-        .collect();
+            Err(e) => Err(e),
+        };
+        responses.push(match outcome {
+            Ok(()) => result,
+            Err(e) => result
+                .with_error_code(e.code)
+                .with_error_message(Some(sb(e.message))),
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) per key.
+/// Applies SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) operations to a config set.
+fn apply_operations(
+    configs: &mut BTreeMap<String, String>,
+    ops: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+) -> Result<(), AdminError> {
+    for c in ops {
+        let key = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            0 => {
+                let v = value
+                    .ok_or_else(|| AdminError::new(40, format!("Null value for config {key}")))?;
+                configs.insert(key, v);
+            }
+            1 => {
+                configs.remove(&key);
+            }
+            op @ (2 | 3) => {
+                let existing = configs.get(&key).cloned().unwrap_or_default();
+                let mut items: Vec<String> = existing
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                {
+                    if op == 2 {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(key, items.join(","));
+            }
+            op => {
+                return Err(AdminError::new(
+                    codes::INVALID_REQUEST,
+                    format!("Unknown config operation {op}"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// IncrementalAlterConfigs: per-key operations on the current dynamic configs.
 pub async fn handle_incremental_alter_configs(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses =
-        req.resources
-            .into_iter()
-            .map(|r| {
-                let result = IncrementalResult::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone());
-                let outcome = current_configs(&ctx.broker, r.resource_type, &r.resource_name)
-                    .and_then(|mut configs| {
-                        for c in &r.configs {
-                            let key = c.name.to_string();
-                            let value = c.value.as_ref().map(|v| v.to_string());
-                            match c.config_operation {
-                                0 => {
-                                    let v = value.ok_or_else(|| {
-                                        AdminError::new(40, format!("Null value for config {key}"))
-                                    })?;
-                                    configs.insert(key, v);
-                                }
-                                1 => {
-                                    configs.remove(&key);
-                                }
-                                2 | 3 => {
-                                    let v = value.unwrap_or_default();
-                                    let existing = configs.get(&key).cloned().unwrap_or_default();
-                                    let mut items: Vec<String> = existing
-                                        .split(',')
-                                        .filter(|s| !s.is_empty())
-                                        .map(str::to_string)
-                                        .collect();
-                                    for item in v.split(',').filter(|s| !s.is_empty()) {
-                                        if c.config_operation == 2 {
-                                            if !items.iter().any(|i| i == item) {
-                                                items.push(item.to_string());
-                                            }
-                                        } else {
-                                            items.retain(|i| i != item);
-                                        }
-                                    }
-                                    configs.insert(key, items.join(","));
-                                }
-                                op => {
-                                    return Err(AdminError::new(
-                                        codes::INVALID_REQUEST,
-                                        format!("Unknown config operation {op}"),
-                                    ))
-                                }
-                            }
-                        }
-                        apply(
-                            &ctx.broker,
-                            r.resource_type,
-                            &r.resource_name,
-                            configs,
-                            req.validate_only,
-                        )
-                    });
-                match outcome {
-                    Ok(()) => result,
-                    Err(e) => result
-                        .with_error_code(e.code)
-                        .with_error_message(Some(sb(e.message))),
-                }
-            })
-            .collect();
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let result = IncrementalResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let prepared = scope(&ctx.broker, r.resource_type, &r.resource_name).and_then(|resource| {
+            let mut configs = current_configs(&ctx.broker, &resource)?;
+            apply_operations(&mut configs, &r.configs)?;
+            Ok((resource, configs))
+        });
+        let outcome = match prepared {
+            Ok((resource, configs)) => {
+                ctx.broker
+                    .alter_configs(resource, configs, req.validate_only)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        responses.push(match outcome {
+            Ok(()) => result,
+            Err(e) => result
+                .with_error_code(e.code)
+                .with_error_message(Some(sb(e.message))),
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+
+    fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
+        AlterableConfig::default()
+            .with_name(sb(name))
+            .with_config_operation(operation)
+            .with_value(value.map(sb))
+    }
+
+    #[test]
+    fn incremental_operations() {
+        let mut configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "delete".to_string()),
+            ("retention.ms".to_string(), "5".to_string()),
+        ]);
+        apply_operations(
+            &mut configs,
+            &[
+                op("retention.ms", 1, None),
+                op("segment.ms", 0, Some("100")),
+                op("cleanup.policy", 2, Some("x,delete")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(configs.get("retention.ms"), None);
+        assert_eq!(configs["segment.ms"], "100");
+        assert_eq!(configs["cleanup.policy"], "delete,x");
+        apply_operations(&mut configs, &[op("cleanup.policy", 3, Some("delete"))]).unwrap();
+        assert_eq!(configs["cleanup.policy"], "x");
+        assert!(apply_operations(&mut configs, &[op("a", 9, None)]).is_err());
+        assert!(apply_operations(&mut configs, &[op("a", 0, None)]).is_err());
+    }
 }

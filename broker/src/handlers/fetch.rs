@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{check_leader_epoch, codes, resolve_topic, RequestContext};
 use crate::broker::Broker;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::Partition;
 
 /// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -46,6 +46,34 @@ fn lookup(
     })
 }
 
+/// KIP-392: the in-sync follower in the consumer's rack, when the leader is elsewhere.
+fn preferred_read_replica(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    client_rack: &str,
+) -> Option<i32> {
+    if client_rack.is_empty() {
+        return None;
+    }
+    broker.with_image(|img| {
+        let meta = img.topics.get(topic)?.partitions.get(index as usize)?;
+        let rack_of = |id: i32| {
+            img.brokers
+                .get(&id)
+                .filter(|b| !b.fenced)
+                .and_then(|b| b.rack.clone())
+        };
+        if rack_of(meta.leader).as_deref() == Some(client_rack) {
+            return None;
+        }
+        meta.isr
+            .iter()
+            .copied()
+            .find(|r| *r != meta.leader && rack_of(*r).as_deref() == Some(client_rack))
+    })
+}
+
 /// One pass over the requested partitions; returns the response topics and bytes gathered.
 fn read_all(
     ctx: &RequestContext,
@@ -53,8 +81,16 @@ fn read_all(
     read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let broker = &ctx.broker;
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let from_follower = replica_id >= 0;
+    let now = broker.now_ms();
     let mut total = 0usize;
     let mut had_error = false;
+    let mut hw_moved = false;
     let max_bytes = req.max_bytes.max(0) as usize;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
@@ -82,35 +118,62 @@ fn read_all(
                 partitions.push(base.with_error_code(epoch_error));
                 continue;
             }
+            if !from_follower && !partition.is_leader() && ctx.version < 11 {
+                had_error = true;
+                partitions.push(base.with_error_code(codes::NOT_LEADER_OR_FOLLOWER));
+                continue;
+            }
+            if !from_follower && partition.is_leader() {
+                if let Some(replica) = name
+                    .as_deref()
+                    .and_then(|n| preferred_read_replica(broker, n, p.partition, &req.rack_id))
+                {
+                    let (start, hw, _) = partition.offsets();
+                    had_error = true; // answer now: the client moves to its replica
+                    partitions.push(
+                        base.with_preferred_read_replica(BrokerId(replica))
+                            .with_high_watermark(hw)
+                            .with_last_stable_offset(hw)
+                            .with_log_start_offset(start)
+                            .with_records(Some(Default::default())),
+                    );
+                    continue;
+                }
+            }
             // KIP-74: the first partition with data may exceed max_bytes by one batch.
             let budget =
                 (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let budget = if total == 0 { budget.max(1) } else { budget };
-            match partition.read(p.fetch_offset, budget) {
-                Ok(data) if budget > 0 || data.records.is_empty() => {
-                    total += data.records.len();
+            let result = if from_follower {
+                partition
+                    .read_for_follower(replica_id, p.fetch_offset, budget, now)
+                    .map(|(data, moved)| {
+                        hw_moved |= moved;
+                        data
+                    })
+            } else {
+                partition.read(p.fetch_offset, budget)
+            };
+            match result {
+                Ok(data) => {
+                    let records = if budget > 0 || data.records.is_empty() {
+                        data.records
+                    } else {
+                        Default::default()
+                    };
+                    total += records.len();
                     partitions.push(
                         base.with_high_watermark(data.high_watermark)
                             .with_last_stable_offset(data.high_watermark)
                             .with_log_start_offset(data.log_start_offset)
-                            .with_records(Some(data.records)),
+                            .with_records(Some(records)),
                     );
                 }
-                Ok(data) => partitions.push(
-                    base.with_high_watermark(data.high_watermark)
-                        .with_last_stable_offset(data.high_watermark)
-                        .with_log_start_offset(data.log_start_offset)
-                        .with_records(Some(Default::default())),
-                ),
                 Err(e) => {
                     had_error = true;
                     let (start, hw, _) = partition.offsets();
-                    let code = match &e {
-                        PartitionError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
-                        other => other.error_code(),
-                    };
                     partitions.push(
-                        base.with_error_code(code)
+                        base.with_error_code(e.error_code())
                             .with_high_watermark(hw)
                             .with_last_stable_offset(hw)
                             .with_log_start_offset(start),
@@ -124,6 +187,9 @@ fn read_all(
                 .with_topic_id(topic.topic_id)
                 .with_partitions(partitions),
         );
+    }
+    if hw_moved {
+        broker.notify_appended();
     }
     (topics, total, had_error)
 }
@@ -226,7 +292,8 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition) {
-                        Ok(partition) => partition,
+                        Ok(partition) if partition.is_leader() => partition,
+                        Ok(_) => return base.with_error_code(codes::NOT_LEADER_OR_FOLLOWER),
                         Err(code) => return base.with_error_code(code),
                     };
                     let epoch_error =

@@ -19,7 +19,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 
 use super::{codes, sb, topic_name, RequestContext};
-use crate::group::offsets::OffsetValue;
+use crate::group::offsets::{OffsetKey, OffsetValue};
 use crate::group::state::JoinRequest;
 
 const MAX_METADATA_BYTES: usize = 4096;
@@ -137,7 +137,10 @@ pub async fn handle_leave_group(
     } else {
         vec![req.member_id.to_string()]
     };
-    let results = ctx.broker.groups.leave(&req.group_id.0, &members);
+    let results = match ctx.broker.groups.leave(&req.group_id.0, &members) {
+        Ok(results) => results,
+        Err(code) => return LeaveGroupResponse::default().with_error_code(code),
+    };
     if ctx.version < 3 {
         return LeaveGroupResponse::default()
             .with_error_code(results.first().copied().unwrap_or(codes::NONE));
@@ -196,15 +199,29 @@ pub async fn handle_offset_commit(
         }
         results.push((topic.name.clone(), topic.topic_id, codes_for_topic));
     }
-    let group_error = broker
-        .groups
-        .commit(
-            &req.group_id.0,
-            &req.member_id,
-            req.generation_id_or_member_epoch,
-            accepted,
-        )
-        .err();
+    let group_error = match broker.groups.validate_commit(
+        &req.group_id.0,
+        &req.member_id,
+        req.generation_id_or_member_epoch,
+    ) {
+        Ok(partition) => {
+            let entries = accepted
+                .into_iter()
+                .map(|(topic, partition, value)| {
+                    (
+                        OffsetKey {
+                            group: req.group_id.0.to_string(),
+                            topic,
+                            partition,
+                        },
+                        Some(value),
+                    )
+                })
+                .collect();
+            broker.write_offsets(partition, entries).await.err()
+        }
+        Err(code) => Some(code),
+    };
     let topics = results
         .into_iter()
         .map(|(name, id, parts)| {
@@ -231,14 +248,15 @@ pub async fn handle_offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// `(topic, partitions)` requested, or every committed partition when `None`.
+/// `(topic, partitions)` requested, or every committed partition when `None`; the error
+/// code when this broker does not coordinate the group.
 fn committed(
     ctx: &RequestContext,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<TopicOffsets> {
-    let all = ctx.broker.groups.fetch_offsets(group);
-    match topics {
+) -> Result<Vec<TopicOffsets>, i16> {
+    let all = ctx.broker.groups.fetch_offsets(group)?;
+    Ok(match topics {
         Some(list) => list
             .into_iter()
             .map(|(t, parts)| {
@@ -259,7 +277,7 @@ fn committed(
             }
             out
         }
-    }
+    })
 }
 
 /// OffsetFetch: one group (v1-7) or several (v8+).
@@ -277,7 +295,12 @@ pub async fn handle_offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let topics = committed(ctx, &g.group_id.0, wanted)
+                let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                let offsets = match committed(ctx, &g.group_id.0, wanted) {
+                    Ok(offsets) => offsets,
+                    Err(code) => return base.with_error_code(code),
+                };
+                let topics = offsets
                     .into_iter()
                     .map(|(t, parts)| {
                         OffsetFetchResponseTopics::default()
@@ -303,9 +326,7 @@ pub async fn handle_offset_fetch(
                             )
                     })
                     .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_topics(topics)
+                base.with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
@@ -315,7 +336,11 @@ pub async fn handle_offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = committed(ctx, &req.group_id.0, wanted)
+    let offsets = match committed(ctx, &req.group_id.0, wanted) {
+        Ok(offsets) => offsets,
+        Err(code) => return OffsetFetchResponse::default().with_error_code(code),
+    };
+    let topics = offsets
         .into_iter()
         .map(|(t, parts)| {
             OffsetFetchResponseTopic::default()
@@ -385,7 +410,7 @@ pub async fn handle_describe_groups(
         .groups
         .iter()
         .map(|id| match ctx.broker.groups.describe(&id.0) {
-            Some(g) => DescribedGroup::default()
+            Ok(Some(g)) => DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_group_state(sb(g.state))
                 .with_protocol_type(sb(g.protocol_type))
@@ -393,43 +418,54 @@ pub async fn handle_describe_groups(
                 .with_members(
                     g.members
                         .into_iter()
-                        .map(|(member, instance, client, host, metadata, assignment)| {
+                        .map(|m| {
                             DescribedGroupMember::default()
-                                .with_member_id(sb(member))
-                                .with_group_instance_id(instance.map(sb))
-                                .with_client_id(sb(client))
-                                .with_client_host(sb(host))
-                                .with_member_metadata(metadata)
-                                .with_member_assignment(assignment)
+                                .with_member_id(sb(m.member_id))
+                                .with_group_instance_id(m.instance_id.map(sb))
+                                .with_client_id(sb(m.client_id))
+                                .with_client_host(sb(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
                         })
                         .collect(),
                 ),
-            None => DescribedGroup::default()
+            Ok(None) => DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_group_state(sb("Dead")),
+            Err(code) => DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_error_code(code),
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-/// DeleteGroups.
+/// DeleteGroups: removes empty groups and their committed offsets.
 pub async fn handle_delete_groups(
     ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .iter()
-        .map(|g| {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let code = match ctx.broker.groups.delete_group(&g.0) {
+            Ok((partition, entries)) => ctx
+                .broker
+                .write_offsets(partition, entries)
+                .await
+                .err()
+                .unwrap_or(codes::NONE),
+            Err(code) => code,
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
-                .with_error_code(ctx.broker.groups.delete_group(&g.0))
-        })
-        .collect();
+                .with_error_code(code),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }
 
-/// OffsetDelete.
+/// OffsetDelete: removes committed offsets of a group that no longer consumes them.
 pub async fn handle_offset_delete(
     ctx: &RequestContext,
     req: OffsetDeleteRequest,
@@ -443,11 +479,15 @@ pub async fn handle_offset_delete(
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    if let Err(code) = ctx
+    let written = match ctx
         .broker
         .groups
-        .delete_offsets(&req.group_id.0, partitions)
+        .offsets_to_delete(&req.group_id.0, partitions)
     {
+        Ok((partition, entries)) => ctx.broker.write_offsets(partition, entries).await,
+        Err(code) => Err(code),
+    };
+    if let Err(code) = written {
         return OffsetDeleteResponse::default().with_error_code(code);
     }
     let topics = req

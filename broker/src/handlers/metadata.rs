@@ -7,17 +7,22 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::*;
 
+use kafka_protocol::protocol::StrBytes;
+
 use super::{codes, sb, topic_name, RequestContext};
+use crate::cluster::rpc::TopicSpec;
 use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
 
-fn topic_response(ctx: &RequestContext, topic: &TopicMeta) -> MetadataResponseTopic {
-    let live: Vec<i32> = ctx.broker.brokers().iter().map(|b| b.0).collect();
+fn topic_response(
+    live: &std::collections::BTreeSet<i32>,
+    topic: &TopicMeta,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let leader_live = live.contains(&p.leader);
+            let leader_live = p.leader >= 0 && live.contains(&p.leader);
             MetadataResponsePartition::default()
                 .with_error_code(if leader_live {
                     codes::NONE
@@ -56,14 +61,15 @@ fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 /// Metadata: brokers, controller and the requested (or all) topics, auto-creating if allowed.
 pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
-    let image = broker.image();
+    let mut image = broker.image();
+    let live = image.live_brokers();
     let all = match &req.topics {
         None => true,
         Some(list) => list.is_empty() && ctx.version == 0,
     };
     let mut topics = Vec::new();
     if all {
-        topics.extend(image.topics.values().map(|t| topic_response(ctx, t)));
+        topics.extend(image.topics.values().map(|t| topic_response(&live, t)));
     } else {
         let auto_create = req.allow_auto_topic_creation
             && broker.config.setting_bool("auto.create.topics.enable");
@@ -84,7 +90,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                 },
             };
             if let Some(topic) = image.topics.get(&name) {
-                topics.push(topic_response(ctx, topic));
+                topics.push(topic_response(&live, topic));
             } else if validate_topic_name(&name).is_err() {
                 topics.push(error_topic(
                     Some(name),
@@ -92,17 +98,33 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                     codes::INVALID_TOPIC_EXCEPTION,
                 ));
             } else if auto_create {
-                match broker.auto_create_topic(&name) {
-                    Ok(topic) => topics.push(topic_response(ctx, &topic)),
-                    Err(e) if e.code == 36 => match broker.image().topics.get(&name) {
-                        Some(topic) => topics.push(topic_response(ctx, topic)),
-                        None => topics.push(error_topic(
-                            Some(name),
-                            uuid::Uuid::nil(),
-                            codes::LEADER_NOT_AVAILABLE,
-                        )),
-                    },
-                    Err(e) => topics.push(error_topic(Some(name), uuid::Uuid::nil(), e.code)),
+                let spec = TopicSpec {
+                    name: name.clone(),
+                    partitions: -1,
+                    replication_factor: -1,
+                    assignments: Vec::new(),
+                    configs: Default::default(),
+                };
+                let result = broker
+                    .create_topics(vec![spec], false)
+                    .await
+                    .into_iter()
+                    .next();
+                image = broker.image();
+                match (result, image.topics.get(&name)) {
+                    (Some(Ok(_)), Some(topic)) => topics.push(topic_response(&live, topic)),
+                    (Some(Err(e)), Some(topic)) if e.code == 36 => {
+                        topics.push(topic_response(&live, topic))
+                    }
+                    (Some(Err(e)), _) if e.code != 36 => {
+                        topics.push(error_topic(Some(name), uuid::Uuid::nil(), e.code))
+                    }
+                    // Created, but this broker has not seen it yet: the client retries.
+                    _ => topics.push(error_topic(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        codes::LEADER_NOT_AVAILABLE,
+                    )),
                 }
             } else {
                 topics.push(error_topic(
@@ -114,19 +136,19 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
         }
     }
     let brokers = broker
-        .brokers()
+        .live_brokers()
         .into_iter()
-        .map(|(id, host, port, rack)| {
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(id))
-                .with_host(sb(host))
-                .with_port(port)
-                .with_rack(rack.map(sb))
+                .with_node_id(BrokerId(b.id))
+                .with_host(sb(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(sb))
         })
         .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(sb(broker.cluster_id.clone())))
+        .with_cluster_id(Some(sb(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }
@@ -138,77 +160,86 @@ pub async fn handle_describe_cluster(
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
     let brokers = broker
-        .brokers()
+        .live_brokers()
         .into_iter()
-        .map(|(id, host, port, rack)| {
+        .map(|b| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(id))
-                .with_host(sb(host))
-                .with_port(port)
-                .with_rack(rack.map(sb))
+                .with_broker_id(BrokerId(b.id))
+                .with_host(sb(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(sb))
         })
         .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_cluster_id(sb(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_brokers(brokers)
 }
 
-/// FindCoordinator: this broker coordinates every group. Transactions are not supported.
+/// FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
+/// partition (created on first use). Transactions are not supported.
 pub async fn handle_find_coordinator(
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (id, host, port, _) = ctx
-        .broker
-        .brokers()
-        .into_iter()
-        .find(|b| b.0 == ctx.broker.config.broker_id)
-        .expect("self is live");
-    let answer = |key_type: i8| -> (i16, Option<String>) {
-        match key_type {
-            0 => (codes::NONE, None),
-            1 => (
+    let keys: Vec<StrBytes> = if ctx.version >= 4 {
+        req.coordinator_keys.clone()
+    } else {
+        vec![req.key.clone()]
+    };
+    if req.key_type == 0 {
+        ctx.broker.ensure_offsets_topic().await;
+    }
+    let lookup = |key: &StrBytes| -> Result<(i32, String, i32), (i16, String)> {
+        match req.key_type {
+            0 => ctx
+                .broker
+                .coordinator_of(key)
+                .map(|b| (b.id, b.host, b.port))
+                .ok_or((
+                    codes::COORDINATOR_NOT_AVAILABLE,
+                    "The coordinator is not available.".to_string(),
+                )),
+            1 => Err((
                 codes::INVALID_REQUEST,
-                Some("Transactions are not supported by this broker".into()),
-            ),
-            _ => (
+                "Transactions are not supported by this broker".to_string(),
+            )),
+            other => Err((
                 codes::INVALID_REQUEST,
-                Some(format!("Unknown coordinator type {key_type}")),
-            ),
+                format!("Unknown coordinator type {other}"),
+            )),
         }
     };
-    let (error, message) = answer(req.key_type);
     if ctx.version >= 4 {
-        let coordinators = req
-            .coordinator_keys
+        let coordinators = keys
             .iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key.clone())
-                    .with_node_id(BrokerId(if error == 0 { id } else { -1 }))
-                    .with_host(sb(if error == 0 {
-                        host.clone()
-                    } else {
-                        String::new()
-                    }))
-                    .with_port(if error == 0 { port } else { -1 })
-                    .with_error_code(error)
-                    .with_error_message(message.clone().map(sb))
+                let base = Coordinator::default().with_key(key.clone());
+                match lookup(key) {
+                    Ok((id, host, port)) => base
+                        .with_node_id(BrokerId(id))
+                        .with_host(sb(host))
+                        .with_port(port),
+                    Err((code, message)) => base
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code)
+                        .with_error_message(Some(sb(message))),
+                }
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if error != 0 {
-        return FindCoordinatorResponse::default()
-            .with_error_code(error)
-            .with_error_message(message.map(sb))
+    match lookup(&req.key) {
+        Ok((id, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(id))
+            .with_host(sb(host))
+            .with_port(port),
+        Err((code, message)) => FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(sb(message)))
             .with_node_id(BrokerId(-1))
-            .with_port(-1);
+            .with_port(-1),
     }
-    FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(id))
-        .with_host(sb(host))
-        .with_port(port)
 }

@@ -1,5 +1,7 @@
 //! Writes: Produce and InitProducerId.
 
+use std::time::Duration;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use tracing::debug;
@@ -16,21 +18,24 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_error_message(message.map(sb))
 }
 
-/// Produce: validates and appends each partition's batches. `None` for acks=0, which
-/// Kafka never answers.
+/// Produce: validates and appends each partition's batches; with acks=all, answers once
+/// the ISR has the data (the high watermark passed it). `None` for acks=0, which Kafka
+/// never answers.
 pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let broker = &ctx.broker;
     let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
     let mut appended_any = false;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
+    // First append everything, then wait for replication of all of it at once.
+    let mut pending = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = resolve_topic(broker, &topic.name.0, topic.topic_id);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
-            let result = (|| {
+            let outcome = (|| {
                 if !matches!(acks, -1..=1) {
-                    return partition_error(index, codes::INVALID_REQUIRED_ACKS, None);
+                    return Err((codes::INVALID_REQUIRED_ACKS, None));
                 }
                 let Some(name) = &name else {
                     let code = if topic.topic_id.is_nil() {
@@ -38,59 +43,72 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                     } else {
                         codes::UNKNOWN_TOPIC_ID
                     };
-                    return partition_error(index, code, None);
+                    return Err((code, None));
                 };
                 let Some(partition) = broker.partition(name, index) else {
                     let exists = broker.with_image(|img| {
                         img.topics
                             .get(name)
-                            .is_some_and(|t| (index as usize) < t.partitions.len() && index >= 0)
+                            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
                     });
                     let code = if exists {
                         codes::NOT_LEADER_OR_FOLLOWER
                     } else {
                         codes::UNKNOWN_TOPIC_OR_PARTITION
                     };
-                    return partition_error(index, code, None);
+                    return Err((code, None));
                 };
                 let Some(records) = data.records else {
-                    return partition_error(
-                        index,
-                        codes::CORRUPT_MESSAGE,
-                        Some("no records".into()),
-                    );
+                    return Err((codes::CORRUPT_MESSAGE, Some("no records".into())));
                 };
-                // Alone, the in-sync replica set is this broker.
-                let isr = 1;
-                if acks == -1 && isr < partition.min_insync_replicas() {
-                    return partition_error(index, codes::NOT_ENOUGH_REPLICAS, None);
-                }
-                match partition.append(records) {
+                match partition.append(records, acks) {
                     Ok(done) => {
                         appended_any = true;
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(done.base_offset)
-                            .with_log_append_time_ms(done.log_append_time)
-                            .with_log_start_offset(done.log_start_offset)
+                        Ok((partition, done))
                     }
                     Err(e) => {
                         debug!(topic = %name, partition = index, error = %e, "produce rejected");
-                        partition_error(index, e.error_code(), Some(e.to_string()))
+                        Err((e.error_code(), Some(e.to_string())))
                     }
                 }
             })();
-            partitions.push(result);
+            partitions.push((index, outcome));
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_topic_id(topic.topic_id)
-                .with_partition_responses(partitions),
-        );
+        pending.push((topic.name, topic.topic_id, partitions));
     }
     if appended_any {
         broker.notify_appended();
+    }
+    let mut responses = Vec::with_capacity(pending.len());
+    for (name, topic_id, partitions) in pending {
+        let mut results = Vec::with_capacity(partitions.len());
+        for (index, outcome) in partitions {
+            let response = match outcome {
+                Err((code, message)) => partition_error(index, code, message),
+                Ok((partition, done)) => {
+                    let committed = if acks == -1 {
+                        partition.wait_for_commit(done.end_offset, timeout).await
+                    } else {
+                        Ok(())
+                    };
+                    match committed {
+                        Ok(()) => PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(done.base_offset)
+                            .with_log_append_time_ms(done.log_append_time)
+                            .with_log_start_offset(done.log_start_offset),
+                        Err(e) => partition_error(index, e.error_code(), Some(e.to_string())),
+                    }
+                }
+            };
+            results.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_topic_id(topic_id)
+                .with_partition_responses(results),
+        );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
@@ -116,14 +134,19 @@ pub async fn handle_init_producer_id(
             .with_producer_id(req.producer_id)
             .with_producer_epoch(req.producer_epoch + 1);
     }
-    match ctx.broker.allocate_producer_id() {
+    match ctx.broker.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(e) => {
-            tracing::error!(error = %e, "allocating producer id failed");
+            tracing::warn!(error = %e, "allocating producer id failed");
+            let code = if e.code > 0 {
+                codes::COORDINATOR_NOT_AVAILABLE
+            } else {
+                codes::UNKNOWN_SERVER_ERROR
+            };
             InitProducerIdResponse::default()
-                .with_error_code(codes::UNKNOWN_SERVER_ERROR)
+                .with_error_code(code)
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
         }

@@ -228,6 +228,55 @@ impl Log {
         Ok(stamped)
     }
 
+    /// Appends a batch replicated from the leader exactly as the leader stored it (its
+    /// offsets and leader epoch are already assigned). It must continue the log.
+    pub fn append_replica(&mut self, bytes: Bytes, header: &BatchHeader) -> io::Result<()> {
+        if header.base_offset != self.log_end_offset() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "replicated batch at {} does not continue the log at {}",
+                    header.base_offset,
+                    self.log_end_offset()
+                ),
+            ));
+        }
+        self.maybe_roll(header, bytes.len())?;
+        self.active_mut().append(
+            header,
+            &bytes[..batch::HEADER_LEN],
+            &bytes[batch::HEADER_LEN..],
+        )?;
+        self.epochs
+            .observe(header.partition_leader_epoch, header.base_offset);
+        self.unflushed_messages += header.record_count.max(0) as u64;
+        self.maybe_flush()
+    }
+
+    /// Discards the whole log and restarts it empty at `offset` (a follower that fell behind
+    /// the leader's log start).
+    pub fn reset_start(&mut self, offset: i64) -> io::Result<()> {
+        for (_, segment) in std::mem::take(&mut self.segments) {
+            segment.delete()?;
+        }
+        self.epochs = LeaderEpochCache::default();
+        let segment = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
+        self.segments.insert(offset, segment);
+        self.log_start_offset = offset;
+        self.write_start_offset()
+    }
+
+    fn write_start_offset(&self) -> io::Result<()> {
+        let tmp = self.dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+        fs::write(&tmp, self.log_start_offset.to_string())?;
+        fs::rename(&tmp, self.dir.join(LOG_START_OFFSET_FILE))
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn maybe_roll(&mut self, header: &BatchHeader, len: usize) -> io::Result<()> {
         let active = self.active();
         let full = active.size() > 0 && active.size() + len as u64 > self.config.segment_bytes;
@@ -332,12 +381,7 @@ impl Log {
             return Ok(());
         }
         self.log_start_offset = offset.min(self.log_end_offset());
-        let write = |dir: &Path, value: i64| -> io::Result<()> {
-            let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
-            fs::write(&tmp, value.to_string())?;
-            fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))
-        };
-        write(&self.dir, self.log_start_offset)?;
+        self.write_start_offset()?;
         self.delete_segments_below(self.log_start_offset)
     }
 

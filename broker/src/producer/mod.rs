@@ -1,4 +1,4 @@
-//! Idempotent-producer support: producer id allocation and per-partition sequence state.
+//! Idempotent-producer support: per-partition sequence state. Producer ids come from the
+//! controller in blocks (see [`crate::broker::Broker::allocate_producer_id`]).
 
-pub mod ids;
 pub mod state;

@@ -41,6 +41,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0, 0),
     (ApiKey::OffsetDelete, 0, 0, 0),
     (ApiKey::DescribeCluster, 0, 0, 1),
+    (ApiKey::ElectLeaders, 0, 0, 2),
 ];
 
 /// Whether requests of `key` at `version` can be served (decoded and answered).

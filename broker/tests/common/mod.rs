@@ -29,6 +29,7 @@ pub fn test_config(data_dir: &Path, port: u16) -> BrokerConfig {
         cluster_id: None,
         config: None,
         overrides: vec!["group.initial.rebalance.delay.ms=0".into()],
+        controller: None,
     };
     BrokerConfig::from_args(&args).expect("valid test config")
 }

@@ -1,0 +1,72 @@
+//! The broker's connection to the controller: one request at a time per client, with
+//! reconnection, so a controller restart is survived by retrying.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use super::rpc::{self, ControllerRequest, ControllerResponse};
+
+type Connection = (BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>);
+
+/// A client of the controller RPC channel.
+#[derive(Debug)]
+pub struct ControllerClient {
+    addr: String,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl ControllerClient {
+    /// A client for the controller at `addr` (connects lazily).
+    pub fn new(addr: impl Into<String>) -> Self {
+        ControllerClient {
+            addr: addr.into(),
+            connection: Mutex::new(None),
+        }
+    }
+
+    /// The controller's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends one request and waits up to `timeout` for its answer. On any failure the
+    /// connection is dropped, so the next call reconnects.
+    pub async fn call(
+        &self,
+        request: &ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerResponse> {
+        let mut guard = self.connection.lock().await;
+        let attempt = async {
+            if guard.is_none() {
+                let stream = TcpStream::connect(&self.addr)
+                    .await
+                    .with_context(|| format!("connecting to controller {}", self.addr))?;
+                let _ = stream.set_nodelay(true);
+                let (r, w) = stream.into_split();
+                *guard = Some((BufReader::new(r), BufWriter::new(w)));
+            }
+            let (reader, writer) = guard.as_mut().expect("connected above");
+            rpc::write_message(writer, request).await?;
+            rpc::read_message::<_, ControllerResponse>(reader)
+                .await?
+                .ok_or_else(|| anyhow!("controller closed the connection"))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => {
+                *guard = None;
+                Err(e)
+            }
+            Err(_) => {
+                *guard = None;
+                Err(anyhow!("controller request timed out after {timeout:?}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The broker's side of cluster membership: register with the controller, heartbeat to
+//! keep the session, and pull metadata images (long poll) to apply them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::client::ControllerClient;
+use super::rpc::{ControllerRequest, ControllerResponse, Registration};
+use crate::broker::{Broker, CONTROLLER_TIMEOUT};
+
+const STALE_BROKER_EPOCH: i16 = 77;
+/// How long a metadata poll waits for a change before asking again.
+const METADATA_POLL_MS: u64 = 5000;
+
+/// Registers this broker, retrying until the controller answers.
+pub async fn register(broker: &Broker) -> Result<()> {
+    let mut logged = false;
+    loop {
+        match try_register(broker).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.to_string().contains("belongs to cluster")
+                    || e.to_string().contains("INCONSISTENT") =>
+            {
+                return Err(e)
+            }
+            Err(e) => {
+                if !logged {
+                    warn!(controller = %broker.controller.addr(), error = %e, "waiting for the controller");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn try_register(broker: &Broker) -> Result<()> {
+    let cluster_id = broker.cluster_id();
+    let request = ControllerRequest::Register(Registration {
+        broker_id: broker.config.broker_id,
+        incarnation: broker.incarnation,
+        rack: broker.config.rack.clone(),
+        host: broker.config.advertised_host.clone(),
+        port: broker.config.advertised_port,
+        cluster_id: (!cluster_id.is_empty()).then_some(cluster_id),
+    });
+    match broker.controller.call(&request, CONTROLLER_TIMEOUT).await? {
+        ControllerResponse::Registered {
+            broker_epoch,
+            cluster_id,
+        } => {
+            broker.set_cluster_id(&cluster_id)?;
+            broker.set_broker_epoch(broker_epoch);
+            info!(broker_epoch, %cluster_id, "registered with the controller");
+            Ok(())
+        }
+        ControllerResponse::Error(e) if e.code == 104 => {
+            Err(anyhow!("INCONSISTENT_CLUSTER_ID: {}", e.message))
+        }
+        other => Err(anyhow!("registration refused: {other:?}")),
+    }
+}
+
+/// Waits for the first metadata image that includes this broker's registration.
+pub async fn await_first_image(broker: &Arc<Broker>) -> Result<()> {
+    let client = ControllerClient::new(broker.controller.addr());
+    loop {
+        let request = ControllerRequest::FetchMetadata {
+            broker_id: broker.config.broker_id,
+            known_version: 0,
+            known_controller_epoch: 0,
+            max_wait_ms: 1000,
+        };
+        if let Ok(ControllerResponse::Metadata {
+            image: Some(image), ..
+        }) = client.call(&request, CONTROLLER_TIMEOUT).await
+        {
+            if image
+                .brokers
+                .get(&broker.config.broker_id)
+                .is_some_and(|b| b.epoch == broker.broker_epoch())
+            {
+                broker.apply_image(*image);
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Heartbeats every `broker.heartbeat.interval.ms`, re-registering when the controller no
+/// longer knows this registration (a controller that lost it, or a session that was replaced).
+pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(
+        broker
+            .config
+            .setting_i64("broker.heartbeat.interval.ms")
+            .max(10) as u64,
+    );
+    let client = ControllerClient::new(broker.controller.addr());
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let request = ControllerRequest::Heartbeat {
+            broker_id: broker.config.broker_id,
+            broker_epoch: broker.broker_epoch(),
+        };
+        match client.call(&request, interval * 5).await {
+            Ok(ControllerResponse::Heartbeat { .. }) => {}
+            Ok(ControllerResponse::Error(e)) if e.code == STALE_BROKER_EPOCH => {
+                warn!("controller does not know this registration: registering again");
+                if let Err(e) = register(&broker).await {
+                    warn!(error = %e, "re-registration failed");
+                }
+            }
+            Ok(other) => warn!(answer = ?other, "unexpected heartbeat answer"),
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Pulls metadata images and applies each new one.
+pub async fn metadata_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let client = ControllerClient::new(broker.controller.addr());
+    let mut known_version = broker.image().version;
+    let mut known_epoch = 0;
+    loop {
+        let request = ControllerRequest::FetchMetadata {
+            broker_id: broker.config.broker_id,
+            known_version,
+            known_controller_epoch: known_epoch,
+            max_wait_ms: METADATA_POLL_MS,
+        };
+        let response = tokio::select! {
+            r = client.call(&request, Duration::from_millis(METADATA_POLL_MS) + CONTROLLER_TIMEOUT) => r,
+            _ = shutdown.changed() => return,
+        };
+        match response {
+            Ok(ControllerResponse::Metadata {
+                controller_epoch,
+                image,
+            }) => {
+                if controller_epoch != known_epoch && known_epoch != 0 {
+                    info!(controller_epoch, "new controller epoch: full resync");
+                }
+                known_epoch = controller_epoch;
+                if let Some(image) = image {
+                    known_version = image.version;
+                    let broker = broker.clone();
+                    // Applying opens logs (blocking I/O).
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let handle = tokio::runtime::Handle::current();
+                        let _guard = handle.enter();
+                        broker.apply_image(*image)
+                    })
+                    .await;
+                }
+            }
+            Ok(other) => warn!(answer = ?other, "unexpected metadata answer"),
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata poll failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

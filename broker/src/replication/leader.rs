@@ -1,0 +1,201 @@
+//! What a partition leader tracks about its followers, and the rules that follow from it:
+//! the high watermark is the smallest log end offset in the ISR and never moves back; a
+//! follower that has not caught up for `replica.lag.time.max.ms` leaves the ISR; a follower
+//! that reaches the high watermark rejoins it. These are Kafka's `Partition.scala` rules,
+//! as pure functions of the leader's view.
+
+use std::collections::BTreeMap;
+
+/// A follower as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerState {
+    /// The offset the follower will fetch next, i.e. its log end offset. -1 until it fetches.
+    pub log_end_offset: i64,
+    /// Last time (ms) the follower had fetched everything the leader had.
+    pub last_caught_up_ms: u64,
+    /// The leader's log end offset and the time at the follower's previous fetch: reaching
+    /// that offset later proves the follower was caught up as of that time (Kafka's rule,
+    /// which keeps a follower in sync under continuous writes).
+    pub last_fetch_leader_leo: i64,
+    pub last_fetch_ms: u64,
+}
+
+/// The leader's view of one partition's replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderView {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub followers: BTreeMap<i32, FollowerState>,
+}
+
+impl LeaderView {
+    /// A fresh view when becoming leader: followers start as caught up now, so none is
+    /// dropped from the ISR before it had a chance to fetch.
+    pub fn new(leader: i32, replicas: Vec<i32>, isr: Vec<i32>, now_ms: u64) -> Self {
+        let followers = replicas
+            .iter()
+            .filter(|r| **r != leader)
+            .map(|r| {
+                (
+                    *r,
+                    FollowerState {
+                        log_end_offset: -1,
+                        last_caught_up_ms: now_ms,
+                        last_fetch_leader_leo: -1,
+                        last_fetch_ms: now_ms,
+                    },
+                )
+            })
+            .collect();
+        LeaderView {
+            leader,
+            replicas,
+            isr,
+            followers,
+        }
+    }
+
+    /// Records a follower fetch at `fetch_offset` while the leader's log ends at `leader_leo`.
+    pub fn on_follower_fetch(
+        &mut self,
+        replica: i32,
+        fetch_offset: i64,
+        leader_leo: i64,
+        now_ms: u64,
+    ) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.log_end_offset = fetch_offset;
+            if fetch_offset >= leader_leo {
+                f.last_caught_up_ms = now_ms;
+            } else if f.last_fetch_leader_leo >= 0 && fetch_offset >= f.last_fetch_leader_leo {
+                f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+            }
+            f.last_fetch_leader_leo = leader_leo;
+            f.last_fetch_ms = now_ms;
+        }
+    }
+
+    /// The high watermark the ISR supports, never below `current`.
+    pub fn high_watermark(&self, leader_leo: i64, current: i64) -> i64 {
+        let min_isr_leo = self
+            .isr
+            .iter()
+            .map(|r| {
+                if *r == self.leader {
+                    leader_leo
+                } else {
+                    self.followers.get(r).map_or(-1, |f| f.log_end_offset)
+                }
+            })
+            .min()
+            .unwrap_or(leader_leo);
+        min_isr_leo.max(current)
+    }
+
+    /// The ISR the leader should propose now, if it differs from the current one: lagging
+    /// followers removed, caught-up replicas added. The leader always stays in.
+    pub fn proposed_isr(
+        &self,
+        high_watermark: i64,
+        now_ms: u64,
+        lag_max_ms: u64,
+    ) -> Option<Vec<i32>> {
+        let keep = |r: &i32| -> bool {
+            if *r == self.leader {
+                return true;
+            }
+            match self.followers.get(r) {
+                Some(f) if self.isr.contains(r) => {
+                    now_ms.saturating_sub(f.last_caught_up_ms) <= lag_max_ms
+                }
+                Some(f) => f.log_end_offset >= high_watermark && f.log_end_offset >= 0,
+                None => false,
+            }
+        };
+        let proposed: Vec<i32> = self.replicas.iter().copied().filter(keep).collect();
+        let mut current = self.isr.clone();
+        current.sort_unstable();
+        let mut sorted = proposed.clone();
+        sorted.sort_unstable();
+        (sorted != current).then_some(proposed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hw_is_min_isr_leo_and_monotonic() {
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        assert_eq!(
+            view.high_watermark(10, 0),
+            0,
+            "followers have not fetched yet"
+        );
+        view.on_follower_fetch(2, 10, 10, 5);
+        view.on_follower_fetch(3, 7, 10, 5);
+        assert_eq!(view.high_watermark(10, 0), 7);
+        view.on_follower_fetch(3, 10, 10, 6);
+        assert_eq!(view.high_watermark(12, 7), 10);
+        // Only ISR members count.
+        view.isr = vec![1, 2];
+        view.on_follower_fetch(3, 0, 12, 7);
+        assert_eq!(view.high_watermark(12, 10), 10, "never moves back");
+        view.on_follower_fetch(2, 12, 12, 8);
+        assert_eq!(view.high_watermark(12, 10), 12);
+    }
+
+    #[test]
+    fn lagging_followers_leave_and_caught_up_ones_rejoin() {
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        view.on_follower_fetch(2, 10, 10, 100);
+        view.on_follower_fetch(3, 4, 10, 100);
+        assert_eq!(
+            view.proposed_isr(4, 500, 1000),
+            None,
+            "within the lag bound"
+        );
+        assert_eq!(
+            view.proposed_isr(4, 1050, 1000),
+            Some(vec![1, 2]),
+            "replica 3 lags"
+        );
+        view.isr = vec![1, 2];
+        view.on_follower_fetch(3, 10, 10, 1100);
+        assert_eq!(
+            view.proposed_isr(10, 1100, 1000),
+            Some(vec![1, 2, 3]),
+            "caught up: rejoins"
+        );
+        view.on_follower_fetch(2, 12, 12, 1200);
+        view.on_follower_fetch(3, 9, 12, 1200);
+        view.isr = vec![1, 2];
+        assert_eq!(
+            view.proposed_isr(10, 1200, 1000),
+            None,
+            "below the HW: not yet"
+        );
+    }
+
+    #[test]
+    fn a_follower_keeping_up_under_load_stays_in_sync() {
+        let mut view = LeaderView::new(1, vec![1, 2], vec![1, 2], 0);
+        // The leader keeps writing: the follower is always one fetch behind the tip.
+        let mut leo = 10;
+        for t in 1..100u64 {
+            let follower_at = leo;
+            leo += 5;
+            view.on_follower_fetch(2, follower_at, leo, t * 100);
+        }
+        assert_eq!(view.proposed_isr(leo - 5, 100 * 100, 1000), None);
+    }
+
+    #[test]
+    fn single_replica_hw_follows_leader() {
+        let view = LeaderView::new(1, vec![1], vec![1], 0);
+        assert_eq!(view.high_watermark(42, 0), 42);
+        assert_eq!(view.proposed_isr(42, 10_000, 10), None);
+    }
+}
