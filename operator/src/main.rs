@@ -1,27 +1,41 @@
-//! `tributary-operator`: the Kubernetes operator and cluster controller.
+//! `tributary-operator`: the cluster controller, and the launcher of local clusters.
 //!
-//! It will reconcile `KafkaCluster` and `KafkaTopic` resources and act as the controller
-//! that places replicas and elects leaders. This binary currently only reports its version.
+//! `tributary-operator local` runs the controller in this process and the brokers as child
+//! processes on 127.0.0.1, one per zone slot — the embedded default for machines without
+//! Kubernetes. The Kubernetes operator mode embeds the same controller.
 
-use clap::Parser;
+mod local;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
 /// Command-line interface.
 #[derive(Debug, Parser)]
 #[command(
     name = "tributary-operator",
     version,
-    about = "Tributary operator and controller"
+    about = "Tributary operator and cluster controller"
 )]
-struct Args {}
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _args = Args::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local multi-zone cluster: the controller plus broker processes on 127.0.0.1.
+    Local(local::LocalArgs),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
     tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    eprintln!(
-        "tributary-operator {}: no controller is implemented yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    match Args::parse().command {
+        Command::Local(args) => local::run(args).await,
+    }
 }

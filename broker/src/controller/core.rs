@@ -31,6 +31,11 @@ pub mod codes {
     pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 }
 
+/// How long a broker whose heartbeat connection closed has to reconnect before it is
+/// fenced. A crashed process closes its sockets at once; a live broker reconnects on its
+/// next heartbeat.
+pub const RECONNECT_GRACE_MS: u64 = 400;
+
 /// Producer ids handed out per AllocateProducerIds request.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -249,6 +254,14 @@ impl ControllerCore {
         let mut next = self.next_image();
         self.unfence_in(&mut next, broker_id);
         Ok((false, Some(next)))
+    }
+
+    /// The broker's session channel closed: its session now ends within
+    /// [`RECONNECT_GRACE_MS`] unless it heartbeats again.
+    pub fn shorten_session(&mut self, broker_id: i32, now_ms: u64) {
+        if let Some(deadline) = self.sessions.get_mut(&broker_id) {
+            *deadline = (*deadline).min(now_ms + RECONNECT_GRACE_MS);
+        }
     }
 
     /// Fences brokers whose session expired, moving their leaderships.
@@ -810,6 +823,23 @@ mod tests {
             core.heartbeat(leader, epoch - 100, 1700).unwrap_err().code,
             codes::STALE_BROKER_EPOCH
         );
+    }
+
+    #[test]
+    fn a_closed_session_channel_fences_quickly_unless_the_broker_returns() {
+        let mut core = core_with_brokers(2);
+        core.shorten_session(1, 100);
+        assert!(core.expire_sessions(100 + RECONNECT_GRACE_MS - 1).is_none());
+        let epoch = core.image().brokers[&2].epoch;
+        commit!(core, core.heartbeat(2, epoch, 100).unwrap());
+        core.shorten_session(2, 100);
+        let epoch = core.image().brokers[&2].epoch;
+        commit!(core, core.heartbeat(2, epoch, 200).unwrap());
+        let image = core
+            .expire_sessions(100 + RECONNECT_GRACE_MS + 1)
+            .expect("broker 1 fenced");
+        assert!(image.brokers[&1].fenced);
+        assert!(!image.brokers[&2].fenced, "broker 2 reconnected in time");
     }
 
     #[test]

@@ -229,6 +229,12 @@ impl Controller {
         }
     }
 
+    /// A broker's heartbeat connection closed: expect it back within the grace period.
+    fn session_channel_closed(&self, broker: i32) {
+        let now = self.now();
+        self.lock().shorten_session(broker, now);
+    }
+
     /// Session expiry, run every 100 ms.
     fn tick_sessions(&self) {
         let now = self.now();
@@ -327,14 +333,28 @@ pub async fn start(
     })
 }
 
+/// Serves one connection. The connection a broker heartbeats on is its session channel:
+/// when it closes (the broker process died), the session is cut short, so a crashed broker
+/// is fenced in a fraction of the session timeout.
 async fn serve_connection(controller: Arc<Controller>, stream: TcpStream) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
-    while let Some(request) = rpc::read_message::<_, ControllerRequest>(&mut reader).await? {
-        let response = controller.handle(request).await;
-        rpc::write_message(&mut writer, &response).await?;
+    let mut heartbeating: Option<i32> = None;
+    let result = async {
+        while let Some(request) = rpc::read_message::<_, ControllerRequest>(&mut reader).await? {
+            if let ControllerRequest::Heartbeat { broker_id, .. } = &request {
+                heartbeating = Some(*broker_id);
+            }
+            let response = controller.handle(request).await;
+            rpc::write_message(&mut writer, &response).await?;
+        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    if let Some(broker) = heartbeating {
+        controller.session_channel_closed(broker);
+    }
+    result
 }
