@@ -49,6 +49,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Bumped after every append or high-watermark move, waking long-polling fetches.
     appended: watch::Sender<u64>,
+    /// Bumped whenever replica roles change, waking replica fetchers.
+    role_changes: watch::Sender<u64>,
     recovery_mode: RecoveryMode,
     started: Instant,
     /// Leaders this broker runs a replica fetcher for.
@@ -85,7 +87,9 @@ impl Broker {
         );
         let (image_version, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
+        let (role_changes, _) = watch::channel(0);
         Ok(Arc::new(Broker {
+            role_changes,
             incarnation: Uuid::new_v4(),
             broker_epoch: AtomicI64::new(-1),
             cluster_id: RwLock::new(cluster_id),
@@ -230,6 +234,12 @@ impl Broker {
         }
         let version = image.version;
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(image);
+        if changes
+            .iter()
+            .any(|(_, change)| *change != RoleChange::Unchanged)
+        {
+            self.role_changes.send_modify(|v| *v = v.wrapping_add(1));
+        }
         for (partition, change) in changes {
             if partition.topic == OFFSETS_TOPIC {
                 self.on_offsets_partition_change(&partition, change);
@@ -330,6 +340,11 @@ impl Broker {
     /// Signals long-polling fetches that data (or a high watermark) moved.
     pub fn notify_appended(&self) {
         self.appended.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Subscribes to replica role changes (for replica fetchers).
+    pub fn subscribe_role_changes(&self) -> watch::Receiver<u64> {
+        self.role_changes.subscribe()
     }
 
     /// Subscribes to append notifications.

@@ -1,57 +1,100 @@
 #!/usr/bin/env bash
-# run-tributary.sh [KAFKA_VERSION...]
+# run-tributary.sh [--cluster] [KAFKA_VERSION...]
 #
-# Starts a Tributary broker (already built at target/release/tributary-broker, or
-# $TRIBUTARY_BROKER) on a free loopback port with a scratch data directory, runs the
-# users' walkthrough with each Kafka CLI version (default: 3.6.0 4.4.0), restarts the
-# broker once in between to prove state survives, and stops it. Exits non-zero on any failure.
+# Runs the users' walkthrough against Tributary with each Kafka CLI version (default:
+# 3.6.0 4.4.0), on a free loopback port with a scratch data directory:
+#   default    a single broker (target/release/tributary-broker, or $TRIBUTARY_BROKER),
+#              restarted between versions to prove state survives a clean restart;
+#   --cluster  a local 3-zone cluster (target/release/tributary-operator local), with
+#              replication factor 3, checking replicas, ISR and zone spread.
+# Exits non-zero on any failure; stops everything it started.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
+MODE=single
+if [[ ${1:-} == --cluster ]]; then MODE=cluster; shift; fi
 VERSIONS=("$@")
 [[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(3.6.0 4.4.0)
+BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
+OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 
-[[ -x $BROKER ]] || { echo "broker binary not found: $BROKER (cargo build --release)" >&2; exit 1; }
+free_base_port() { # a port P with P..P+COUNT-1 all free
+  python3 - "$1" <<'PY'
+import random, socket, sys
+count = int(sys.argv[1])
+for _ in range(200):
+    base = random.randint(20000, 60000 - count)
+    socks = []
+    try:
+        for p in range(base, base + count):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/tributary-compat.XXXXXX")
 LOG=$DATA.log
 PID=
-
-start_broker() {
-  "$BROKER" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >>"$LOG" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "broker did not start; log:" >&2; cat "$LOG" >&2; exit 1
-}
-
-stop_broker() {
-  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID"
-    wait "$PID" || { echo "broker did not exit cleanly; log:" >&2; tail -50 "$LOG" >&2; return 1; }
-  fi
-  PID=
-}
-
 cleanup() {
   [[ -n $PID ]] && kill -9 "$PID" 2>/dev/null || true
+  pkill -9 -f "tributary-broker.*$DATA" 2>/dev/null || true
   rm -rf "$DATA" "$LOG"
 }
 trap cleanup EXIT
 
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start() {
+  if [[ $MODE == single ]]; then
+    [[ -x $BROKER ]] || { echo "broker binary not found: $BROKER (cargo build --release)" >&2; exit 1; }
+    "$BROKER" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >>"$LOG" 2>&1 &
+    PID=$!
+    wait_port "$PORT" || { echo "broker did not start; log:" >&2; cat "$LOG" >&2; exit 1; }
+    BOOTSTRAP=127.0.0.1:$PORT
+  else
+    [[ -x $OPERATOR ]] || { echo "operator binary not found: $OPERATOR (cargo build --release)" >&2; exit 1; }
+    "$OPERATOR" local --zones 3 --brokers-per-zone 1 --data-dir "$DATA" --base-port "$PORT" >>"$LOG" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 300); do
+      BOOTSTRAP=$(sed -n 's/^bootstrap servers: //p' "$LOG" | tail -n1)
+      [[ -n $BOOTSTRAP ]] && break
+      kill -0 "$PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    [[ -n $BOOTSTRAP ]] || { echo "cluster did not start; log:" >&2; cat "$LOG" >&2; exit 1; }
+    export BROKER_ZONES=1:zone-a,2:zone-b,3:zone-c
+  fi
+}
+
+stop() {
+  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID"
+    wait "$PID" || { echo "did not exit cleanly; log:" >&2; tail -50 "$LOG" >&2; PID=; return 1; }
+  fi
+  PID=
+}
+
+if [[ $MODE == single ]]; then PORT=$(free_base_port 1); RF=1; else PORT=$(free_base_port 3); RF=3; fi
 status=0
 for version in "${VERSIONS[@]}"; do
-  start_broker
-  echo "== Tributary on 127.0.0.1:$PORT, Kafka $version CLI"
-  if ! "$HERE/walkthrough.sh" "$version" "127.0.0.1:$PORT"; then
+  start
+  echo "== Tributary ($MODE) at $BOOTSTRAP, Kafka $version CLI"
+  if ! "$HERE/walkthrough.sh" "$version" "$BOOTSTRAP" "$RF"; then
     status=1
-    echo "broker log tail:"; tail -30 "$LOG"
+    echo "log tail:"; tail -30 "$LOG"
+    [[ $MODE == cluster ]] && for f in "$DATA"/broker-*/broker.log; do echo "-- $f"; tail -15 "$f"; done
   fi
-  stop_broker || status=1
+  stop || status=1
 done
 exit $status

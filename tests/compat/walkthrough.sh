@@ -178,13 +178,25 @@ check "kafka-topics.sh --create" "expected 'Created topic $TOPIC.'" out_has_line
 run kafka-topics.sh --bootstrap-server "$B" --command-config client.properties --list
 check "kafka-topics.sh --list shows $TOPIC" "$TOPIC not listed" out_has_line "$TOPIC"
 
-# 3. describe
+# 3. describe: one partition, RF replicas all in the ISR, a leader; with BROKER_ZONES
+#    ("1:zone-a,2:zone-b,...") also that the replicas sit in min(RF, zones) distinct zones.
+distinct_count() { tr ',' '\n' <<<"$1" | grep -c . ; }
 describe_ok() {
   out_has "PartitionCount: ?1([^0-9]|$)" && out_has "ReplicationFactor: ?$RF([^0-9]|$)" &&
-    out_has "Partition: ?0[[:space:]].*Leader: ?[0-9]+" && ! out_has "Leader: ?(-1|none)"
+    out_has "Partition: ?0[[:space:]].*Leader: ?[0-9]+" && ! out_has "Leader: ?(-1|none)" || return 1
+  local replicas isr
+  replicas=$(grep -oE "Replicas: ?[0-9,]+" "$CUR.out" | head -n1 | sed -E 's/Replicas: ?//')
+  isr=$(grep -oE "Isr: ?[0-9,]+" "$CUR.out" | head -n1 | sed -E 's/Isr: ?//')
+  [[ $(distinct_count "$replicas") -eq $RF && $(distinct_count "$isr") -eq $RF ]] || return 1
+  if [[ -n ${BROKER_ZONES:-} ]]; then
+    local zones_total zones_used
+    zones_total=$(tr ',' '\n' <<<"$BROKER_ZONES" | cut -d: -f2 | sort -u | grep -c .)
+    zones_used=$(for r in ${replicas//,/ }; do tr ',' '\n' <<<"$BROKER_ZONES" | grep "^$r:" | cut -d: -f2; done | sort -u | grep -c .)
+    (( zones_used == (RF < zones_total ? RF : zones_total) )) || return 1
+  fi
 }
 run kafka-topics.sh --bootstrap-server "$B" --command-config client.properties --describe --topic "$TOPIC"
-check "kafka-topics.sh --describe" "expected PartitionCount: 1, ReplicationFactor: $RF and a Leader for partition 0" describe_ok
+check "kafka-topics.sh --describe" "expected PartitionCount: 1, ReplicationFactor: $RF, $RF replicas in sync${BROKER_ZONES:+ across distinct zones} and a Leader" describe_ok
 
 # 4. produce (verbatim). Kafka 4.0 removed the console producer's deprecated
 #    --broker-list (3.x still accepts it): use it where the version's --help

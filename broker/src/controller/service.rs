@@ -17,8 +17,9 @@ use crate::cluster::rpc::{self, AdminError, ControllerRequest, ControllerRespons
 use crate::metadata::{FileMetadataStore, MetadataImage, MetadataStore};
 
 const CONTROLLER_EPOCH_FILE: &str = "controller-epoch";
-/// How often preferred leaders are restored (`leader.imbalance.check.interval.seconds`).
-const REBALANCE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often preferred leaders are restored (`leader.imbalance.check.interval.seconds`;
+/// Kafka checks every 300 s, this is shorter so zones rebalance soon after a broker returns).
+const REBALANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Shared controller state.
 #[derive(Debug)]

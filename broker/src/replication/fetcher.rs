@@ -97,11 +97,20 @@ async fn run(broker: Arc<Broker>, leader: i32) {
         let Some((_, conn)) = connection.as_mut() else {
             continue;
         };
-        let result = async {
-            truncate_diverged(&broker, conn, &partitions).await?;
-            fetch_once(&broker, conn, &partitions).await
-        }
-        .await;
+        // A role change (a partition newly followed from this leader, or one that stopped)
+        // interrupts the long poll, so a new follower starts replicating at once.
+        let mut roles = broker.subscribe_role_changes();
+        roles.borrow_and_update();
+        let result = tokio::select! {
+            r = async {
+                truncate_diverged(&broker, conn, &partitions).await?;
+                fetch_once(&broker, conn, &partitions).await
+            } => r,
+            _ = roles.changed() => {
+                connection = None;
+                continue;
+            }
+        };
         if let Err(e) = result {
             debug!(error = %e, "replica fetch failed; reconnecting");
             connection = None;

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# failover.sh [KAFKA_VERSION]
+#
+# Kafka's own verifiable producer (acks=all) and verifiable consumer run against a local
+# 3-zone Tributary cluster (topic: 3 partitions, replication factor 3, min.insync.replicas=2)
+# while partition leaders are killed with `kill -9` (the launcher restarts them) and another
+# broker is paused with SIGSTOP and resumed. Then every acknowledged record must have been
+# consumed, with the value it was written with, in offset order per partition. Prints the
+# time from each kill to the next acknowledged write of that partition.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VERSION=${1:-3.6.0}
+OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
+BIN=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$VERSION/bin
+KILL_ROUNDS=${KILL_ROUNDS:-3}
+TOPIC=verify
+
+"$ROOT/tests/compat/fetch-kafka.sh" "$VERSION" >/dev/null
+[[ -x $OPERATOR ]] || { echo "operator binary not found: $OPERATOR (cargo build --release)" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tributary-failover.XXXXXX")
+DATA=$WORK/data
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  pkill -9 -f "tributary-broker.*$DATA" 2>/dev/null || true
+  [[ -n ${KEEP_WORKDIR:-} ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+say() { printf '[failover] %s\n' "$*"; }
+now_ms() { date +%s%3N; }
+
+PORT=$(python3 -c 'import random; print(random.randint(20000, 59000))')
+"$OPERATOR" local --zones 3 --brokers-per-zone 1 --data-dir "$DATA" --base-port "$PORT" >"$WORK/cluster.log" 2>&1 &
+CLUSTER=$!
+PIDS+=("$CLUSTER")
+B=
+for _ in $(seq 1 300); do
+  B=$(sed -n 's/^bootstrap servers: //p' "$WORK/cluster.log" | tail -n1)
+  [[ -n $B ]] && break
+  sleep 0.1
+done
+[[ -n $B ]] || { cat "$WORK/cluster.log"; exit 1; }
+say "cluster up: $B"
+
+timeout 60 "$BIN/kafka-topics.sh" --bootstrap-server "$B" --create --topic "$TOPIC" --partitions 3 \
+  --replication-factor 3 --config min.insync.replicas=2 >/dev/null
+leader_of() { python3 "$HERE/leader.py" "$B" "$TOPIC" "$1"; }
+broker_pid() { pgrep -f -- "tributary-broker.*$DATA/broker-$1 " || pgrep -f -- "tributary-broker.*$DATA/broker-$1\$"; }
+
+timeout 600 "$BIN/kafka-verifiable-producer.sh" --bootstrap-server "$B" --topic "$TOPIC" --throughput 300 \
+  --acks -1 >"$WORK/producer.jsonl" 2>"$WORK/producer.err" &
+PRODUCER=$!
+PIDS+=("$PRODUCER")
+timeout 600 "$BIN/kafka-verifiable-consumer.sh" --bootstrap-server "$B" --topic "$TOPIC" --group-id verify-group \
+  --reset-policy earliest --verbose >"$WORK/consumer.jsonl" 2>"$WORK/consumer.err" &
+CONSUMER=$!
+PIDS+=("$CONSUMER")
+sleep 5
+
+: >"$WORK/events"
+for round in $(seq 0 $((KILL_ROUNDS - 1))); do
+  p=$((round % 3))
+  leader=$(leader_of "$p")
+  pid=$(broker_pid "$leader")
+  t=$(now_ms)
+  kill -9 "$pid"
+  echo "kill $p $leader $t" >>"$WORK/events"
+  say "round $round: kill -9 broker $leader (leader of partition $p)"
+  sleep 5
+done
+p=1
+leader=$(leader_of "$p")
+pid=$(broker_pid "$leader")
+t=$(now_ms)
+kill -STOP "$pid"
+echo "stop $p $leader $t" >>"$WORK/events"
+say "SIGSTOP broker $leader (leader of partition $p) for 4s"
+sleep 4
+kill -CONT "$pid"
+sleep 5
+
+kill -TERM "$PRODUCER"; wait "$PRODUCER" || true
+say "producer stopped; waiting for the consumer to catch up"
+python3 - "$WORK" <<'PY' || { say "consumer did not catch up"; exit 1; }
+import json, sys, time, os
+work = sys.argv[1]
+def load(name, kind):
+    out = []
+    with open(os.path.join(work, name)) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("name") == kind:
+                out.append(e)
+    return out
+acked = load("producer.jsonl", "producer_send_success")
+want = {}
+for e in acked:
+    want[e["partition"]] = max(want.get(e["partition"], -1), e["offset"])
+deadline = time.time() + 90
+while time.time() < deadline:
+    got = {}
+    for e in load("consumer.jsonl", "record_data"):
+        got[e["partition"]] = max(got.get(e["partition"], -1), e["offset"])
+    if all(got.get(p, -1) >= o for p, o in want.items()):
+        sys.exit(0)
+    time.sleep(1)
+sys.exit(1)
+PY
+kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
+
+python3 - "$WORK" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+def load(name, kind):
+    with open(os.path.join(work, name)) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("name") == kind:
+                yield e
+acked = list(load("producer.jsonl", "producer_send_success"))
+consumed = list(load("consumer.jsonl", "record_data"))
+seen = {}
+for e in consumed:
+    key = (e["partition"], e["offset"])
+    if key in seen and seen[key] != e["value"]:
+        sys.exit(f"offset {key} consumed with two values: {seen[key]} and {e['value']}")
+    seen[key] = e["value"]
+lost = [(e["partition"], e["offset"], e["value"]) for e in acked if seen.get((e["partition"], e["offset"])) != e["value"]]
+if lost:
+    sys.exit(f"{len(lost)} acknowledged records missing or changed, e.g. {lost[:5]}")
+# In order per partition: each consumer pass reads offsets in increasing order.
+last = {}
+for e in consumed:
+    p, o = e["partition"], e["offset"]
+    if p in last and o <= last[p] and (last[p] - o) > 100000:
+        sys.exit(f"partition {p} went backwards from {last[p]} to {o}")
+    last[p] = o
+print(f"[failover] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries)")
+times = []
+for line in open(os.path.join(work, "events")):
+    kind, p, broker, t = line.split()
+    p, t = int(p), int(t)
+    after = [e["timestamp"] for e in acked if e["partition"] == p and e["timestamp"] > t]
+    if not after:
+        sys.exit(f"no acknowledged write to partition {p} after {kind} of broker {broker}")
+    took = min(after) - t
+    print(f"[failover] {kind} of broker {broker} (leader of partition {p}): next acks=all write acknowledged after {took} ms")
+    if kind == "kill":
+        times.append(took)
+times.sort()
+print(f"[failover] kill -9 -> next acknowledged write: median {times[len(times)//2]} ms over {len(times)} kills")
+PY
+
+kill -TERM "$CLUSTER"
+wait "$CLUSTER" || { say "cluster did not stop cleanly"; tail -20 "$WORK/cluster.log"; exit 1; }
+PIDS=()
+say "PASS"
