@@ -837,4 +837,139 @@ mod tests {
         assert!(p.delete_records(11).is_err());
         assert_eq!(p.delete_records(-1).unwrap(), 10);
     }
+
+    fn replica(dir: &Path, broker: i32, meta: &PartitionMeta) -> Partition {
+        let policy = ConfigLayers::default().topic_policy();
+        let p = Partition::open(dir, "t", 0, broker, policy, RecoveryMode::Verify).unwrap();
+        p.apply_metadata(meta, 0);
+        p
+    }
+
+    #[tokio::test]
+    async fn replication_advances_the_high_watermark_over_the_isr() {
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let meta = PartitionMeta {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 4,
+            partition_epoch: 0,
+        };
+        let leader = replica(dirs.0.path(), 1, &meta);
+        let follower = replica(dirs.1.path(), 2, &meta);
+        assert_eq!(follower.following(), Some(1));
+        let done = leader
+            .append(make_batch(3, -1, -1, -1, Compression::None).freeze(), -1)
+            .unwrap();
+        assert_eq!(
+            leader.offsets().1,
+            0,
+            "not committed before the follower has it"
+        );
+        assert!(matches!(
+            leader
+                .wait_for_commit(done.end_offset, Duration::from_millis(50))
+                .await,
+            Err(PartitionError::Timeout)
+        ));
+        // Consumers see nothing yet; the follower fetches everything up to the log end.
+        assert!(leader.read(0, 1 << 20).unwrap().records.is_empty());
+        let (data, moved) = leader.read_for_follower(2, 0, 1 << 20, 10).unwrap();
+        assert!(!moved);
+        follower
+            .append_replicated(data.records, data.high_watermark, data.log_start_offset)
+            .unwrap();
+        assert_eq!(follower.offsets(), (0, 0, 3));
+        // Its next fetch proves it has offsets 0..3: the HW moves and acks=all completes.
+        let (_, moved) = leader.read_for_follower(2, 3, 1 << 20, 20).unwrap();
+        assert!(moved);
+        leader
+            .wait_for_commit(done.end_offset, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let (data, _) = leader.read_for_follower(2, 3, 1 << 20, 30).unwrap();
+        follower
+            .append_replicated(data.records, data.high_watermark, data.log_start_offset)
+            .unwrap();
+        assert_eq!(follower.offsets().1, 3, "follower adopts the leader's HW");
+        // A follower never accepts client writes; a non-replica's fetch is refused.
+        assert_eq!(
+            follower
+                .append(make_batch(1, -1, -1, -1, Compression::None).freeze(), 1)
+                .unwrap_err()
+                .error_code(),
+            6
+        );
+        assert!(leader.read_for_follower(9, 0, 100, 40).is_err());
+    }
+
+    #[test]
+    fn min_insync_replicas_is_checked_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = PartitionMeta {
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let topic = std::collections::BTreeMap::from([(
+            "min.insync.replicas".to_string(),
+            "2".to_string(),
+        )]);
+        let policy = ConfigLayers {
+            topic: Some(&topic),
+            ..Default::default()
+        }
+        .topic_policy();
+        let p = Partition::open(dir.path(), "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
+        p.apply_metadata(&meta, 0);
+        let err = p
+            .append(make_batch(1, -1, -1, -1, Compression::None).freeze(), -1)
+            .unwrap_err();
+        assert_eq!(err.error_code(), 19, "NOT_ENOUGH_REPLICAS");
+        assert_eq!(p.offsets().2, 0, "nothing appended");
+        assert!(
+            p.append(make_batch(1, -1, -1, -1, Compression::None).freeze(), 1)
+                .is_ok(),
+            "acks=1 is not held back"
+        );
+    }
+
+    #[test]
+    fn a_new_follower_truncates_its_divergent_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let lead = PartitionMeta {
+            replicas: vec![1, 2],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 1,
+            partition_epoch: 0,
+        };
+        let p = replica(dir.path(), 1, &lead);
+        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
+            .unwrap();
+        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
+            .unwrap();
+        // Broker 2 took over at epoch 2; the leader says epoch 1 ended at offset 5.
+        let follow = PartitionMeta {
+            replicas: vec![1, 2],
+            isr: vec![2],
+            leader: 2,
+            leader_epoch: 2,
+            partition_epoch: 1,
+        };
+        assert_eq!(
+            p.apply_metadata(&follow, 0),
+            RoleChange::BecameFollower { leader: 2 }
+        );
+        let (leo, epoch, needs_truncation, latest, _) = p.follower_position();
+        assert_eq!((leo, epoch, needs_truncation, latest), (10, 2, true, 1));
+        p.truncate_diverged(5).unwrap();
+        let (leo, _, needs_truncation, _, _) = p.follower_position();
+        assert_eq!((leo, needs_truncation), (5, false));
+        // A follower behind the leader's log start restarts its log there.
+        p.reset_to(100).unwrap();
+        assert_eq!(p.offsets(), (100, 100, 100));
+    }
 }

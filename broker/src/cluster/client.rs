@@ -35,38 +35,50 @@ impl ControllerClient {
     }
 
     /// Sends one request and waits up to `timeout` for its answer. On any failure the
-    /// connection is dropped, so the next call reconnects.
+    /// connection is dropped, so the next call reconnects; a request that failed on a
+    /// connection opened earlier (which the controller may have closed, e.g. on restart) is
+    /// retried once on a fresh one.
     pub async fn call(
         &self,
         request: &ControllerRequest,
         timeout: Duration,
     ) -> Result<ControllerResponse> {
         let mut guard = self.connection.lock().await;
-        let attempt = async {
-            if guard.is_none() {
+        let reused = guard.is_some();
+        match self.attempt(&mut guard, request, timeout).await {
+            Err(_) if reused => self.attempt(&mut guard, request, timeout).await,
+            result => result,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        slot: &mut Option<Connection>,
+        request: &ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerResponse> {
+        let exchange = async {
+            if slot.is_none() {
                 let stream = TcpStream::connect(&self.addr)
                     .await
                     .with_context(|| format!("connecting to controller {}", self.addr))?;
                 let _ = stream.set_nodelay(true);
                 let (r, w) = stream.into_split();
-                *guard = Some((BufReader::new(r), BufWriter::new(w)));
+                *slot = Some((BufReader::new(r), BufWriter::new(w)));
             }
-            let (reader, writer) = guard.as_mut().expect("connected above");
+            let (reader, writer) = slot.as_mut().expect("connected above");
             rpc::write_message(writer, request).await?;
             rpc::read_message::<_, ControllerResponse>(reader)
                 .await?
                 .ok_or_else(|| anyhow!("controller closed the connection"))
         };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => {
-                *guard = None;
-                Err(e)
-            }
-            Err(_) => {
-                *guard = None;
-                Err(anyhow!("controller request timed out after {timeout:?}"))
-            }
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow!("controller request timed out after {timeout:?}")),
+        };
+        if result.is_err() {
+            *slot = None;
         }
+        result
     }
 }

@@ -258,6 +258,27 @@ impl Controller {
     }
 }
 
+/// Binds with SO_REUSEADDR, so a restarted controller can take its port back at once.
+async fn bind_reusable(listen: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(listen)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("no address for {listen}"),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// A controller serving on a socket.
 pub struct RunningController {
     pub controller: Arc<Controller>,
@@ -284,7 +305,7 @@ pub async fn start(
     listen: &str,
 ) -> Result<RunningController> {
     let controller = Controller::open(dir, config)?;
-    let listener = TcpListener::bind(listen)
+    let listener = bind_reusable(listen)
         .await
         .with_context(|| format!("binding controller listener {listen}"))?;
     let addr = listener.local_addr()?;
@@ -298,9 +319,17 @@ pub async fn start(
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
                             let controller = controller.clone();
+                            let mut stop = rx.clone();
                             tokio::spawn(async move {
-                                if let Err(e) = serve_connection(controller, stream).await {
-                                    debug!(error = %e, "controller connection closed");
+                                // A stopped controller drops its connections, so brokers
+                                // reconnect to whichever controller serves next.
+                                tokio::select! {
+                                    served = serve_connection(controller, stream) => {
+                                        if let Err(e) = served {
+                                            debug!(error = %e, "controller connection closed");
+                                        }
+                                    }
+                                    _ = stop.changed() => {}
                                 }
                             }.instrument(tracing::debug_span!("controller-conn", %peer)));
                         }
