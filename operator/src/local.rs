@@ -212,21 +212,27 @@ pub async fn run(args: LocalArgs) -> Result<()> {
 
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut check = tokio::time::interval(Duration::from_millis(200));
     loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = interrupt.recv() => break,
-            _ = check.tick() => {
-                for (i, child) in children.iter_mut().enumerate() {
-                    if let Some(status) = child.try_wait()? {
-                        let slot = &slots[i];
-                        say(&format!("broker {} ({}) exited ({status}); restarting", slot.id, slot.zone));
-                        *child = spawn_broker(&bin, slot, &controller_addr, &overrides)?;
-                    }
-                }
+        // Restart a broker the moment it exits: its new incarnation registers and the
+        // controller moves the old one's leaderships at once.
+        let exited = {
+            let any_exit =
+                futures::future::select_all(children.iter_mut().map(|c| Box::pin(c.wait())));
+            tokio::select! {
+                _ = term.recv() => None,
+                _ = interrupt.recv() => None,
+                (status, i, _) = any_exit => Some((i, status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
             }
-        }
+        };
+        let Some((i, status)) = exited else {
+            break;
+        };
+        let slot = &slots[i];
+        say(&format!(
+            "broker {} ({}) exited ({status}); restarting",
+            slot.id, slot.zone
+        ));
+        children[i] = spawn_broker(&bin, slot, &controller_addr, &overrides)?;
     }
     say("stopping brokers ...");
     for child in &children {

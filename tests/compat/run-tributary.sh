@@ -97,4 +97,23 @@ for version in "${VERSIONS[@]}"; do
   fi
   stop || status=1
 done
+
+# The cluster keeps its data across restarts of the launcher.
+if [[ $MODE == cluster && $status == 0 ]]; then
+  version=${VERSIONS[0]}
+  BIN=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$version/bin
+  start
+  timeout 60 "$BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --topic persist --partitions 3 --replication-factor 3 >/dev/null
+  printf 'one\ntwo\nthree\n' | timeout 60 "$BIN/kafka-console-producer.sh" --bootstrap-server "$BOOTSTRAP" --topic persist --producer-property acks=all >/dev/null
+  stop || status=1
+  start
+  got=$(timeout 60 "$BIN/kafka-console-consumer.sh" --bootstrap-server "$BOOTSTRAP" --topic persist --from-beginning --max-messages 3 2>/dev/null | sort | tr '\n' ' ')
+  stop || status=1
+  if [[ $got == "one three two " ]]; then
+    echo "PASS  records survive a restart of the local cluster"
+  else
+    echo "FAIL  records after a restart of the local cluster: '$got'"
+    status=1
+  fi
+fi
 exit $status

@@ -312,3 +312,92 @@ pub async fn handle_offset_for_leader_epoch(
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{BrokerArgs, BrokerConfig};
+    use crate::metadata::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
+
+    fn broker_info(id: i32, rack: &str, fenced: bool) -> BrokerInfo {
+        BrokerInfo {
+            id,
+            rack: Some(rack.into()),
+            host: "127.0.0.1".into(),
+            port: 9000 + id,
+            epoch: 1,
+            incarnation: uuid::Uuid::nil(),
+            fenced,
+        }
+    }
+
+    #[tokio::test]
+    async fn consumers_are_sent_to_an_in_sync_replica_in_their_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = BrokerArgs {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            advertised_listener: None,
+            broker_id: 1,
+            rack: Some("zone-a".into()),
+            cluster_id: None,
+            config: None,
+            overrides: vec![],
+            controller: Some("127.0.0.1:1".into()),
+        };
+        let broker = Broker::open(BrokerConfig::from_args(&args).unwrap(), "127.0.0.1:1").unwrap();
+        let partition = |isr: Vec<i32>| PartitionMeta {
+            replicas: vec![1, 2, 3],
+            isr,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let mut image = MetadataImage {
+            version: 1,
+            brokers: BTreeMap::from([
+                (1, broker_info(1, "zone-a", false)),
+                (2, broker_info(2, "zone-b", false)),
+                (3, broker_info(3, "zone-c", true)),
+            ]),
+            ..Default::default()
+        };
+        image.topics.insert(
+            "t".into(),
+            TopicMeta {
+                name: "t".into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: vec![partition(vec![1, 2, 3]), partition(vec![1, 3])],
+                configs: BTreeMap::new(),
+            },
+        );
+        broker.apply_image(image);
+        assert_eq!(
+            preferred_read_replica(&broker, "t", 0, "zone-b"),
+            Some(2),
+            "in-sync follower in the client's zone"
+        );
+        assert_eq!(
+            preferred_read_replica(&broker, "t", 0, "zone-a"),
+            None,
+            "the leader is already local"
+        );
+        assert_eq!(
+            preferred_read_replica(&broker, "t", 0, "zone-c"),
+            None,
+            "fenced broker"
+        );
+        assert_eq!(
+            preferred_read_replica(&broker, "t", 1, "zone-b"),
+            None,
+            "out-of-sync follower"
+        );
+        assert_eq!(
+            preferred_read_replica(&broker, "t", 0, ""),
+            None,
+            "no client.rack"
+        );
+    }
+}
