@@ -417,13 +417,24 @@ impl Broker {
         validate_only: bool,
     ) -> Vec<Result<TopicMeta, AdminError>> {
         let n = topics.len();
-        match self
-            .admin_call(ControllerRequest::CreateTopics {
+        self.topics_admin(
+            ControllerRequest::CreateTopics {
                 topics,
                 validate_only,
-            })
-            .await
-        {
+            },
+            n,
+        )
+        .await
+    }
+
+    /// Sends a per-topic admin request; returns one result per topic, after this broker's
+    /// image includes the change.
+    async fn topics_admin(
+        &self,
+        request: ControllerRequest,
+        n: usize,
+    ) -> Vec<Result<TopicMeta, AdminError>> {
+        match self.admin_call(request).await {
             Ok(ControllerResponse::Topics { results, version }) => {
                 self.wait_for_version(version, Duration::from_secs(5)).await;
                 results
@@ -442,23 +453,9 @@ impl Broker {
     /// DeleteTopics, forwarded to the controller; also drops the topics' committed offsets.
     pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<TopicMeta, AdminError>> {
         let n = names.len();
-        let results = match self
-            .admin_call(ControllerRequest::DeleteTopics { names })
-            .await
-        {
-            Ok(ControllerResponse::Topics { results, version }) => {
-                self.wait_for_version(version, Duration::from_secs(5)).await;
-                results
-            }
-            Ok(other) => vec![
-                Err(AdminError::new(
-                    -1,
-                    format!("unexpected controller answer {other:?}")
-                ));
-                n
-            ],
-            Err(e) => vec![Err(e); n],
-        };
+        let results = self
+            .topics_admin(ControllerRequest::DeleteTopics { names }, n)
+            .await;
         for topic in results.iter().flatten() {
             for (partition, entries) in self.groups.offsets_of_topic(&topic.name) {
                 if let Err(code) = self.write_offsets(partition, entries).await {

@@ -5,16 +5,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use common::traffic::{self, Writer};
+use rdkafka::producer::FutureRecord;
 
 const TOPIC: &str = "failover";
 const ROUNDS: usize = 5;
@@ -23,81 +18,15 @@ const ROUNDS: usize = 5;
 async fn leader_failover_loses_nothing_acknowledged() {
     let mut cluster = Cluster::start().await;
     let bootstrap = cluster.bootstrap();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()[0]
-        .as_ref()
-        .unwrap();
+    traffic::create_topic(&bootstrap, TOPIC, 1, 3).await;
     cluster
         .wait_until(|c| c.partition(TOPIC).1.len() == 3, "ISR of 3")
         .await;
-
-    // One idempotent acks=all producer writes sequence numbers continuously.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
-        .set("message.timeout.ms", "60000")
-        .set("retry.backoff.ms", "20")
-        .set("reconnect.backoff.ms", "20")
-        .set("reconnect.backoff.max.ms", "200")
-        .set("topic.metadata.refresh.interval.ms", "1000")
-        .create()
-        .unwrap();
-    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let writer = {
-        let (producer, acked, running) = (producer.clone(), acked.clone(), running.clone());
-        tokio::spawn(async move {
-            let mut next = 0u64;
-            while running.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut inflight = Vec::new();
-                for _ in 0..20 {
-                    let value = next.to_string();
-                    next += 1;
-                    let delivery = producer
-                        .send_result(
-                            FutureRecord::<(), _>::to(TOPIC)
-                                .payload(&value)
-                                .partition(0),
-                        )
-                        .ok();
-                    inflight.push((value, delivery));
-                }
-                for (value, delivery) in inflight {
-                    if let Some(d) = delivery {
-                        if let Ok(Ok(_)) = d.await {
-                            acked.lock().unwrap().push(value.parse().unwrap());
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let writer = Writer::start(traffic::acks_all_producer(&bootstrap), TOPIC);
 
     // A second producer probes: right after each kill it sends one record and times its
-    // acknowledgement (librdkafka retries until a new leader takes it).
-    let probe: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "0")
-        .set("message.timeout.ms", "30000")
-        .set("retry.backoff.ms", "20")
-        .set("reconnect.backoff.ms", "20")
-        .set("reconnect.backoff.max.ms", "200")
-        .create()
-        .unwrap();
+    // acknowledgement (the client retries until a new leader takes it).
+    let probe = traffic::acks_all_producer(&bootstrap);
     probe
         .send(
             FutureRecord::<(), _>::to(TOPIC)
@@ -107,13 +36,34 @@ async fn leader_failover_loses_nothing_acknowledged() {
         )
         .await
         .expect("warm-up probe");
-
     let mut failover = Vec::new();
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let (leader, _) = cluster.partition(TOPIC);
         let killed_at = Instant::now();
         cluster.kill9(leader);
+        let probe_sent = probe.send(
+            FutureRecord::<(), _>::to(TOPIC).payload("x").partition(0),
+            Duration::from_secs(30),
+        );
+        let watch = async {
+            loop {
+                if cluster.partition(TOPIC).0 != leader {
+                    eprintln!(
+                        "DEBUG new leader after {} ms",
+                        killed_at.elapsed().as_millis()
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let (r, _) = tokio::join!(probe_sent, watch);
+        eprintln!(
+            "DEBUG probe acked after {} ms ok={}",
+            killed_at.elapsed().as_millis(),
+            r.is_ok()
+        );
         probe
             .send(
                 FutureRecord::<(), _>::to(TOPIC)
@@ -137,8 +87,8 @@ async fn leader_failover_loses_nothing_acknowledged() {
             .await;
     }
 
-    // A paused (SIGSTOP) follower is fenced and leaves the ISR; writes continue; after SIGCONT
-    // it rejoins. A paused leader's partition moves.
+    // A paused (SIGSTOP) follower is fenced and leaves the ISR; writes continue; after
+    // SIGCONT it rejoins.
     let (leader, isr) = cluster.partition(TOPIC);
     let follower = *isr.iter().find(|b| **b != leader).unwrap();
     cluster.signal(follower, "-STOP");
@@ -148,10 +98,10 @@ async fn leader_failover_loses_nothing_acknowledged() {
             "the stopped follower out of the ISR",
         )
         .await;
-    let before = acked.lock().unwrap().len();
+    let before = writer.acked();
     cluster
         .wait_until(
-            |_| acked.lock().unwrap().len() > before + 50,
+            |_| writer.acked() > before + 50,
             "writes with the follower stopped",
         )
         .await;
@@ -163,49 +113,19 @@ async fn leader_failover_loses_nothing_acknowledged() {
         )
         .await;
 
-    running.store(false, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked: Vec<u64> = acked.lock().unwrap().clone();
+    let acked = writer.stop().await;
     assert!(acked.len() > 500, "enough traffic: {}", acked.len());
-
-    // Everything acknowledged is there, once, in order.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "failover-check")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[TOPIC]).unwrap();
-    let max_acked = *acked.iter().max().unwrap();
-    let mut seen: Vec<u64> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.last().is_none_or(|v| *v < max_acked) {
-        assert!(
-            Instant::now() < deadline,
-            "consumed {} records, last {:?}, want up to {max_acked}",
-            seen.len(),
-            seen.last()
-        );
-        if let Some(msg) = consumer.poll(Duration::from_millis(200)) {
-            // Transport errors while a restarted broker comes back are informational.
-            let Ok(msg) = msg else { continue };
-            let text = std::str::from_utf8(msg.payload().unwrap()).unwrap();
-            if !text.starts_with("probe") {
-                seen.push(text.parse().unwrap());
-            }
-        }
-    }
-    let set: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|v| !set.contains(v))
-        .take(10)
-        .collect();
-    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
-    assert_eq!(set.len(), seen.len(), "no duplicates (idempotent producer)");
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
+    let read = traffic::read_until(
+        &bootstrap,
+        TOPIC,
+        "failover-check",
+        *acked.iter().max().unwrap(),
+    );
+    traffic::assert_nothing_lost(&acked, &read);
+    assert!(
+        read.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicates (idempotent producer)"
+    );
 
     failover.sort();
     let median = failover[failover.len() / 2];
@@ -214,6 +134,6 @@ async fn leader_failover_loses_nothing_acknowledged() {
         median.as_millis(),
         failover.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
     );
-    // A loose bound (measured figures are reported, not asserted tightly).
+    // A loose bound: the figures are reported, not asserted tightly.
     assert!(median < Duration::from_secs(10), "failover took {median:?}");
 }
