@@ -85,6 +85,7 @@ impl Broker {
                 .setting_i64("offsets.topic.num.partitions")
                 .clamp(1, 1000) as i32,
         );
+        remove_deleted_directories(&config.data_dir);
         let (image_version, _) = watch::channel(0);
         let (appended, _) = watch::channel(0);
         let (role_changes, _) = watch::channel(0);
@@ -673,6 +674,20 @@ impl Broker {
         std::fs::write(self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
         info!("clean shutdown complete");
         Ok(())
+    }
+}
+
+/// Finishes deletions a crash interrupted: replica directories are renamed to
+/// `<name>.<id>-delete` before they are removed.
+fn remove_deleted_directories(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with("-delete") && entry.path().is_dir() {
+            warn!(dir = %entry.path().display(), "removing a replica whose deletion was interrupted");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -218,14 +218,41 @@ cluster_answers() {
   done
 }
 
-fail_start() { # fail_start NODE|"" MESSAGE: show the log tail(s), stop every node, exit
+# terminate_pids PID...: SIGTERM all at once, SIGKILL whatever is alive after 60 s.
+# All at once: stopped one by one, the last nodes would lose their controller
+# quorum and hang in controlled shutdown.
+terminate_pids() {
+  local pid deadline=$((SECONDS + 60)) killed= alive
+  kill -TERM "$@" 2>/dev/null || true
+  while :; do
+    alive=()
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    ((${#alive[@]})) || break
+    if ((SECONDS > deadline)) && [[ -z $killed ]]; then
+      clog "still alive after 60s: SIGKILL ${alive[*]}"
+      kill -KILL "${alive[@]}" 2>/dev/null || true
+      killed=1
+    fi
+    sleep 0.5
+  done
+}
+
+# During start-up, liveness is checked on the pids this script launched:
+# right after the fork the child's cmdline is still this script's, so
+# node_pid's cmdline check would see a live node as gone.
+LAUNCHED=()
+launched_alive() { kill -0 "${LAUNCHED[$1]}" 2>/dev/null; }
+
+fail_start() { # fail_start NODE|"" MESSAGE: show the log tail(s), stop the launched nodes, exit
   local i
   for ((i = 1; i <= NODES; i++)); do
     [[ -z $1 || $1 == "$i" ]] || continue
     printf -- '--- node %s: %s\n' "$i" "$(node_dir "$i")/kafka.out" >&2
     tail -n 20 "$(node_dir "$i")/kafka.out" >&2 || true
   done
-  stop_cluster
+  clog "stopping the nodes started (pids ${LAUNCHED[*]})"
+  terminate_pids "${LAUNCHED[@]}"
+  for ((i = 1; i <= NODES; i++)); do rm -f "$(node_dir "$i")/kafka.pid"; done
   die "$2"
 }
 
@@ -253,7 +280,7 @@ start_cluster() {
   if [[ -f $DIR/cluster.id ]]; then
     cluster_id=$(<"$DIR/cluster.id")
   else
-    cluster_id=$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)
+    cluster_id=$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid) || die "kafka-storage.sh random-uuid failed"
     echo "$cluster_id" >"$DIR/cluster.id"
   fi
   for ((i = 1; i <= NODES; i++)); do
@@ -270,6 +297,7 @@ start_cluster() {
     nd=$(node_dir "$i")
     clog "starting node $i ($(node_rack "$i")): 127.0.0.1:$(node_port "$i") (controller 127.0.0.1:$(node_controller_port "$i")), log $nd/kafka.out"
     LOG_DIR=$nd/logs nohup "$KAFKA_HOME/bin/kafka-server-start.sh" "$nd/server.properties" >"$nd/kafka.out" 2>&1 </dev/null &
+    LAUNCHED[i]=$!
     echo "$!" >"$nd/kafka.pid"
   done
 
@@ -278,7 +306,7 @@ start_cluster() {
     for ((i = 1; i <= NODES; i++)); do
       [[ -n ${started[i]:-} ]] && continue
       nd=$(node_dir "$i")
-      node_pid "$i" >/dev/null || fail_start "$i" "node $i exited during startup (log $nd/kafka.out)"
+      launched_alive "$i" || fail_start "$i" "node $i exited during startup (log $nd/kafka.out)"
       if port_open "$(node_port "$i")" && grep -q 'Kafka Server started' "$nd/kafka.out"; then
         started[i]=1 ready=$((ready + 1))
         clog "node $i started ($ready/$NODES) after $((SECONDS - t0))s"
@@ -289,7 +317,7 @@ start_cluster() {
   done
   clog "checking every broker answers (kafka-broker-api-versions)"
   until cluster_answers; do
-    for ((i = 1; i <= NODES; i++)); do node_pid "$i" >/dev/null || fail_start "$i" "node $i exited during startup"; done
+    for ((i = 1; i <= NODES; i++)); do launched_alive "$i" || fail_start "$i" "node $i exited during startup"; done
     ((SECONDS <= deadline)) || fail_start "" "not every broker answered kafka-broker-api-versions after ${timeout}s"
     sleep 1
   done
@@ -305,22 +333,8 @@ stop_cluster() {
   if ((${#pids[@]} == 0)); then
     clog "cluster not running ($DIR)"
   else
-    # all at once: stopped one by one, the last nodes would lose their quorum
-    # and hang in controlled shutdown
     clog "stopping nodes ${ids[*]} (pids ${pids[*]})"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    local deadline=$((SECONDS + 60)) killed=
-    while :; do
-      local alive=()
-      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
-      ((${#alive[@]})) || break
-      if ((SECONDS > deadline)) && [[ -z $killed ]]; then
-        clog "still alive after 60s: SIGKILL ${alive[*]}"
-        kill -KILL "${alive[@]}" 2>/dev/null || true
-        killed=1
-      fi
-      sleep 0.5
-    done
+    terminate_pids "${pids[@]}"
     clog "stopped"
   fi
   for ((i = 1; i <= NODES; i++)); do rm -f "$(node_dir "$i")/kafka.pid"; done
