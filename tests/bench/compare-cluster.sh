@@ -106,13 +106,13 @@ stop_tributary() { # SIGTERM the operator (it stops its brokers); SIGKILL whatev
 }
 
 cleanup() {
-  local rc=$?
+  local rc=$? tributary_was_up=$OPID
   stop_tributary || true
   if [[ -n $KPORT ]]; then
     "$COMPAT/kafka-reference.sh" stop-cluster "$KAFKA_VERSION" "$WORK/kafka" "$KPORT" "$NODES" 2>/dev/null || true
   fi
   if ((rc != 0)); then
-    [[ -f $WORK/operator.log ]] && { say "operator log tail:"; tail -n 20 "$WORK/operator.log" >&2; }
+    if [[ -n $tributary_was_up ]]; then say "operator log tail:"; tail -n 20 "$WORK/operator.log" >&2; fi
     [[ -n ${KEEP_WORK:-} ]] || say "set KEEP_WORK=1 to keep the data and logs"
   fi
   if [[ -n ${KEEP_WORK:-} ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
