@@ -50,8 +50,10 @@ timeout 60 "$BIN/kafka-topics.sh" --bootstrap-server "$B" --create --topic "$TOP
 leader_of() { python3 "$HERE/leader.py" "$B" "$TOPIC" "$1"; }
 broker_pid() { pgrep -f -- "tributary-broker.*$DATA/broker-$1 " || pgrep -f -- "tributary-broker.*$DATA/broker-$1\$"; }
 
+# Keyed records (keys 0..29) keep every partition busy: with null keys the producer's
+# partitioner steers around a partition whose leader just failed, which would hide failover.
 timeout 600 "$BIN/kafka-verifiable-producer.sh" --bootstrap-server "$B" --topic "$TOPIC" --throughput 300 \
-  --acks -1 >"$WORK/producer.jsonl" 2>"$WORK/producer.err" &
+  --acks -1 --repeating-keys 30 >"$WORK/producer.jsonl" 2>"$WORK/producer.err" &
 PRODUCER=$!
 PIDS+=("$PRODUCER")
 timeout 600 "$BIN/kafka-verifiable-consumer.sh" --bootstrap-server "$B" --topic "$TOPIC" --group-id verify-group \

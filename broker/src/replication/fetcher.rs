@@ -172,7 +172,10 @@ async fn truncate_diverged(
                 continue;
             };
             match r.error_code {
-                0 if r.end_offset >= 0 => p.truncate_diverged(r.end_offset)?,
+                0 if r.end_offset >= 0 => {
+                    debug!(topic = %p.topic, partition = p.index, epoch = r.leader_epoch, end_offset = r.end_offset, "leader epoch lookup");
+                    p.truncate_diverged(r.end_offset)?
+                }
                 // The leader has no record of our epoch: keep only what it committed.
                 0 => p.truncate_diverged(p.offsets().1)?,
                 code => {
@@ -242,6 +245,7 @@ async fn fetch_once(
             match data.error_code {
                 0 => {
                     let records = data.records.unwrap_or_default();
+                    tracing::trace!(topic = %p.topic, partition = p.index, bytes = records.len(), hw = data.high_watermark, "fetched");
                     if let Err(e) =
                         p.append_replicated(records, data.high_watermark, data.log_start_offset)
                     {
@@ -252,6 +256,7 @@ async fn fetch_once(
                     }
                 }
                 1 => {
+                    debug!(topic = %p.topic, partition = p.index, hw = data.high_watermark, log_start = data.log_start_offset, "fetch offset out of range");
                     // OFFSET_OUT_OF_RANGE: behind the leader's log start, or ahead of its end.
                     let (start, _, end) = p.offsets();
                     if end < data.log_start_offset {

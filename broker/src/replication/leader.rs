@@ -6,6 +6,10 @@
 
 use std::collections::BTreeMap;
 
+/// A follower rejoins the ISR only while it is fetching: one that has not fetched for this
+/// long (paused, fenced, partitioned) is not proposed back, however far it had got.
+pub const FETCH_RECENT_MS: u64 = 1000;
+
 /// A follower as the leader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerState {
@@ -109,7 +113,11 @@ impl LeaderView {
                 Some(f) if self.isr.contains(r) => {
                     now_ms.saturating_sub(f.last_caught_up_ms) <= lag_max_ms
                 }
-                Some(f) => f.log_end_offset >= high_watermark && f.log_end_offset >= 0,
+                Some(f) => {
+                    f.log_end_offset >= high_watermark
+                        && f.log_end_offset >= 0
+                        && now_ms.saturating_sub(f.last_fetch_ms) <= FETCH_RECENT_MS
+                }
                 None => false,
             }
         };
