@@ -29,7 +29,7 @@ run-broker: release
 deps:
 	KAFKA_VERSIONS="$(KAFKA_CLI_VERSIONS)" scripts/install-deps.sh
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
