@@ -30,6 +30,6 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-for version in ${KAFKA_VERSIONS:-3.6.0 4.1.0}; do
+for version in ${KAFKA_VERSIONS:-3.6.0 4.4.0}; do
   "$here/tests/compat/fetch-kafka.sh" "$version"
 done
