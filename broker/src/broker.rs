@@ -596,7 +596,7 @@ impl Broker {
         let records = offsets::encode(&entries).map_err(|_| -1i16)?;
         let appended = log.append(records, -1).map_err(|e| offsets_error(&e))?;
         self.notify_appended();
-        log.wait_for_commit(appended.end_offset, Duration::from_secs(5))
+        log.wait_for_commit(&appended, Duration::from_secs(5))
             .await
             .map_err(|e| offsets_error(&e))?;
         self.groups.apply(partition, entries);

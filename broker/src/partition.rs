@@ -96,6 +96,8 @@ pub struct Appended {
     /// The broker time stamped on LogAppendTime topics, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The leader epoch the data was appended in: acks=all fails if leadership moves on.
+    pub leader_epoch: i32,
 }
 
 /// Data for one partition of a fetch response.
@@ -371,6 +373,7 @@ impl Partition {
             end_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: state.log.log_start_offset(),
+            leader_epoch: state.leader_epoch,
         })
     }
 
@@ -378,21 +381,28 @@ impl Partition {
     /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes.
     pub async fn wait_for_commit(
         &self,
-        end_offset: i64,
+        appended: &Appended,
         timeout: Duration,
     ) -> Result<(), PartitionError> {
-        let epoch = self.leader_epoch();
         let mut rx = self.hw.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if *rx.borrow_and_update() >= end_offset {
-                return Ok(());
-            }
+            let reached = *rx.borrow_and_update() >= appended.end_offset;
             {
                 let state = self.lock();
-                match &state.role {
-                    Role::Leader(_) if state.leader_epoch == epoch => {}
-                    _ => return Err(PartitionError::NotLeader),
+                let Role::Leader(view) = &state.role else {
+                    return Err(PartitionError::NotLeader);
+                };
+                if state.leader_epoch != appended.leader_epoch {
+                    return Err(PartitionError::NotLeader);
+                }
+                if reached {
+                    // Kafka's rule: committed, but by fewer replicas than required.
+                    return if (view.isr.len() as i32) < state.policy.min_insync_replicas {
+                        Err(PartitionError::NotEnoughReplicasAfterAppend)
+                    } else {
+                        Ok(())
+                    };
                 }
             }
             tokio::select! {
@@ -868,7 +878,7 @@ mod tests {
         );
         assert!(matches!(
             leader
-                .wait_for_commit(done.end_offset, Duration::from_millis(50))
+                .wait_for_commit(&done, Duration::from_millis(50))
                 .await,
             Err(PartitionError::Timeout)
         ));
@@ -884,7 +894,7 @@ mod tests {
         let (_, moved) = leader.read_for_follower(2, 3, 1 << 20, 20).unwrap();
         assert!(moved);
         leader
-            .wait_for_commit(done.end_offset, Duration::from_millis(50))
+            .wait_for_commit(&done, Duration::from_millis(50))
             .await
             .unwrap();
         let (data, _) = leader.read_for_follower(2, 3, 1 << 20, 30).unwrap();
@@ -971,5 +981,41 @@ mod tests {
         // A follower behind the leader's log start restarts its log there.
         p.reset_to(100).unwrap();
         assert_eq!(p.offsets(), (100, 100, 100));
+    }
+
+    #[tokio::test]
+    async fn isr_shrinking_below_min_after_the_append_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = std::collections::BTreeMap::from([(
+            "min.insync.replicas".to_string(),
+            "2".to_string(),
+        )]);
+        let policy = ConfigLayers {
+            topic: Some(&topic),
+            ..Default::default()
+        }
+        .topic_policy();
+        let p = Partition::open(dir.path(), "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
+        let mut meta = PartitionMeta {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        p.apply_metadata(&meta, 0);
+        let done = p
+            .append(make_batch(2, -1, -1, -1, Compression::None).freeze(), -1)
+            .unwrap();
+        // The controller drops the follower from the ISR: the leader alone commits the data,
+        // which is fewer replicas than min.insync.replicas.
+        meta.isr = vec![1];
+        meta.partition_epoch = 1;
+        p.apply_metadata(&meta, 0);
+        let err = p
+            .wait_for_commit(&done, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_code(), 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
     }
 }

@@ -87,7 +87,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                 Err((code, message)) => partition_error(index, code, message),
                 Ok((partition, done)) => {
                     let committed = if acks == -1 {
-                        partition.wait_for_commit(done.end_offset, timeout).await
+                        partition.wait_for_commit(&done, timeout).await
                     } else {
                         Ok(())
                     };
