@@ -179,14 +179,20 @@ impl Broker {
                             p.set_policy(policy.clone());
                             p.clone()
                         }
-                        None => match Partition::open(
+                        None => match claim_replica_dir(
                             &self.partition_dir(&topic.name, index),
-                            &topic.name,
-                            index,
-                            me,
-                            policy.clone(),
-                            self.recovery_mode,
-                        ) {
+                            topic.id,
+                        )
+                        .and_then(|dir| {
+                            Partition::open(
+                                &dir,
+                                &topic.name,
+                                index,
+                                me,
+                                policy.clone(),
+                                self.recovery_mode,
+                            )
+                        }) {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 hosted.insert(key, p.clone());
@@ -217,6 +223,7 @@ impl Broker {
                 .collect();
             for key in stale {
                 if let Some(partition) = hosted.remove(&key) {
+                    partition.go_offline();
                     changes.push((partition.clone(), RoleChange::WentOffline));
                     let dir = self.partition_dir(&key.0, key.1);
                     let doomed = self.config.data_dir.join(format!(
@@ -677,6 +684,32 @@ impl Broker {
     }
 }
 
+/// File naming the topic a replica directory belongs to (Kafka's `partition.metadata`).
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Makes `dir` the replica directory of topic `topic_id`. A directory left by an earlier
+/// topic of the same name (deleted while this broker was away) is discarded, never reused.
+fn claim_replica_dir(dir: &std::path::Path, topic_id: Uuid) -> std::io::Result<PathBuf> {
+    let marker = dir.join(PARTITION_METADATA);
+    let expected = format!("version: 0\ntopic_id: {}\n", topic_id.simple());
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text == expected => return Ok(dir.to_path_buf()),
+        Ok(_) => {
+            warn!(dir = %dir.display(), "replica directory belongs to an earlier topic of the same name; discarding it");
+            let doomed = dir.with_extension(format!("{}-delete", Uuid::new_v4().simple()));
+            std::fs::rename(dir, &doomed)?;
+            let _ = std::fs::remove_dir_all(&doomed);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = marker.with_extension("tmp");
+    std::fs::write(&tmp, expected)?;
+    std::fs::rename(&tmp, &marker)?;
+    Ok(dir.to_path_buf())
+}
+
 /// Finishes deletions a crash interrupted: replica directories are renamed to
 /// `<name>.<id>-delete` before they are removed.
 fn remove_deleted_directories(data_dir: &std::path::Path) {
@@ -717,4 +750,29 @@ fn load_offsets(partition: &Partition) -> std::io::Result<OffsetTable> {
         table.replay(data)?;
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recreated_topic_never_reuses_the_old_replica_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("t-0");
+        let old = Uuid::new_v4();
+        claim_replica_dir(&dir, old).unwrap();
+        std::fs::write(dir.join("00000000000000000000.log"), b"old data").unwrap();
+        claim_replica_dir(&dir, old).unwrap();
+        assert!(
+            dir.join("00000000000000000000.log").exists(),
+            "same topic: kept"
+        );
+        claim_replica_dir(&dir, Uuid::new_v4()).unwrap();
+        assert!(
+            !dir.join("00000000000000000000.log").exists(),
+            "new topic id: old data discarded"
+        );
+        assert!(dir.join(PARTITION_METADATA).exists());
+    }
 }

@@ -215,6 +215,11 @@ impl Partition {
     pub fn apply_metadata(&self, meta: &PartitionMeta, now_ms: u64) -> RoleChange {
         let mut state = self.lock();
         let me = self.broker_id;
+        // Epochs only move forward: a late answer (e.g. to an ISR proposal) must not undo a
+        // newer assignment.
+        if (meta.leader_epoch, meta.partition_epoch) < (state.leader_epoch, state.partition_epoch) {
+            return RoleChange::Unchanged;
+        }
         if meta.leader == me {
             let same_term =
                 matches!(state.role, Role::Leader(_)) && state.leader_epoch == meta.leader_epoch;
@@ -231,10 +236,12 @@ impl Partition {
                 return RoleChange::Unchanged;
             }
             info!(topic = %self.topic, partition = self.index, epoch = meta.leader_epoch, isr = ?meta.isr, "becoming leader");
+            let epoch_start = state.log.log_end_offset();
             state.role = Role::Leader(LeaderView::new(
                 me,
                 meta.replicas.clone(),
                 meta.isr.clone(),
+                epoch_start,
                 now_ms,
             ));
             state.leader_epoch = meta.leader_epoch;
@@ -284,7 +291,9 @@ impl Partition {
         let Role::Leader(view) = &state.role else {
             return false;
         };
-        let hw = view.high_watermark(leo, state.high_watermark).min(leo);
+        let hw = view
+            .high_watermark(leo, state.high_watermark, state.pending_isr.as_deref())
+            .min(leo);
         self.set_hw(state, hw)
     }
 
@@ -342,6 +351,20 @@ impl Partition {
             }
             if header.is_transactional() || header.is_control() {
                 return Err(PartitionError::TransactionsUnsupported);
+            }
+        }
+        if batches.len() > 1 {
+            // Check every batch's sequence before appending any, so a request is appended
+            // whole or not at all.
+            let mut scratch = state.producers.clone();
+            let mut next = state.log.log_end_offset();
+            for (header, _) in &batches {
+                if scratch.check(header)? == SequenceCheck::Append {
+                    let mut placed = *header;
+                    placed.base_offset = next;
+                    next = placed.next_offset();
+                    scratch.record(&placed);
+                }
             }
         }
         let log_append_time = state.policy.log_append_time.then(crate::util::now_ms);
@@ -489,12 +512,13 @@ impl Partition {
     /// leader's high watermark as far as this log reaches.
     pub fn append_replicated(
         &self,
+        fetched_in_epoch: i32,
         records: Bytes,
         leader_hw: i64,
         leader_log_start: i64,
     ) -> Result<(), PartitionError> {
         let mut state = self.lock();
-        if !matches!(state.role, Role::Follower { .. }) {
+        if !Self::following_in(&state, fetched_in_epoch) {
             return Err(PartitionError::NotLeader);
         }
         for (header, bytes) in batch::BatchIter::new(records) {
@@ -545,24 +569,85 @@ impl Partition {
         )
     }
 
-    /// Truncates a follower's divergent tail to `offset` (from OffsetForLeaderEpoch) and
-    /// clears the truncation flag.
-    pub fn truncate_diverged(&self, offset: i64) -> Result<(), PartitionError> {
-        let mut state = self.lock();
+    /// Whether the replica still follows in `epoch`: answers to requests made in an older
+    /// epoch are stale and must not touch the log.
+    fn following_in(state: &PartitionState, epoch: i32) -> bool {
+        matches!(state.role, Role::Follower { .. }) && state.leader_epoch == epoch
+    }
+
+    fn truncate_locked(
+        &self,
+        state: &mut PartitionState,
+        offset: i64,
+    ) -> Result<(), PartitionError> {
         if offset < state.log.log_end_offset() {
             warn!(topic = %self.topic, partition = self.index, from = state.log.log_end_offset(), to = offset, "truncating divergent log tail");
             let target = offset.max(state.log.log_start_offset());
             state.log.truncate_to(target)?;
+            state.producers.truncate_from(target);
             let hw = state.high_watermark.min(state.log.log_end_offset());
-            self.set_hw(&mut state, hw);
+            self.set_hw(state, hw);
         }
+        Ok(())
+    }
+
+    /// KIP-101/279: the leader answered where `requested` (our latest epoch) ends on its log
+    /// with `(reply_epoch, reply_end)`. When the leader only knows an older epoch, truncate
+    /// to where that epoch ends in both logs. Clears the truncation flag.
+    pub fn truncate_to_leader_epoch(
+        &self,
+        fetched_in_epoch: i32,
+        requested: i32,
+        reply_epoch: i32,
+        reply_end: i64,
+    ) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        if !Self::following_in(&state, fetched_in_epoch) {
+            return Ok(());
+        }
+        let target = if reply_epoch < 0 || reply_end < 0 {
+            // The leader has no record of any of our epochs: keep only what was committed.
+            state.high_watermark
+        } else if reply_epoch == requested {
+            reply_end
+        } else {
+            let (_, local_end) = state
+                .log
+                .epochs()
+                .end_offset_for(reply_epoch, state.log.log_end_offset());
+            if local_end < 0 {
+                reply_end
+            } else {
+                reply_end.min(local_end)
+            }
+        };
+        self.truncate_locked(&mut state, target)?;
+        state.needs_truncation = false;
+        Ok(())
+    }
+
+    /// Truncates a follower's log to `offset` (the leader's high watermark after an
+    /// out-of-range fetch).
+    pub fn truncate_diverged(
+        &self,
+        fetched_in_epoch: i32,
+        offset: i64,
+    ) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        if !Self::following_in(&state, fetched_in_epoch) {
+            return Ok(());
+        }
+        self.truncate_locked(&mut state, offset)?;
         state.needs_truncation = false;
         Ok(())
     }
 
     /// A follower that fell behind the leader's log start restarts its log there.
-    pub fn reset_to(&self, offset: i64) -> Result<(), PartitionError> {
+    pub fn reset_to(&self, fetched_in_epoch: i32, offset: i64) -> Result<(), PartitionError> {
         let mut state = self.lock();
+        if !Self::following_in(&state, fetched_in_epoch) {
+            return Ok(());
+        }
         warn!(topic = %self.topic, partition = self.index, offset, "follower log reset to the leader's log start");
         let start = state.log.log_start_offset();
         state.log.truncate_to(start)?;
@@ -571,6 +656,11 @@ impl Partition {
         self.set_hw(&mut state, offset);
         state.needs_truncation = false;
         Ok(())
+    }
+
+    /// The replica is no longer assigned here: parked requests fail fast.
+    pub fn go_offline(&self) {
+        self.lock().role = Role::Offline;
     }
 
     /// The ISR change the leader should propose now, if any and none is pending.
@@ -887,7 +977,7 @@ mod tests {
         let (data, moved) = leader.read_for_follower(2, 0, 1 << 20, 10).unwrap();
         assert!(!moved);
         follower
-            .append_replicated(data.records, data.high_watermark, data.log_start_offset)
+            .append_replicated(4, data.records, data.high_watermark, data.log_start_offset)
             .unwrap();
         assert_eq!(follower.offsets(), (0, 0, 3));
         // Its next fetch proves it has offsets 0..3: the HW moves and acks=all completes.
@@ -899,7 +989,7 @@ mod tests {
             .unwrap();
         let (data, _) = leader.read_for_follower(2, 3, 1 << 20, 30).unwrap();
         follower
-            .append_replicated(data.records, data.high_watermark, data.log_start_offset)
+            .append_replicated(4, data.records, data.high_watermark, data.log_start_offset)
             .unwrap();
         assert_eq!(follower.offsets().1, 3, "follower adopts the leader's HW");
         // A follower never accepts client writes; a non-replica's fetch is refused.
@@ -975,11 +1065,15 @@ mod tests {
         );
         let (leo, epoch, needs_truncation, latest, _) = p.follower_position();
         assert_eq!((leo, epoch, needs_truncation, latest), (10, 2, true, 1));
-        p.truncate_diverged(5).unwrap();
+        // The leader's answer for our epoch 1: it ends at offset 5 there.
+        p.truncate_to_leader_epoch(2, 1, 1, 5).unwrap();
         let (leo, _, needs_truncation, _, _) = p.follower_position();
         assert_eq!((leo, needs_truncation), (5, false));
         // A follower behind the leader's log start restarts its log there.
-        p.reset_to(100).unwrap();
+        p.reset_to(2, 100).unwrap();
+        // Answers to requests made in an older epoch are ignored.
+        p.truncate_diverged(1, 0).unwrap();
+        assert_eq!(p.offsets(), (100, 100, 100));
         assert_eq!(p.offsets(), (100, 100, 100));
     }
 

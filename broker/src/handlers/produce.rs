@@ -24,7 +24,9 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
 pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let broker = &ctx.broker;
     let acks = req.acks;
-    let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
+    // One deadline for the whole request, as Kafka's produce purgatory has.
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
     let mut appended_any = false;
     // First append everything, then wait for replication of all of it at once.
     let mut pending = Vec::with_capacity(req.topic_data.len());
@@ -87,7 +89,12 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                 Err((code, message)) => partition_error(index, code, message),
                 Ok((partition, done)) => {
                     let committed = if acks == -1 {
-                        partition.wait_for_commit(&done, timeout).await
+                        partition
+                            .wait_for_commit(
+                                &done,
+                                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                            )
+                            .await
                     } else {
                         Ok(())
                     };

@@ -129,6 +129,15 @@ impl ProducerStateTable {
         });
     }
 
+    /// Forgets batches at or after `offset` (the log was truncated there), and producers
+    /// left with none, as Kafka's `truncateAndReload` does for the truncated range.
+    pub fn truncate_from(&mut self, offset: i64) {
+        self.producers.retain(|_, entry| {
+            entry.batches.retain(|b| b.base_offset < offset);
+            !entry.batches.is_empty()
+        });
+    }
+
     /// Number of producers with state (for tests and metrics).
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -206,6 +215,25 @@ mod tests {
             table.check(&header(-1, -1, -1, 1, -1)),
             Ok(SequenceCheck::Append)
         );
+    }
+
+    #[test]
+    fn truncation_forgets_truncated_batches() {
+        let mut table = ProducerStateTable::default();
+        table.record(&header(1, 0, 0, 5, 0));
+        table.record(&header(1, 0, 5, 5, 5));
+        table.record(&header(2, 0, 0, 1, 10));
+        table.truncate_from(5);
+        // The retry of the truncated batch is new data again, not a duplicate.
+        assert_eq!(
+            table.check(&header(1, 0, 5, 5, -1)),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            table.check(&header(1, 0, 0, 5, -1)),
+            Ok(SequenceCheck::Duplicate { base_offset: 0 })
+        );
+        assert_eq!(table.len(), 1, "producer 2 had nothing left");
     }
 
     #[test]

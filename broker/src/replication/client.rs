@@ -8,6 +8,11 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one request may take, long polls included (Kafka's `replica.socket.timeout.ms`).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest response accepted from a peer broker.
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
@@ -22,8 +27,9 @@ pub struct KafkaConnection {
 impl KafkaConnection {
     /// Connects to `addr`.
     pub async fn connect(addr: &str, client_id: String) -> Result<Self> {
-        let stream = TcpStream::connect(addr)
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
+            .map_err(|_| anyhow::anyhow!("connecting to {addr} timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
         let _ = stream.set_nodelay(true);
         Ok(KafkaConnection {
@@ -33,8 +39,16 @@ impl KafkaConnection {
         })
     }
 
-    /// Sends `request` at `version` and reads its response.
+    /// Sends `request` at `version` and reads its response, within [`REQUEST_TIMEOUT`] (a
+    /// half-open connection must not stall replication forever). After an error or timeout
+    /// the connection must be dropped.
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(version, request))
+            .await
+            .map_err(|_| anyhow::anyhow!("request timed out after {REQUEST_TIMEOUT:?}"))?
+    }
+
+    async fn exchange<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)

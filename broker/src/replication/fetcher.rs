@@ -131,7 +131,8 @@ async fn truncate_diverged(
     partitions: &[Arc<Partition>],
 ) -> Result<()> {
     let mut by_topic: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
-    let mut pending: HashMap<(String, i32), Arc<Partition>> = HashMap::new();
+    // Each partition with the epoch it follows in and the epoch it asks about.
+    let mut pending: HashMap<(String, i32), (Arc<Partition>, i32, i32)> = HashMap::new();
     for p in partitions {
         let (_, leader_epoch, needs_truncation, latest_epoch, _) = p.follower_position();
         if !needs_truncation {
@@ -139,7 +140,7 @@ async fn truncate_diverged(
         }
         if latest_epoch < 0 {
             // An empty log (or one without epochs) has nothing to diverge.
-            p.truncate_diverged(i64::MAX)?;
+            p.truncate_diverged(leader_epoch, i64::MAX)?;
             continue;
         }
         by_topic.entry(p.topic.clone()).or_default().push(
@@ -148,7 +149,10 @@ async fn truncate_diverged(
                 .with_current_leader_epoch(leader_epoch)
                 .with_leader_epoch(latest_epoch),
         );
-        pending.insert((p.topic.clone(), p.index), p.clone());
+        pending.insert(
+            (p.topic.clone(), p.index),
+            (p.clone(), leader_epoch, latest_epoch),
+        );
     }
     if by_topic.is_empty() {
         return Ok(());
@@ -168,16 +172,16 @@ async fn truncate_diverged(
     let response = conn.send(OFFSET_FOR_LEADER_EPOCH_VERSION, &request).await?;
     for topic in response.topics {
         for r in topic.partitions {
-            let Some(p) = pending.get(&(topic.topic.0.to_string(), r.partition)) else {
+            let Some((p, epoch, requested)) =
+                pending.get(&(topic.topic.0.to_string(), r.partition))
+            else {
                 continue;
             };
             match r.error_code {
-                0 if r.end_offset >= 0 => {
+                0 => {
                     debug!(topic = %p.topic, partition = p.index, epoch = r.leader_epoch, end_offset = r.end_offset, "leader epoch lookup");
-                    p.truncate_diverged(r.end_offset)?
+                    p.truncate_to_leader_epoch(*epoch, *requested, r.leader_epoch, r.end_offset)?
                 }
-                // The leader has no record of our epoch: keep only what it committed.
-                0 => p.truncate_diverged(p.offsets().1)?,
                 code => {
                     debug!(topic = %p.topic, partition = p.index, code, "epoch lookup refused; waiting for metadata")
                 }
@@ -193,7 +197,8 @@ async fn fetch_once(
     partitions: &[Arc<Partition>],
 ) -> Result<()> {
     let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
-    let mut index: HashMap<(String, i32), Arc<Partition>> = HashMap::new();
+    // Each partition with the epoch the request was made in.
+    let mut index: HashMap<(String, i32), (Arc<Partition>, i32)> = HashMap::new();
     for p in partitions {
         let (fetch_offset, leader_epoch, needs_truncation, latest_epoch, log_start) =
             p.follower_position();
@@ -209,7 +214,7 @@ async fn fetch_once(
                 .with_log_start_offset(log_start)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
-        index.insert((p.topic.clone(), p.index), p.clone());
+        index.insert((p.topic.clone(), p.index), (p.clone(), leader_epoch));
     }
     if by_topic.is_empty() {
         tokio::time::sleep(RETRY_BACKOFF).await;
@@ -239,16 +244,21 @@ async fn fetch_once(
     let mut backoff = false;
     for topic in response.responses {
         for data in topic.partitions {
-            let Some(p) = index.get(&(topic.topic.0.to_string(), data.partition_index)) else {
+            let Some((p, epoch)) = index.get(&(topic.topic.0.to_string(), data.partition_index))
+            else {
                 continue;
             };
+            let epoch = *epoch;
             match data.error_code {
                 0 => {
                     let records = data.records.unwrap_or_default();
                     tracing::trace!(topic = %p.topic, partition = p.index, bytes = records.len(), hw = data.high_watermark, "fetched");
-                    if let Err(e) =
-                        p.append_replicated(records, data.high_watermark, data.log_start_offset)
-                    {
+                    if let Err(e) = p.append_replicated(
+                        epoch,
+                        records,
+                        data.high_watermark,
+                        data.log_start_offset,
+                    ) {
                         warn!(topic = %p.topic, partition = p.index, error = %e, "appending replicated data failed");
                         backoff = true;
                     } else {
@@ -260,9 +270,9 @@ async fn fetch_once(
                     // OFFSET_OUT_OF_RANGE: behind the leader's log start, or ahead of its end.
                     let (start, _, end) = p.offsets();
                     if end < data.log_start_offset {
-                        p.reset_to(data.log_start_offset)?;
+                        p.reset_to(epoch, data.log_start_offset)?;
                     } else if start <= data.high_watermark && data.high_watermark < end {
-                        p.truncate_diverged(data.high_watermark)?;
+                        p.truncate_diverged(epoch, data.high_watermark)?;
                     } else {
                         backoff = true;
                     }

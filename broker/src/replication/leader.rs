@@ -31,12 +31,21 @@ pub struct LeaderView {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub followers: BTreeMap<i32, FollowerState>,
+    /// The leader's log end when it took over: a follower must reach it to rejoin the ISR
+    /// (KAFKA-7128), since the new leader's high watermark may lag what was committed.
+    pub epoch_start_offset: i64,
 }
 
 impl LeaderView {
     /// A fresh view when becoming leader: followers start as caught up now, so none is
     /// dropped from the ISR before it had a chance to fetch.
-    pub fn new(leader: i32, replicas: Vec<i32>, isr: Vec<i32>, now_ms: u64) -> Self {
+    pub fn new(
+        leader: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        epoch_start_offset: i64,
+        now_ms: u64,
+    ) -> Self {
         let followers = replicas
             .iter()
             .filter(|r| **r != leader)
@@ -57,6 +66,7 @@ impl LeaderView {
             replicas,
             isr,
             followers,
+            epoch_start_offset,
         }
     }
 
@@ -80,11 +90,19 @@ impl LeaderView {
         }
     }
 
-    /// The high watermark the ISR supports, never below `current`.
-    pub fn high_watermark(&self, leader_leo: i64, current: i64) -> i64 {
+    /// The high watermark the ISR supports, never below `current`. Replicas being added
+    /// (`pending`) count too — Kafka's "maximal ISR" — so nothing is acknowledged that a
+    /// replica about to join the ISR lacks.
+    pub fn high_watermark(&self, leader_leo: i64, current: i64, pending: Option<&[i32]>) -> i64 {
         let min_isr_leo = self
             .isr
             .iter()
+            .chain(
+                pending
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|r| !self.isr.contains(r)),
+            )
             .map(|r| {
                 if *r == self.leader {
                     leader_leo
@@ -114,7 +132,7 @@ impl LeaderView {
                     now_ms.saturating_sub(f.last_caught_up_ms) <= lag_max_ms
                 }
                 Some(f) => {
-                    f.log_end_offset >= high_watermark
+                    f.log_end_offset >= high_watermark.max(self.epoch_start_offset)
                         && f.log_end_offset >= 0
                         && now_ms.saturating_sub(f.last_fetch_ms) <= FETCH_RECENT_MS
                 }
@@ -136,28 +154,28 @@ mod tests {
 
     #[test]
     fn hw_is_min_isr_leo_and_monotonic() {
-        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0, 0);
         assert_eq!(
-            view.high_watermark(10, 0),
+            view.high_watermark(10, 0, None),
             0,
             "followers have not fetched yet"
         );
         view.on_follower_fetch(2, 10, 10, 5);
         view.on_follower_fetch(3, 7, 10, 5);
-        assert_eq!(view.high_watermark(10, 0), 7);
+        assert_eq!(view.high_watermark(10, 0, None), 7);
         view.on_follower_fetch(3, 10, 10, 6);
-        assert_eq!(view.high_watermark(12, 7), 10);
+        assert_eq!(view.high_watermark(12, 7, None), 10);
         // Only ISR members count.
         view.isr = vec![1, 2];
         view.on_follower_fetch(3, 0, 12, 7);
-        assert_eq!(view.high_watermark(12, 10), 10, "never moves back");
+        assert_eq!(view.high_watermark(12, 10, None), 10, "never moves back");
         view.on_follower_fetch(2, 12, 12, 8);
-        assert_eq!(view.high_watermark(12, 10), 12);
+        assert_eq!(view.high_watermark(12, 10, None), 12);
     }
 
     #[test]
     fn lagging_followers_leave_and_caught_up_ones_rejoin() {
-        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0, 0);
         view.on_follower_fetch(2, 10, 10, 100);
         view.on_follower_fetch(3, 4, 10, 100);
         assert_eq!(
@@ -188,8 +206,28 @@ mod tests {
     }
 
     #[test]
+    fn pending_additions_hold_the_hw_and_epoch_start_gates_rejoining() {
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 50, 0);
+        view.on_follower_fetch(2, 60, 60, 10);
+        view.on_follower_fetch(3, 55, 60, 10);
+        assert_eq!(view.high_watermark(60, 40, None), 60);
+        assert_eq!(
+            view.high_watermark(60, 40, Some(&[1, 2, 3])),
+            55,
+            "replica 3 is joining"
+        );
+        // Replica 3 is past the HW (45) but not past where this leader's epoch began.
+        let mut late = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 70, 0);
+        late.on_follower_fetch(2, 70, 70, 10);
+        late.on_follower_fetch(3, 60, 70, 10);
+        assert_eq!(late.proposed_isr(45, 10, 1000), None);
+        late.on_follower_fetch(3, 70, 70, 20);
+        assert_eq!(late.proposed_isr(45, 20, 1000), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
     fn a_follower_keeping_up_under_load_stays_in_sync() {
-        let mut view = LeaderView::new(1, vec![1, 2], vec![1, 2], 0);
+        let mut view = LeaderView::new(1, vec![1, 2], vec![1, 2], 0, 0);
         // The leader keeps writing: the follower is always one fetch behind the tip.
         let mut leo = 10;
         for t in 1..100u64 {
@@ -202,8 +240,8 @@ mod tests {
 
     #[test]
     fn single_replica_hw_follows_leader() {
-        let view = LeaderView::new(1, vec![1], vec![1], 0);
-        assert_eq!(view.high_watermark(42, 0), 42);
+        let view = LeaderView::new(1, vec![1], vec![1], 0, 0);
+        assert_eq!(view.high_watermark(42, 0, None), 42);
         assert_eq!(view.proposed_isr(42, 10_000, 10), None);
     }
 }
