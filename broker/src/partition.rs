@@ -1112,4 +1112,51 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.error_code(), 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
     }
+
+    #[test]
+    fn truncation_uses_the_epoch_both_logs_share() {
+        // Our log: epoch 2 at 0..5, epoch 3 at 5..7 and 7..10. The leader never saw epoch 3:
+        // it answers for its floor epoch 2, which ends at 8 in its log. Our epoch 2 ends at
+        // 5, so offsets from 5 on are ours alone and must go (KIP-279).
+        let dir = tempfile::tempdir().unwrap();
+        let p = replica(
+            dir.path(),
+            1,
+            &PartitionMeta {
+                replicas: vec![1, 2],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 2,
+                partition_epoch: 0,
+            },
+        );
+        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
+            .unwrap();
+        p.apply_metadata(
+            &PartitionMeta {
+                replicas: vec![1, 2],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 3,
+                partition_epoch: 1,
+            },
+            0,
+        );
+        p.append(make_batch(2, -1, -1, -1, Compression::None).freeze(), 1)
+            .unwrap();
+        p.append(make_batch(3, -1, -1, -1, Compression::None).freeze(), 1)
+            .unwrap();
+        p.apply_metadata(
+            &PartitionMeta {
+                replicas: vec![1, 2],
+                isr: vec![2],
+                leader: 2,
+                leader_epoch: 4,
+                partition_epoch: 2,
+            },
+            0,
+        );
+        p.truncate_to_leader_epoch(4, 3, 2, 8).unwrap();
+        assert_eq!(p.offsets().2, 5);
+    }
 }

@@ -356,25 +356,7 @@ impl ControllerCore {
         let live = image.live_brokers();
         let partitions = replicas
             .into_iter()
-            .map(|replicas| {
-                let isr: Vec<i32> = replicas
-                    .iter()
-                    .copied()
-                    .filter(|r| live.contains(r))
-                    .collect();
-                let leader = isr.first().copied().unwrap_or(election::NO_LEADER);
-                PartitionMeta {
-                    isr: if isr.is_empty() {
-                        replicas.clone()
-                    } else {
-                        isr
-                    },
-                    replicas,
-                    leader,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                }
-            })
+            .map(|replicas| new_partition(replicas, &live))
             .collect();
         Ok(TopicMeta {
             name: spec.name.clone(),
@@ -474,23 +456,7 @@ impl ControllerCore {
             let live = next.live_brokers();
             let entry = next.topics.get_mut(name).expect("checked above");
             for replicas in replicas {
-                let isr: Vec<i32> = replicas
-                    .iter()
-                    .copied()
-                    .filter(|r| live.contains(r))
-                    .collect();
-                let leader = isr.first().copied().unwrap_or(election::NO_LEADER);
-                entry.partitions.push(PartitionMeta {
-                    isr: if isr.is_empty() {
-                        replicas.clone()
-                    } else {
-                        isr
-                    },
-                    replicas,
-                    leader,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                });
+                entry.partitions.push(new_partition(replicas, &live));
             }
             Ok(next)
         };
@@ -700,6 +666,28 @@ impl ControllerCore {
         let first = next.next_producer_id;
         next.next_producer_id += PRODUCER_ID_BLOCK;
         Ok(((first, PRODUCER_ID_BLOCK), Some(next)))
+    }
+}
+
+/// A newly placed partition: its live replicas form the ISR and the first of them leads
+/// (with no live replica it starts offline, its ISR the whole assignment).
+fn new_partition(replicas: Vec<i32>, live: &BTreeSet<i32>) -> PartitionMeta {
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| live.contains(r))
+        .collect();
+    let leader = isr.first().copied().unwrap_or(election::NO_LEADER);
+    PartitionMeta {
+        isr: if isr.is_empty() {
+            replicas.clone()
+        } else {
+            isr
+        },
+        replicas,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
     }
 }
 
