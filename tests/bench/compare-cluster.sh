@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 COMPAT=$ROOT/tests/compat
 OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
@@ -31,23 +33,6 @@ NODES=3
 say() { printf '[compare-cluster] %s\n' "$*" >&2; }
 die() { printf '[compare-cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
-free_base_port() { # a port P with P..P+COUNT-1 all free on 127.0.0.1
-  python3 - "$1" <<'PY'
-import random, socket, sys
-count = int(sys.argv[1])
-for _ in range(200):
-    base = random.randint(20000, 60000 - count)
-    socks = []
-    try:
-        for p in range(base, base + count):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-}
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 peak_rss_kib() { # VmHWM of PID in KiB (0 if it is gone)
   local v

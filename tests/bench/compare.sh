@@ -8,13 +8,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 COMPAT=$ROOT/tests/compat
 BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
 export KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 export RECORDS=${RECORDS:-500000}
 export RECORD_SIZE=${RECORD_SIZE:-1024}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
@@ -31,7 +32,7 @@ trap cleanup EXIT
 "$COMPAT/fetch-kafka.sh" "$KAFKA_VERSION" >&2
 
 # ---- Tributary ----
-TPORT=$(free_port)
+TPORT=$(free_base_port 1)
 # Same group setting as the reference broker's config (kafka-reference.sh).
 "$BROKER" --data-dir "$WORK/tributary" --listen "127.0.0.1:$TPORT" \
   --override group.initial.rebalance.delay.ms=0 >"$WORK/tributary.log" 2>&1 &
@@ -42,7 +43,7 @@ t_rss=$(peak_rss_mb "$TPID")
 kill -TERM "$TPID"; wait "$TPID" || true; TPID=
 
 # ---- Apache Kafka ----
-KPORT=$(free_port)
+KPORT=$(free_base_port 2)
 "$COMPAT/kafka-reference.sh" start "$KAFKA_VERSION" "$WORK/kafka" "$KPORT" >&2
 KPID=$(pgrep -f "kafka.Kafka.*$WORK/kafka" | head -n1 || true)
 k_out=$("$COMPAT/perf.sh" "127.0.0.1:$KPORT" kafka)

@@ -11,6 +11,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 VERSION=${1:-3.6.0}
 OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 BIN=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$VERSION/bin
@@ -32,7 +34,7 @@ trap cleanup EXIT
 say() { printf '[failover] %s\n' "$*"; }
 now_ms() { date +%s%3N; }
 
-PORT=$(python3 -c 'import random; print(random.randint(20000, 59000))')
+PORT=$(free_base_port 3)
 "$OPERATOR" local --zones 3 --brokers-per-zone 1 --data-dir "$DATA" --base-port "$PORT" >"$WORK/cluster.log" 2>&1 &
 CLUSTER=$!
 PIDS+=("$CLUSTER")

@@ -12,6 +12,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../lib/ports.sh
+source "$ROOT/tests/lib/ports.sh"
 MODE=single
 if [[ ${1:-} == --cluster ]]; then MODE=cluster; shift; fi
 VERSIONS=("$@")
@@ -19,23 +21,6 @@ VERSIONS=("$@")
 BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
 OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 
-free_base_port() { # a port P with P..P+COUNT-1 all free
-  python3 - "$1" <<'PY'
-import random, socket, sys
-count = int(sys.argv[1])
-for _ in range(200):
-    base = random.randint(20000, 60000 - count)
-    socks = []
-    try:
-        for p in range(base, base + count):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-}
 
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/tributary-compat.XXXXXX")
 LOG=$DATA.log

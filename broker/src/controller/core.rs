@@ -130,48 +130,37 @@ impl ControllerCore {
         }
     }
 
-    /// Applies `f` to every partition, collecting changes into `next`.
+    /// Replaces every partition for which `f` returns a new state.
     fn for_each_partition(
         next: &mut MetadataImage,
         mut f: impl FnMut(&TopicMeta, &PartitionMeta) -> Option<PartitionMeta>,
-    ) -> bool {
-        let mut changed = false;
-        let names: Vec<String> = next.topics.keys().cloned().collect();
-        for name in names {
-            let topic = next.topics[&name].clone();
-            for (i, p) in topic.partitions.iter().enumerate() {
-                if let Some(updated) = f(&topic, p) {
-                    if let Some(t) = next.topics.get_mut(&name) {
-                        t.partitions[i] = updated;
-                        changed = true;
-                    }
+    ) {
+        for topic in next.topics.values_mut() {
+            for i in 0..topic.partitions.len() {
+                if let Some(updated) = f(topic, &topic.partitions[i]) {
+                    topic.partitions[i] = updated;
                 }
             }
         }
-        changed
     }
 
-    fn fence_in(&self, next: &mut MetadataImage, broker: i32) {
+    /// Marks a broker fenced or unfenced in `next` and runs the elections that follows:
+    /// fencing drops it from ISRs and moves its leaderships; unfencing gives offline
+    /// partitions a leader again.
+    fn set_fenced(&self, next: &mut MetadataImage, broker: i32, fenced: bool) {
         if let Some(b) = next.brokers.get_mut(&broker) {
-            b.fenced = true;
+            b.fenced = fenced;
         }
         let live = next.live_brokers();
         let image = next.clone();
         let config = &self.config;
         Self::for_each_partition(next, |topic, p| {
-            election::on_broker_fenced(p, broker, &live, unclean_allowed(&image, topic, config))
-        });
-    }
-
-    fn unfence_in(&self, next: &mut MetadataImage, broker: i32) {
-        if let Some(b) = next.brokers.get_mut(&broker) {
-            b.fenced = false;
-        }
-        let live = next.live_brokers();
-        let image = next.clone();
-        let config = &self.config;
-        Self::for_each_partition(next, |topic, p| {
-            election::on_broker_unfenced(p, &live, unclean_allowed(&image, topic, config))
+            let unclean = unclean_allowed(&image, topic, config);
+            if fenced {
+                election::on_broker_fenced(p, broker, &live, unclean)
+            } else {
+                election::on_broker_unfenced(p, &live, unclean)
+            }
         });
     }
 
@@ -217,7 +206,7 @@ impl ControllerCore {
         }
         let mut next = self.next_image();
         if next.brokers.get(&broker_id).is_some_and(|b| !b.fenced) {
-            self.fence_in(&mut next, broker_id);
+            self.set_fenced(&mut next, broker_id, true);
         }
         let epoch = next.version as i64;
         next.brokers.insert(
@@ -232,7 +221,7 @@ impl ControllerCore {
                 fenced: true,
             },
         );
-        self.unfence_in(&mut next, broker_id);
+        self.set_fenced(&mut next, broker_id, false);
         self.sessions
             .insert(broker_id, now_ms + self.config.session_timeout_ms);
         Ok((epoch, Some(next)))
@@ -252,7 +241,7 @@ impl ControllerCore {
             return Ok((false, None));
         }
         let mut next = self.next_image();
-        self.unfence_in(&mut next, broker_id);
+        self.set_fenced(&mut next, broker_id, false);
         Ok((false, Some(next)))
     }
 
@@ -280,7 +269,7 @@ impl ControllerCore {
             self.sessions.remove(&id);
             if next.brokers.get(&id).is_some_and(|b| !b.fenced) {
                 tracing::warn!(broker = id, "broker session expired: fencing");
-                self.fence_in(&mut next, id);
+                self.set_fenced(&mut next, id, true);
             }
         }
         Some(next)

@@ -369,6 +369,23 @@ impl GroupCoordinator {
                 .is_some_and(|t| t.groups().contains(group_id))
     }
 
+    /// Offsets of a group may only be deleted here, for a known group without members;
+    /// `busy` is the error for a group that still has members. Returns its partition.
+    fn check_deletable(&self, inner: &Inner, group_id: &str, busy: i16) -> Result<i32, i16> {
+        let p = self.owns(inner, group_id)?;
+        if !self.known(inner, group_id, p) {
+            return Err(codes::GROUP_ID_NOT_FOUND);
+        }
+        if inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.state() != GroupState::Empty)
+        {
+            return Err(busy);
+        }
+        Ok(p)
+    }
+
     /// OffsetDelete validation: the deletions to write, refused while the group consumes.
     pub fn offsets_to_delete(
         &self,
@@ -376,71 +393,21 @@ impl GroupCoordinator {
         partitions: Vec<(String, i32)>,
     ) -> Result<(i32, OffsetWrites), i16> {
         let inner = self.lock();
-        let p = self.owns(&inner, group_id)?;
-        if !self.known(&inner, group_id, p) {
-            return Err(codes::GROUP_ID_NOT_FOUND);
-        }
-        if inner
-            .groups
-            .get(group_id)
-            .is_some_and(|g| g.state() != GroupState::Empty)
-        {
-            return Err(86); // GROUP_SUBSCRIBED_TO_TOPIC
-        }
-        Ok((
-            p,
-            partitions
-                .into_iter()
-                .map(|(topic, partition)| {
-                    (
-                        OffsetKey {
-                            group: group_id.to_string(),
-                            topic,
-                            partition,
-                        },
-                        None,
-                    )
-                })
-                .collect(),
-        ))
+        let p = self.check_deletable(&inner, group_id, 86)?; // GROUP_SUBSCRIBED_TO_TOPIC
+        Ok((p, deletions(group_id, partitions)))
     }
 
     /// DeleteGroups validation: removes the (empty) group; returns its offsets to delete.
     pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), i16> {
         let mut inner = self.lock();
-        let p = self.owns(&inner, group_id)?;
-        if !self.known(&inner, group_id, p) {
-            return Err(codes::GROUP_ID_NOT_FOUND);
-        }
-        if inner
-            .groups
-            .get(group_id)
-            .is_some_and(|g| g.state() != GroupState::Empty)
-        {
-            return Err(codes::NON_EMPTY_GROUP);
-        }
+        let p = self.check_deletable(&inner, group_id, codes::NON_EMPTY_GROUP)?;
         inner.groups.remove(group_id);
-        let entries = inner
+        let committed = inner
             .loaded
             .get(&p)
             .map(|t| t.group_offsets(group_id))
             .unwrap_or_default();
-        Ok((
-            p,
-            entries
-                .into_keys()
-                .map(|(topic, partition)| {
-                    (
-                        OffsetKey {
-                            group: group_id.to_string(),
-                            topic,
-                            partition,
-                        },
-                        None,
-                    )
-                })
-                .collect(),
-        ))
+        Ok((p, deletions(group_id, committed.into_keys())))
     }
 
     /// Deletions of every committed offset on `topic`, per offsets partition.
@@ -480,6 +447,23 @@ impl GroupCoordinator {
             .known(&inner, group_id, p)
             .then(|| summarize(&inner, group_id)))
     }
+}
+
+/// Tombstones for a group's offsets on `(topic, partition)`s.
+fn deletions(group_id: &str, partitions: impl IntoIterator<Item = (String, i32)>) -> OffsetWrites {
+    partitions
+        .into_iter()
+        .map(|(topic, partition)| {
+            (
+                OffsetKey {
+                    group: group_id.to_string(),
+                    topic,
+                    partition,
+                },
+                None,
+            )
+        })
+        .collect()
 }
 
 fn summarize(inner: &Inner, id: &str) -> GroupSummary {

@@ -255,6 +255,22 @@ fn current_configs(
     }
 }
 
+/// Resolves the resource, computes its new dynamic config set, and has the controller
+/// apply it (both AlterConfigs flavours end here).
+async fn alter_resource(
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    new_configs: impl FnOnce(&ConfigResource) -> Result<BTreeMap<String, String>, AdminError>,
+) -> Result<(), AdminError> {
+    let resource = scope(&ctx.broker, resource_type, name)?;
+    let configs = new_configs(&resource)?;
+    ctx.broker
+        .alter_configs(resource, configs, validate_only)
+        .await
+}
+
 /// AlterConfigs: replaces the resource's whole set of dynamic configs.
 pub async fn handle_alter_configs(
     ctx: &RequestContext,
@@ -270,14 +286,14 @@ pub async fn handle_alter_configs(
         let result = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        let outcome = match scope(&ctx.broker, r.resource_type, &r.resource_name) {
-            Ok(resource) => {
-                ctx.broker
-                    .alter_configs(resource, configs, req.validate_only)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = alter_resource(
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            req.validate_only,
+            |_| Ok(configs),
+        )
+        .await;
         responses.push(match outcome {
             Ok(()) => result,
             Err(e) => result
@@ -348,19 +364,18 @@ pub async fn handle_incremental_alter_configs(
         let result = IncrementalResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        let prepared = scope(&ctx.broker, r.resource_type, &r.resource_name).and_then(|resource| {
-            let mut configs = current_configs(&ctx.broker, &resource)?;
-            apply_operations(&mut configs, &r.configs)?;
-            Ok((resource, configs))
-        });
-        let outcome = match prepared {
-            Ok((resource, configs)) => {
-                ctx.broker
-                    .alter_configs(resource, configs, req.validate_only)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = alter_resource(
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            req.validate_only,
+            |resource| {
+                let mut configs = current_configs(&ctx.broker, resource)?;
+                apply_operations(&mut configs, &r.configs)?;
+                Ok(configs)
+            },
+        )
+        .await;
         responses.push(match outcome {
             Ok(()) => result,
             Err(e) => result
