@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the users' walkthrough (Apache Kafka 3.6.0 CLI, RF 1) from a pod in zone-a against
+# a Tributary broker pod in zone-b, by the broker's in-cluster DNS name.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+ns=tributary-broker-e2e
+k() { kubectl -n "$ns" "$@"; }
+kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+kubectl create namespace "$ns" >/dev/null
+trap 'kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
+
+step "deploying a broker and a Kafka CLI pod"
+k apply -f "$E2E_DIR/broker/broker.yaml" >/dev/null
+check "broker pod becomes ready" k rollout status statefulset/broker --timeout=180s
+check "Kafka CLI pod becomes ready" k wait --for=condition=Ready pod/kafka-cli --timeout=180s
+check "broker runs as a non-root user" sh -c "[ \"\$(kubectl -n $ns exec broker-0 -- id -u)\" = 10001 ]"
+
+bootstrap=broker-0.broker.$ns.svc.cluster.local:9092
+walkthrough() {
+  local out
+  out=$(k exec kafka-cli -- bash compat/walkthrough.sh 3.6.0 "$bootstrap" 1 2>&1) || { echo "$out"; return 1; }
+  echo "$out" | grep -E '^(PASS|FAIL)' | sed 's/^/    /' >&3
+  echo "$out" | grep -qE '^walkthrough: [1-9][0-9]* passed, 0 failed$' || { echo "$out"; return 1; }
+}
+check "seed walkthrough (Kafka 3.6.0 CLI) from a pod against the broker pod" walkthrough
+
+# Acknowledged data lives on the pod's volume: a restarted broker pod still serves it.
+cli() { k exec kafka-cli -- env KAFKA_HEAP_OPTS=-Xmx256m "/opt/tributary-cache/kafka-3.6.0/bin/$1" --bootstrap-server "$bootstrap" "${@:2}"; }
+survives_restart() {
+  cli kafka-topics.sh --create --topic durable --partitions 1 --replication-factor 1
+  printf 'one\ntwo\nthree\n' | k exec -i kafka-cli -- /opt/tributary-cache/kafka-3.6.0/bin/kafka-console-producer.sh \
+    --bootstrap-server "$bootstrap" --topic durable --producer-property acks=all
+  k delete pod broker-0 --wait=true >/dev/null
+  k rollout status statefulset/broker --timeout=180s >/dev/null
+  local got
+  got=$(cli kafka-console-consumer.sh --topic durable --from-beginning --max-messages 3 --timeout-ms 30000 2>/dev/null)
+  echo "consumed after restart: $got"
+  [ "$got" = "$(printf 'one\ntwo\nthree')" ]
+}
+check "messages survive a broker pod restart" survives_restart
+
+summary broker-walkthrough

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the project's images (tributary/broker, tributary/operator) and the e2e suite's
+# helper images from the release binaries, and loads them into the kind cluster.
+#   images.sh           build and load
+#   images.sh --build   build only
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+tag=${IMAGE_TAG:-dev}
+release=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release
+context=${CARGO_TARGET_DIR:-$REPO_DIR/target}/images
+for binary in tributary-broker tributary-operator; do
+  [ -x "$release/$binary" ] || die "$release/$binary is missing: run 'make release' first"
+done
+"$E2E_DIR/docker.sh"
+"$E2E_DIR/base-image.sh"
+
+build() {
+  local image=$1 dockerfile=$2 dir=$3
+  step "building $image"
+  quietly "$CACHE_DIR/logs/image-$(basename "${image%%:*}").log" \
+    docker build --network=host -t "$image" -f "$dockerfile" "$dir"
+}
+rm -rf "$context" && mkdir -p "$context"/{broker,operator,e2e-tools,kafka-cli}
+cp "$release/tributary-broker" "$context/broker/"
+cp "$release/tributary-broker" "$release/tributary-operator" "$context/operator/"
+build "tributary/broker:$tag" "$REPO_DIR/broker/Dockerfile" "$context/broker"
+build "tributary/operator:$tag" "$REPO_DIR/operator/Dockerfile" "$context/operator"
+build "tributary/e2e-tools:$tag" "$E2E_DIR/images/e2e-tools.Dockerfile" "$context/e2e-tools"
+"$REPO_DIR/tests/compat/fetch-kafka.sh" 3.6.0 >/dev/null
+cp -r "$CACHE_DIR/kafka-3.6.0" "$context/kafka-cli/"
+cp -r "$REPO_DIR/tests/compat" "$context/kafka-cli/compat"
+build "tributary/kafka-cli:$tag" "$E2E_DIR/images/kafka-cli.Dockerfile" "$context/kafka-cli"
+[ "${1:-}" = --build ] && exit 0
+
+step "loading images into cluster $CLUSTER_NAME"
+kind load docker-image --name "$CLUSTER_NAME" "tributary/broker:$tag" "tributary/operator:$tag" \
+  "tributary/e2e-tools:$tag" 2>&1 | sed 's/^/    /'
+# The CLI image is large and only the zone-a pod runs it.
+zone_a=$(kubectl get node -l topology.kubernetes.io/zone=zone-a -o jsonpath='{.items[0].metadata.name}')
+kind load docker-image --name "$CLUSTER_NAME" --nodes "$zone_a" "tributary/kafka-cli:$tag" 2>&1 | sed 's/^/    /'

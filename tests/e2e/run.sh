@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make e2e`: creates the kind cluster, loads the project's images, runs the smoke suite
+# and the in-cluster broker walkthrough, deletes the cluster and checks that nothing it
+# made is left. KEEP_CLUSTER=1 keeps the cluster for inspection.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+started=$SECONDS
+
+"$E2E_DIR/docker.sh"
+volumes_before=$(docker volume ls -q | sort)
+"$E2E_DIR/kind-down.sh"
+"$E2E_DIR/kind-up.sh"
+"$E2E_DIR/images.sh"
+
+suites_failed=0
+"$E2E_DIR/smoke/smoke.sh" || suites_failed=1
+"$E2E_DIR/broker/walkthrough.sh" || suites_failed=1
+
+if [ -n "${KEEP_CLUSTER:-}" ]; then
+  step "keeping cluster $CLUSTER_NAME (KUBECONFIG=$KUBECONFIG)"
+  [ $suites_failed = 0 ]
+  exit
+fi
+
+"$E2E_DIR/kind-down.sh"
+nothing_left() {
+  local containers volumes
+  containers=$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$CLUSTER_NAME")
+  [ -z "$containers" ] || { echo "containers left: $containers"; return 1; }
+  ! docker network inspect kind >/dev/null 2>&1 || { echo "network kind left"; return 1; }
+  volumes=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort))
+  [ -z "$volumes" ] || { echo "volumes left: $volumes"; return 1; }
+}
+check "kind-down leaves no container, network or volume behind" nothing_left
+step "e2e finished in $((SECONDS - started)) s"
+[ $suites_failed = 0 ] && summary e2e
