@@ -3,6 +3,7 @@
 #   make run     build and run a local 3-zone cluster (prints its bootstrap servers)
 #   make test    install what the tests need, then run every test
 #   make bench   produce/consume throughput beside Apache Kafka on this machine
+#   make e2e     the Kubernetes suite on a kind cluster (make kind-up / kind-down for one to use)
 
 CARGO ?= cargo
 KAFKA_CLI_VERSIONS ?= 3.6.0 4.4.0
@@ -10,7 +11,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint unit compat cluster test bench bench-cluster clean
+.PHONY: all build release run run-broker deps lint unit compat cluster e2e kind-up kind-down images test bench bench-cluster clean
 
 all: build
 
@@ -43,7 +44,20 @@ compat: deps release
 cluster: deps release
 	tests/cluster/failover.sh 3.6.0
 
-test: lint unit compat cluster
+# The Kubernetes test plane: a kind cluster with three zone-labeled workers (tests/e2e/).
+kind-up:
+	tests/e2e/kind-up.sh
+
+kind-down:
+	tests/e2e/kind-down.sh
+
+images: release
+	tests/e2e/images.sh
+
+e2e: deps release
+	tests/e2e/run.sh
+
+test: lint unit compat cluster e2e
 
 bench: deps release
 	tests/bench/compare.sh

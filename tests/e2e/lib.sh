@@ -1,14 +1,8 @@
 # Shared settings for the Kubernetes test plane: pinned versions, cache locations and
 # progress output. Sourced by every script under tests/e2e/.
 
-# Pinned versions. The node image is rebuilt whenever one of these changes.
-KIND_VERSION=${KIND_VERSION:-v0.30.0}
-LOCAL_PATH_VERSION=v0.0.30
-KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
-CRICTL_VERSION=v1.34.0
-HELM_VERSION=v3.19.5
-# The official node image for this kind release, used where a registry is reachable.
-OFFICIAL_NODE_IMAGE=kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a
+# Pinned versions (the node image is rebuilt whenever one of them changes).
+source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 CLUSTER_NAME=${CLUSTER_NAME:-tributary}
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -12,13 +12,22 @@ volumes_before=$(docker volume ls -q | sort)
 "$E2E_DIR/kind-up.sh"
 "$E2E_DIR/images.sh"
 
+# Each suite prints "NAME: N passed, N failed"; their counts add up to the closing line.
 suites_failed=0
-"$E2E_DIR/smoke/smoke.sh" || suites_failed=1
-"$E2E_DIR/broker/walkthrough.sh" || suites_failed=1
+run_suite() {
+  local out
+  out=$(mktemp)
+  "$@" | tee "$out" || suites_failed=1
+  read -r passed failed < <(sed -n 's/^[a-z-]*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n1)
+  PASSED=$((PASSED + ${passed:-0})) FAILED=$((FAILED + ${failed:-0}))
+  rm -f "$out"
+}
+run_suite "$E2E_DIR/smoke/smoke.sh"
+run_suite "$E2E_DIR/broker/walkthrough.sh"
 
 if [ -n "${KEEP_CLUSTER:-}" ]; then
   step "keeping cluster $CLUSTER_NAME (KUBECONFIG=$KUBECONFIG)"
-  [ $suites_failed = 0 ]
+  summary e2e && [ $suites_failed = 0 ]
   exit
 fi
 
@@ -33,4 +42,4 @@ nothing_left() {
 }
 check "kind-down leaves no container, network or volume behind" nothing_left
 step "e2e finished in $((SECONDS - started)) s"
-[ $suites_failed = 0 ] && summary e2e
+summary e2e && [ $suites_failed = 0 ]

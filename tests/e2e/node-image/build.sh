@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 here=$E2E_DIR/node-image
-fingerprint=$(cat "$E2E_DIR/lib.sh" "$here"/build.sh "$here"/go-components.sh "$here"/Dockerfile.base \
+fingerprint=$(cat "$E2E_DIR/versions.env" "$here"/build.sh "$here"/go-components.sh "$here"/Dockerfile.base \
   "$here"/kindnet-agent.sh "$here"/images/* | sha256sum | cut -c1-12)
 node_image=tributary.local/kind-node:$KUBE_VERSION-$fingerprint
 if docker image inspect "$node_image" >/dev/null 2>&1; then
@@ -127,5 +127,9 @@ for _ in $(seq 1 60); do docker exec "$node" pgrep -x containerd >/dev/null || b
 docker exec "$node" rm -f /var/log/containerd-build.log
 docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
   --change 'CMD []' "$node" "$node_image" >/dev/null
+# Older builds of the node and its base are superseded.
+docker images --format '{{.Repository}}:{{.Tag}}' |
+  grep -E '^tributary\.local/kind-(node|base):' | grep -vxF -e "$node_image" -e "$base_image" |
+  xargs -r docker rmi >/dev/null 2>&1 || true
 step "node image $node_image built in $((SECONDS - started)) s ($(docker image inspect -f '{{.Size}}' "$node_image" | awk '{printf "%d MB", $1/1e6}'))" >&2
 echo "$node_image"

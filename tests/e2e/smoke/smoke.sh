@@ -48,7 +48,7 @@ peers_talk() {
       ip=$(k get pod "peer-$j" -o jsonpath='{.status.podIP}')
       k exec "peer-$i" -- busybox nslookup "$name" | grep -q "$ip" || { echo "peer-$i: $name does not resolve to $ip"; return 1; }
       expected=$(identity_of "peer-$j")
-      got=$(k exec "peer-$i" -- busybox wget -qO- -T 5 "http://peer-$j.peers:7000/identity")
+      got=$(k exec "peer-$i" -- curl -sSf --max-time 5 "http://peer-$j.peers:7000/identity")
       [ "$got" = "$expected" ] || { echo "peer-$i got '$got' from peer-$j, expected '$expected'"; return 1; }
       [ "$(node_of "peer-$i")" != "$(node_of "peer-$j")" ] || { echo "peer-$i and peer-$j share a node"; return 1; }
     done
@@ -94,6 +94,7 @@ lost_zone() {
   [ "$(node_of peer-2)" = "$node" ]
 }
 check "a stopped worker goes NotReady and returns with its peer's data" lost_zone
-check "peers talk again after the zone returns" peers_talk
+# The returning node's routes and its pod's endpoints converge within seconds.
+check "peers talk again after the zone returns" wait_until 60 peers_talk
 
 summary smoke
