@@ -30,9 +30,13 @@ run-broker: release
 deps:
 	KAFKA_VERSIONS="$(KAFKA_CLI_VERSIONS)" scripts/install-deps.sh
 
+SHELL_SCRIPTS = $(wildcard scripts/*.sh tests/*/*.sh tests/e2e/*/*.sh) .ci/run tests/e2e/runc-capfilter \
+	tests/e2e/node-image/images/iptables-wrapper
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	shellcheck -x -S warning $(SHELL_SCRIPTS)
 
 unit: deps
 	$(CARGO) test --workspace

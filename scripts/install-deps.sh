@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tributary needs on a Debian machine, idempotently:
 # C toolchain pieces for librdkafka (built from source by the tests), Java 17 and Maven
-# for the Apache Kafka CLI, and the Kafka CLI jars themselves (cached under
-# ${TRIBUTARY_CACHE:-~/.cache/tributary}).
+# for the Apache Kafka CLI, shellcheck and jq for the scripts, and the Kafka CLI jars
+# themselves (cached under ${TRIBUTARY_CACHE:-~/.cache/tributary}). The Kubernetes test
+# plane installs what it needs itself (tests/e2e/docker.sh and tools.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,6 +17,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v jq >/dev/null || need_apt+=(jq)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"

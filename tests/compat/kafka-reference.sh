@@ -222,7 +222,7 @@ cluster_answers() {
 # All at once: stopped one by one, the last nodes would lose their controller
 # quorum and hang in controlled shutdown.
 terminate_pids() {
-  local pid deadline=$((SECONDS + 60)) killed= alive
+  local pid deadline=$((SECONDS + 60)) killed="" alive
   kill -TERM "$@" 2>/dev/null || true
   while :; do
     alive=()

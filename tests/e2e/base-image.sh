@@ -17,6 +17,10 @@ fi
 
 mirror=${DEBIAN_MIRROR:-$(sed -n 's#^URIs: *\(http[^ ]*/debian\)$#\1#p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
 mirror=${mirror:-http://deb.debian.org/debian}
+if ! command -v debootstrap >/dev/null && [ ! -x /usr/sbin/debootstrap ]; then
+  sudo_cmd apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -q debootstrap >/dev/null
+fi
 rootfs=$(mktemp -d /tmp/tributary-rootfs.XXXXXX)
 trap 'sudo_cmd rm -rf "$rootfs"' EXIT
 step "no registry reachable: building $image with debootstrap from $mirror"

@@ -31,7 +31,7 @@ cat >"$state/daemon.json" <<JSON
 JSON
 
 step "starting dockerd (log: $state/dockerd.log)"
-PATH=/usr/sbin:/usr/bin:$PATH setsid nohup dockerd --config-file "$state/daemon.json" \
+sudo_cmd env PATH="/usr/sbin:/usr/bin:$PATH" setsid nohup dockerd --config-file "$state/daemon.json" \
   >"$state/dockerd.log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && { step "dockerd is up"; exit 0; }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for the Kubernetes test plane: pinned versions, cache locations and
 # progress output. Sourced by every script under tests/e2e/.
 
@@ -6,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 CLUSTER_NAME=${CLUSTER_NAME:-tributary}
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_DIR=$(cd "$E2E_DIR/../.." && pwd)
 CACHE_DIR=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
 BIN_DIR=$CACHE_DIR/bin

@@ -25,6 +25,12 @@ run_suite() {
 run_suite "$E2E_DIR/smoke/smoke.sh"
 run_suite "$E2E_DIR/broker/walkthrough.sh"
 
+if [ $suites_failed = 1 ]; then
+  logs=$CACHE_DIR/logs/kind-$(date +%Y%m%d-%H%M%S)
+  kind export logs --name "$CLUSTER_NAME" "$logs" >/dev/null 2>&1 || true
+  kubectl get nodes,pods -A -o wide 2>&1 | sed 's/^/    /' || true
+  step "cluster logs exported to $logs"
+fi
 if [ -n "${KEEP_CLUSTER:-}" ]; then
   step "keeping cluster $CLUSTER_NAME (KUBECONFIG=$KUBECONFIG)"
   summary e2e && [ $suites_failed = 0 ]

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the test scripts (sourced, not run).
 
 # free_base_port COUNT: prints a port P with P..P+COUNT-1 all free on 127.0.0.1.

@@ -86,8 +86,8 @@ docker tag "$(image_named pause)" "$sandbox_image"
 image_build "$(image_named kube-proxy)" netfilter.Dockerfile --build-arg BINARY=kube-proxy
 image_build "$kindnetd_image" netfilter.Dockerfile --build-arg BINARY=kindnetd --build-arg DESTINATION=/bin
 image_build "$helper_image" local-path-helper.Dockerfile
-preload=($images "$sandbox_image" "$kindnetd_image" "$provisioner_image" "$helper_image")
-preload=($(printf '%s\n' "${preload[@]}" | sort -u))
+mapfile -t preload < <(printf '%s\n' $images "$sandbox_image" "$kindnetd_image" "$provisioner_image" \
+  "$helper_image" | sort -u)
 
 # 4. The node: kind's base plus the Kubernetes binaries, version, manifests and the
 # preloaded images, committed as one image (as `kind build node-image` does).

@@ -8,6 +8,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
+command -v go >/dev/null || die "go not found: install Go (1.24 or newer) first"
 OUT=${1:?usage: go-components.sh OUT_DIR node|host}
 SET=${2:?usage: go-components.sh OUT_DIR node|host}
 mkdir -p "$OUT"
@@ -32,8 +33,14 @@ build_kubernetes() {
     kube-controller-manager kube-scheduler kube-proxy) wanted=("$@") missing=() c
   for c in "${wanted[@]}"; do [ -x "$OUT/$c" ] || missing+=("$c"); done
   [ ${#missing[@]} -gt 0 ] || return 0
-  step "building Kubernetes $KUBE_VERSION: ${missing[*]} (about 20 min on 2 cores when cold)"
+  step "building Kubernetes $KUBE_VERSION: ${missing[*]} (about 10 min on 2 cores when cold)"
   mkdir -p "$mod"
+  quietly "$CACHE_DIR/logs/go-kubernetes-module.log" kubernetes_module "$mod" "${commands[@]}"
+  quietly "$CACHE_DIR/logs/go-kubernetes.log" kubernetes_build "$mod" "${missing[@]}"
+}
+
+kubernetes_module() {
+  local mod=$1; shift
   (
     cd "$mod"
     if [ ! -f go.sum ]; then
@@ -55,15 +62,18 @@ build_kubernetes() {
         echo '//go:build tools'
         echo 'package tools'
         echo 'import ('
-        for c in "${commands[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
+        for c in "$@"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
         echo ')'
       } > tools.go
       go mod tidy
     fi
-    local targets=()
-    for c in "${missing[@]}"; do targets+=("k8s.io/kubernetes/cmd/$c"); done
-    go build -ldflags "$(version_ldflags)" -o "$OUT/" "${targets[@]}"
   )
+}
+
+kubernetes_build() {
+  local mod=$1 targets=() c; shift
+  for c in "$@"; do targets+=("k8s.io/kubernetes/cmd/$c"); done
+  cd "$mod" && go build -ldflags "$(version_ldflags)" -o "$OUT/" "${targets[@]}"
 }
 
 # etcd's server module replaces its sibling modules by relative paths, so `go install`
@@ -73,6 +83,11 @@ build_etcd() {
   [ -x "$OUT/etcd" ] && return 0
   step "building etcd v$version"
   mkdir -p "$mod"
+  quietly "$CACHE_DIR/logs/go-etcd.log" etcd_build "$mod" "$version"
+}
+
+etcd_build() {
+  local mod=$1 version=$2
   (
     cd "$mod"
     if [ ! -f go.sum ]; then
@@ -96,17 +111,17 @@ install_module() {
   local name=$1 pkg=$2 ldflags=${3:-}
   [ -x "$OUT/$name" ] && return 0
   step "building $name ($pkg)"
-  GOBIN=$OUT go install -ldflags "-s -w $ldflags" "$pkg"
+  GOBIN=$OUT quietly "$CACHE_DIR/logs/go-$name.log" go install -ldflags "-s -w $ldflags" "$pkg"
 }
 
-crictl() {
+build_crictl() {
   install_module crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" \
     "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
 }
 
 if [ "$SET" = host ]; then
   build_kubernetes kubectl
-  crictl
+  build_crictl
   install_module kind "sigs.k8s.io/kind@$KIND_VERSION"
   install_module helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
@@ -120,6 +135,6 @@ etcd_version=$(echo "$images" | sed -n 's#.*/etcd:\([0-9.]*\)-[0-9]*$#\1#p')
 coredns_version=$(echo "$images" | sed -n 's#.*/coredns:v\([0-9.]*\)$#\1#p')
 build_etcd "$etcd_version"
 install_module coredns "github.com/coredns/coredns@v$coredns_version"
-crictl
+build_crictl
 install_module local-path-provisioner "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
 step "Go components ready in $OUT"
