@@ -55,7 +55,7 @@ kind-up:
 kind-down:
 	tests/e2e/kind-down.sh
 
-images: release
+images: deps release
 	tests/e2e/images.sh
 
 e2e: deps release

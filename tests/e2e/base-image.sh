@@ -17,13 +17,11 @@ fi
 
 mirror=${DEBIAN_MIRROR:-$(sed -n 's#^URIs: *\(http[^ ]*/debian\)$#\1#p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
 mirror=${mirror:-http://deb.debian.org/debian}
-if ! command -v debootstrap >/dev/null && [ ! -x /usr/sbin/debootstrap ]; then
-  sudo_cmd apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -q debootstrap >/dev/null
-fi
+ensure_packages debootstrap:debootstrap
 rootfs=$(mktemp -d /tmp/tributary-rootfs.XXXXXX)
 trap 'sudo_cmd rm -rf "$rootfs"' EXIT
 step "no registry reachable: building $image with debootstrap from $mirror"
+sudo_cmd true # ask for a password, if any, before going to the background
 quietly "$CACHE_DIR/logs/debootstrap.log" sudo_cmd debootstrap --variant=minbase bookworm "$rootfs" "$mirror"
 # Like the official slim image: no apt lists or caches, and no documentation.
 sudo_cmd rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/usr/share/doc/* \

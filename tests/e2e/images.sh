@@ -12,6 +12,12 @@ context=${CARGO_TARGET_DIR:-$REPO_DIR/target}/images
 for binary in tributary-broker tributary-operator; do
   [ -x "$release/$binary" ] || die "$release/$binary is missing: run 'make release' first"
 done
+# The binaries run on Debian bookworm (glibc 2.36) in the images.
+newest_glibc=$(objdump -T "$release/tributary-broker" "$release/tributary-operator" |
+  grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1)
+if [ "$(printf '%s\n' "$newest_glibc" GLIBC_2.36 | sort -V | tail -n1)" != GLIBC_2.36 ]; then
+  die "the release binaries need $newest_glibc, newer than bookworm's 2.36: build them on Debian bookworm"
+fi
 "$E2E_DIR/docker.sh"
 "$E2E_DIR/base-image.sh"
 
@@ -19,7 +25,7 @@ build() {
   local image=$1 dockerfile=$2 dir=$3
   step "building $image"
   quietly "$CACHE_DIR/logs/image-$(basename "${image%%:*}").log" \
-    docker build --network=host -t "$image" -f "$dockerfile" "$dir"
+    docker build --force-rm --network=host -t "$image" -f "$dockerfile" "$dir"
 }
 rm -rf "$context" && mkdir -p "$context"/{broker,operator,e2e-tools,kafka-cli}
 cp "$release/tributary-broker" "$context/broker/"

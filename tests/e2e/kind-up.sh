@@ -10,10 +10,12 @@ started=$SECONDS
 "$E2E_DIR/docker.sh"
 "$E2E_DIR/tools.sh"
 
-if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME" &&
+  [ "$(kind get nodes --name "$CLUSTER_NAME" | wc -l)" = 4 ]; then
   step "cluster $CLUSTER_NAME exists; reusing it"
   kind export kubeconfig --name "$CLUSTER_NAME" >/dev/null
 else
+  "$E2E_DIR/kind-down.sh"
   image=${KIND_NODE_IMAGE:-}
   if [ -z "$image" ]; then
     if docker image inspect "$OFFICIAL_NODE_IMAGE" >/dev/null 2>&1 ||
@@ -27,7 +29,7 @@ else
   mkdir -p "$(dirname "$KUBECONFIG")"
   step "creating cluster $CLUSTER_NAME from $image"
   kind create cluster --name "$CLUSTER_NAME" --image "$image" --config "$E2E_DIR/kind-config.yaml" \
-    --wait 0s --retain 2>&1 | sed 's/^/    /'
+    --wait 0s 2>&1 | sed 's/^/    /'
 fi
 
 step "waiting for every node to be Ready"

@@ -5,6 +5,12 @@
 # Pinned versions (the node image is rebuilt whenever one of them changes).
 source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 CLUSTER_NAME=${CLUSTER_NAME:-tributary}
+# Identifies what the pinned versions resolve to (environment overrides included), so
+# cached builds are redone when any of them changes.
+pinned_versions() {
+  printf '%s\n' "kind=$KIND_VERSION" "kubernetes=$KUBE_VERSION" "crictl=$CRICTL_VERSION" \
+    "helm=$HELM_VERSION" "local-path=$LOCAL_PATH_VERSION" "$(go version 2>/dev/null)"
+}
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -19,7 +25,8 @@ export GOMODCACHE=$CACHE_DIR/go/mod
 export GOCACHE=$CACHE_DIR/go/build
 export GOPATH=$CACHE_DIR/go/path
 export GOTOOLCHAIN=local
-export GOFLAGS=-trimpath
+# -modcacherw keeps the module cache deletable with rm -rf.
+export GOFLAGS="-trimpath -modcacherw"
 export CGO_ENABLED=0
 
 # Prints a timestamped progress line, so long steps show they are moving.
@@ -36,7 +43,7 @@ quietly() {
   while kill -0 "$pid" 2>/dev/null; do
     sleep 2
     if (( (SECONDS - started) % 30 < 2 && SECONDS - started >= 30 )); then
-      printf '    ... %ds\n' $((SECONDS - started))
+      printf '    ... %ds\n' $((SECONDS - started)) >&2
     fi
   done
   if ! wait "$pid"; then
@@ -46,6 +53,19 @@ quietly() {
 }
 
 sudo_cmd() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs the Debian packages of the commands that are missing.
+# Usage: ensure_packages COMMAND:PACKAGE...
+ensure_packages() {
+  local need=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  step "installing Debian packages: ${need[*]}"
+  sudo_cmd apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -q "${need[@]}" >/dev/null
+}
 
 # A kubeconfig of the test cluster's own, so the scripts never touch the user's.
 export KUBECONFIG=${TRIBUTARY_KUBECONFIG:-$CACHE_DIR/kind/$CLUSTER_NAME.kubeconfig}
@@ -58,8 +78,15 @@ exec 3>&1
 # Prints a line from inside a check (a measured time, say) even when the check passes.
 note() { printf '    %s\n' "$*" >&3; }
 check() {
-  local name=$1 out; shift
-  if out=$("$@" 2>&1); then
+  local name=$1 out status; shift
+  # Bash ignores errexit in everything a condition (if, while, until, &&, ||) runs, so the
+  # check runs as a plain statement in a subshell with errexit on: any failing step of a
+  # multi-step check function fails the check.
+  set +e
+  out=$(set -e; "$@" 2>&1)
+  status=$?
+  set -e
+  if [ "$status" -eq 0 ]; then
     PASSED=$((PASSED + 1)); printf 'PASS %s\n' "$name"
   else
     FAILED=$((FAILED + 1)); printf 'FAIL %s\n%s\n' "$name" "$(printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /')"
@@ -70,12 +97,32 @@ summary() {
   [ "$FAILED" -eq 0 ]
 }
 
-# Polls COMMAND every second until it succeeds or TIMEOUT seconds pass.
+# Polls COMMAND every second until it succeeds or TIMEOUT seconds pass; on timeout, runs
+# it once more with its output shown. Each try runs like a check (errexit on, see check).
 wait_until() {
   local timeout=$1; shift
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || { "$@"; return 1; }
+  local deadline=$((SECONDS + timeout)) status
+  while :; do
+    set +e
+    (set -e; "$@") >/dev/null 2>&1
+    status=$?
+    set -e
+    [ "$status" -ne 0 ] || return 0
+    if [ $SECONDS -ge $deadline ]; then
+      set +e
+      (set -e; "$@")
+      set -e
+      echo "still failing after ${timeout} s: $*"
+      return 1
+    fi
     sleep 1
   done
+}
+
+# True once OBJECT exists in NAMESPACE with a uid other than OLD_UID: a deleted pod has been
+# recreated. Usage: replaced NAMESPACE OBJECT OLD_UID
+replaced() {
+  local uid
+  uid=$(kubectl -n "$1" get "$2" -o jsonpath='{.metadata.uid}')
+  [ -n "$uid" ] && [ "$uid" != "$3" ]
 }

@@ -9,8 +9,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 here=$E2E_DIR/node-image
-fingerprint=$(cat "$E2E_DIR/versions.env" "$here"/build.sh "$here"/go-components.sh "$here"/Dockerfile.base \
-  "$here"/kindnet-agent.sh "$here"/images/* | sha256sum | cut -c1-12)
+ensure_packages jq:jq gcc:build-essential >&2
+fingerprint=$( (pinned_versions; cat "$here"/build.sh "$here"/go-components.sh "$here"/Dockerfile.base \
+  "$here"/kindnet-agent.sh "$here"/images/*) | sha256sum | cut -c1-12)
 node_image=tributary.local/kind-node:$KUBE_VERSION-$fingerprint
 if docker image inspect "$node_image" >/dev/null 2>&1; then
   echo "$node_image"
@@ -37,7 +38,7 @@ if ! docker image inspect "$base_image" >/dev/null 2>&1; then
   find "$context/files" -type f -exec chmod 0644 {} +
   chmod 0755 "$context/files/usr/local/bin/"* "$context/files/kind/bin/"*
   cp "$here/Dockerfile.base" "$context/Dockerfile"
-  quietly "$CACHE_DIR/logs/node-base.log" docker build --network=host -t "$base_image" "$context"
+  quietly "$CACHE_DIR/logs/node-base.log" docker build --force-rm --network=host -t "$base_image" "$context"
 fi
 
 # 2. Go programs and the pause binary.
@@ -74,7 +75,7 @@ rm -rf "$saved" && mkdir -p "$saved"
 image_build() {
   local tag=$1 dockerfile=$2; shift 2
   step "image $tag" >&2
-  quietly "$CACHE_DIR/logs/image-build.log" docker build --network=host -f "$context/$dockerfile" -t "$tag" "$@" "$context"
+  quietly "$CACHE_DIR/logs/image-build.log" docker build --force-rm --network=host -f "$context/$dockerfile" -t "$tag" "$@" "$context"
 }
 for component in kube-apiserver kube-controller-manager kube-scheduler etcd; do
   image_build "$(image_named "$component")" static.Dockerfile --build-arg BINARY="$component"

@@ -11,7 +11,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 command -v go >/dev/null || die "go not found: install Go (1.24 or newer) first"
 OUT=${1:?usage: go-components.sh OUT_DIR node|host}
 SET=${2:?usage: go-components.sh OUT_DIR node|host}
+ensure_packages jq:jq
 mkdir -p "$OUT"
+# Binaries built from other versions (or by another version of this script) are stale.
+stamp=$( (pinned_versions; cat "${BASH_SOURCE[0]}") | sha256sum | cut -c1-16)
+if [ "$(cat "$OUT/.stamp-$SET" 2>/dev/null)" != "$stamp" ]; then
+  case $SET in
+    host) rm -f "$OUT"/{kind,kubectl,helm,crictl} ;;
+    node) find "$OUT" -maxdepth 1 -type f -delete ;;
+  esac
+fi
 work=$CACHE_DIR/node-build/modules
 mkdir -p "$work"
 
@@ -125,6 +134,7 @@ if [ "$SET" = host ]; then
   install_module kind "sigs.k8s.io/kind@$KIND_VERSION"
   install_module helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  echo "$stamp" >"$OUT/.stamp-host"
   exit 0
 fi
 
@@ -137,4 +147,5 @@ build_etcd "$etcd_version"
 install_module coredns "github.com/coredns/coredns@v$coredns_version"
 build_crictl
 install_module local-path-provisioner "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+echo "$stamp" >"$OUT/.stamp-node"
 step "Go components ready in $OUT"

@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 ns=tributary-smoke
 k() { kubectl -n "$ns" "$@"; }
-kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl create namespace "$ns" >/dev/null
 trap 'kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
 
@@ -30,10 +30,12 @@ one_pod_per_zone() {
 check "one peer per zone" one_pod_per_zone
 
 bound_volumes() {
-  local phases
+  local default phases
+  default=$(kubectl get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")]}{.metadata.name}{end}')
   phases=$(k get pvc -o jsonpath='{range .items[*]}{.status.phase}{" "}{.spec.storageClassName}{"\n"}{end}')
-  echo "$phases"
-  [ "$(echo "$phases" | grep -c '^Bound ')" = 3 ]
+  echo "default StorageClass: $default; claims: $phases"
+  [ -n "$default" ]
+  [ "$(grep -cx "Bound $default" <<<"$phases")" = 3 ]
 }
 check "each peer has a Bound volume from the default StorageClass" bound_volumes
 
@@ -46,8 +48,10 @@ peers_talk() {
       [ "$i" != "$j" ] || continue
       name=peer-$j.peers.$ns.svc.cluster.local
       ip=$(k get pod "peer-$j" -o jsonpath='{.status.podIP}')
-      k exec "peer-$i" -- busybox nslookup "$name" | grep -q "$ip" || { echo "peer-$i: $name does not resolve to $ip"; return 1; }
+      [ -n "$ip" ] || { echo "peer-$j has no IP"; return 1; }
+      k exec "peer-$i" -- busybox nslookup "$name" | grep -qwF "$ip" || { echo "peer-$i: $name does not resolve to $ip"; return 1; }
       expected=$(identity_of "peer-$j")
+      [ -n "$expected" ] || { echo "peer-$j has no identity"; return 1; }
       got=$(k exec "peer-$i" -- curl -sSf --max-time 5 "http://peer-$j.peers:7000/identity")
       [ "$got" = "$expected" ] || { echo "peer-$i got '$got' from peer-$j, expected '$expected'"; return 1; }
       [ "$(node_of "peer-$i")" != "$(node_of "peer-$j")" ] || { echo "peer-$i and peer-$j share a node"; return 1; }
@@ -62,9 +66,12 @@ pod_comes_back() {
   uid=$(k get pod peer-1 -o jsonpath='{.metadata.uid}')
   zone=$(zone_of peer-1)
   identity=$(identity_of peer-1)
+  [ -n "$uid" ]
+  [ -n "$zone" ]
+  [ -n "$identity" ]
   k exec peer-1 -- busybox sh -c 'echo written-before-delete > /data/marker'
-  k delete pod peer-1 --wait=true >/dev/null
-  wait_until 120 sh -c "[ \"\$(kubectl -n $ns get pod peer-1 -o jsonpath='{.metadata.uid}')\" != '$uid' ]"
+  k delete pod peer-1 --wait=true --timeout=60s >/dev/null
+  wait_until 120 replaced "$ns" pod/peer-1 "$uid"
   k wait --for=condition=Ready pod/peer-1 --timeout=120s >/dev/null
   echo "zone $zone -> $(zone_of peer-1)"
   [ "$(zone_of peer-1)" = "$zone" ]
@@ -80,6 +87,8 @@ lost_zone() {
   local node identity t0
   node=$(node_of peer-2)
   identity=$(identity_of peer-2)
+  [ -n "$node" ]
+  [ -n "$identity" ]
   t0=$SECONDS
   docker stop "$node" >/dev/null
   wait_until 180 node_ready "$node" Unknown
@@ -94,6 +103,10 @@ lost_zone() {
   [ "$(node_of peer-2)" = "$node" ]
 }
 check "a stopped worker goes NotReady and returns with its peer's data" lost_zone
+# Whatever happened above, no worker stays stopped.
+for node in $(kind get nodes --name "$CLUSTER_NAME"); do
+  [ "$(docker inspect -f '{{.State.Running}}' "$node")" = true ] || docker start "$node" >/dev/null
+done
 # The returning node's routes and its pod's endpoints converge within seconds.
 check "peers talk again after the zone returns" wait_until 60 peers_talk
 
