@@ -25,11 +25,15 @@ build() {
   local image=$1 dockerfile=$2 dir=$3
   step "building $image"
   quietly "$CACHE_DIR/logs/image-$(basename "${image%%:*}").log" \
-    docker build --force-rm --network=host -t "$image" -f "$dockerfile" "$dir"
+    docker build --force-rm --network=host --label dev.tributary.build=e2e -t "$image" -f "$dockerfile" "$dir"
 }
 rm -rf "$context" && mkdir -p "$context"/{broker,operator,e2e-tools,kafka-cli}
-cp "$release/tributary-broker" "$context/broker/"
-cp "$release/tributary-broker" "$release/tributary-operator" "$context/operator/"
+# Release builds keep line tables for profiling; the images do without them.
+for binary in tributary-broker tributary-operator; do
+  objcopy --strip-debug "$release/$binary" "$context/$binary"
+done
+cp "$context/tributary-broker" "$context/broker/"
+cp "$context/tributary-broker" "$context/tributary-operator" "$context/operator/"
 build "tributary/broker:$tag" "$REPO_DIR/broker/Dockerfile" "$context/broker"
 build "tributary/operator:$tag" "$REPO_DIR/operator/Dockerfile" "$context/operator"
 build "tributary/e2e-tools:$tag" "$E2E_DIR/images/e2e-tools.Dockerfile" "$context/e2e-tools"
@@ -37,6 +41,8 @@ build "tributary/e2e-tools:$tag" "$E2E_DIR/images/e2e-tools.Dockerfile" "$contex
 cp -r "$CACHE_DIR/kafka-3.6.0" "$context/kafka-cli/"
 cp -r "$REPO_DIR/tests/compat" "$context/kafka-cli/compat"
 build "tributary/kafka-cli:$tag" "$E2E_DIR/images/kafka-cli.Dockerfile" "$context/kafka-cli"
+# Earlier builds of these images, now untagged.
+docker image prune -f --filter label=dev.tributary.build=e2e >/dev/null
 [ "${1:-}" = --build ] && exit 0
 
 step "loading images into cluster $CLUSTER_NAME"
