@@ -63,8 +63,10 @@ ensure_packages() {
   done
   [ ${#need[@]} -gt 0 ] || return 0
   step "installing Debian packages: ${need[*]}"
-  sudo_cmd apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -q "${need[@]}" >/dev/null
+  sudo_cmd true # ask for a password, if any, before going to the background
+  quietly "$CACHE_DIR/logs/apt.log" sudo_cmd apt-get update -q
+  quietly "$CACHE_DIR/logs/apt.log" sudo_cmd env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a \
+    apt-get install -y -q "${need[@]}"
 }
 
 # A kubeconfig of the test cluster's own, so the scripts never touch the user's.
