@@ -801,24 +801,22 @@ mod tests {
     use kafka_protocol::records::Compression;
     use std::collections::BTreeMap;
 
-    fn open(dir: &Path, overrides: &[(&str, &str)]) -> Partition {
+    /// The topic policy with these topic-level overrides.
+    fn policy(overrides: &[(&str, &str)]) -> TopicPolicy {
         let topic: BTreeMap<String, String> = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let policy = ConfigLayers {
+        ConfigLayers {
             topic: Some(&topic),
             ..Default::default()
         }
-        .topic_policy();
-        let p = Partition::open(dir, "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
-        let meta = PartitionMeta {
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 3,
-            partition_epoch: 0,
-        };
+        .topic_policy()
+    }
+
+    fn open(dir: &Path, overrides: &[(&str, &str)]) -> Partition {
+        let p = Partition::open(dir, "t", 0, 1, policy(overrides), RecoveryMode::Verify).unwrap();
+        let meta = meta(&[1], &[1], 1, 3, 0);
         assert_eq!(p.apply_metadata(&meta, 0), RoleChange::BecameLeader);
         p
     }
@@ -827,9 +825,7 @@ mod tests {
     fn appends_assign_offsets_and_stamp_epochs() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[]);
-        let first = p
-            .append(make_batch(5, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap();
+        let first = p.append(batch(5), -1).unwrap();
         let second = p
             .append(make_batch(2, -1, -1, -1, Compression::Lz4).freeze(), -1)
             .unwrap();
@@ -853,9 +849,7 @@ mod tests {
     fn oversized_batches_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[("max.message.bytes", "200")]);
-        let err = p
-            .append(make_batch(5, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap_err();
+        let err = p.append(batch(5), -1).unwrap_err();
         assert_eq!(err.error_code(), 10, "MESSAGE_TOO_LARGE");
         assert_eq!(p.offsets(), (0, 0, 0), "nothing appended");
     }
@@ -930,12 +924,32 @@ mod tests {
     fn delete_records_moves_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[]);
-        p.append(make_batch(10, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap();
+        p.append(batch(10), -1).unwrap();
         assert_eq!(p.delete_records(4).unwrap(), 4);
         assert_eq!(p.offset_for_timestamp(EARLIEST_TIMESTAMP).unwrap().0, 4);
         assert!(p.delete_records(11).is_err());
         assert_eq!(p.delete_records(-1).unwrap(), 10);
+    }
+
+    fn meta(
+        replicas: &[i32],
+        isr: &[i32],
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    ) -> PartitionMeta {
+        PartitionMeta {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
+    /// An uncompressed batch of `records` records, as a producer sends it.
+    fn batch(records: usize) -> Bytes {
+        make_batch(records, -1, -1, -1, Compression::None).freeze()
     }
 
     fn replica(dir: &Path, broker: i32, meta: &PartitionMeta) -> Partition {
@@ -948,19 +962,11 @@ mod tests {
     #[tokio::test]
     async fn replication_advances_the_high_watermark_over_the_isr() {
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let meta = PartitionMeta {
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 4,
-            partition_epoch: 0,
-        };
+        let meta = meta(&[1, 2], &[1, 2], 1, 4, 0);
         let leader = replica(dirs.0.path(), 1, &meta);
         let follower = replica(dirs.1.path(), 2, &meta);
         assert_eq!(follower.following(), Some(1));
-        let done = leader
-            .append(make_batch(3, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap();
+        let done = leader.append(batch(3), -1).unwrap();
         assert_eq!(
             leader.offsets().1,
             0,
@@ -993,72 +999,32 @@ mod tests {
             .unwrap();
         assert_eq!(follower.offsets().1, 3, "follower adopts the leader's HW");
         // A follower never accepts client writes; a non-replica's fetch is refused.
-        assert_eq!(
-            follower
-                .append(make_batch(1, -1, -1, -1, Compression::None).freeze(), 1)
-                .unwrap_err()
-                .error_code(),
-            6
-        );
+        assert_eq!(follower.append(batch(1), 1).unwrap_err().error_code(), 6);
         assert!(leader.read_for_follower(9, 0, 100, 40).is_err());
     }
 
     #[test]
     fn min_insync_replicas_is_checked_before_appending() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = PartitionMeta {
-            replicas: vec![1, 2, 3],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let topic = std::collections::BTreeMap::from([(
-            "min.insync.replicas".to_string(),
-            "2".to_string(),
-        )]);
-        let policy = ConfigLayers {
-            topic: Some(&topic),
-            ..Default::default()
-        }
-        .topic_policy();
+        let meta = meta(&[1, 2, 3], &[1], 1, 0, 0);
+        let policy = policy(&[("min.insync.replicas", "2")]);
         let p = Partition::open(dir.path(), "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
         p.apply_metadata(&meta, 0);
-        let err = p
-            .append(make_batch(1, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap_err();
+        let err = p.append(batch(1), -1).unwrap_err();
         assert_eq!(err.error_code(), 19, "NOT_ENOUGH_REPLICAS");
         assert_eq!(p.offsets().2, 0, "nothing appended");
-        assert!(
-            p.append(make_batch(1, -1, -1, -1, Compression::None).freeze(), 1)
-                .is_ok(),
-            "acks=1 is not held back"
-        );
+        assert!(p.append(batch(1), 1).is_ok(), "acks=1 is not held back");
     }
 
     #[test]
     fn a_new_follower_truncates_its_divergent_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let lead = PartitionMeta {
-            replicas: vec![1, 2],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 1,
-            partition_epoch: 0,
-        };
+        let lead = meta(&[1, 2], &[1], 1, 1, 0);
         let p = replica(dir.path(), 1, &lead);
-        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
-            .unwrap();
-        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
-            .unwrap();
+        p.append(batch(5), 1).unwrap();
+        p.append(batch(5), 1).unwrap();
         // Broker 2 took over at epoch 2; the leader says epoch 1 ended at offset 5.
-        let follow = PartitionMeta {
-            replicas: vec![1, 2],
-            isr: vec![2],
-            leader: 2,
-            leader_epoch: 2,
-            partition_epoch: 1,
-        };
+        let follow = meta(&[1, 2], &[2], 2, 2, 1);
         assert_eq!(
             p.apply_metadata(&follow, 0),
             RoleChange::BecameFollower { leader: 2 }
@@ -1074,33 +1040,16 @@ mod tests {
         // Answers to requests made in an older epoch are ignored.
         p.truncate_diverged(1, 0).unwrap();
         assert_eq!(p.offsets(), (100, 100, 100));
-        assert_eq!(p.offsets(), (100, 100, 100));
     }
 
     #[tokio::test]
     async fn isr_shrinking_below_min_after_the_append_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let topic = std::collections::BTreeMap::from([(
-            "min.insync.replicas".to_string(),
-            "2".to_string(),
-        )]);
-        let policy = ConfigLayers {
-            topic: Some(&topic),
-            ..Default::default()
-        }
-        .topic_policy();
+        let policy = policy(&[("min.insync.replicas", "2")]);
         let p = Partition::open(dir.path(), "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
-        let mut meta = PartitionMeta {
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
+        let mut meta = meta(&[1, 2], &[1, 2], 1, 0, 0);
         p.apply_metadata(&meta, 0);
-        let done = p
-            .append(make_batch(2, -1, -1, -1, Compression::None).freeze(), -1)
-            .unwrap();
+        let done = p.append(batch(2), -1).unwrap();
         // The controller drops the follower from the ISR: the leader alone commits the data,
         // which is fewer replicas than min.insync.replicas.
         meta.isr = vec![1];
@@ -1119,43 +1068,12 @@ mod tests {
         // it answers for its floor epoch 2, which ends at 8 in its log. Our epoch 2 ends at
         // 5, so offsets from 5 on are ours alone and must go (KIP-279).
         let dir = tempfile::tempdir().unwrap();
-        let p = replica(
-            dir.path(),
-            1,
-            &PartitionMeta {
-                replicas: vec![1, 2],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 2,
-                partition_epoch: 0,
-            },
-        );
-        p.append(make_batch(5, -1, -1, -1, Compression::None).freeze(), 1)
-            .unwrap();
-        p.apply_metadata(
-            &PartitionMeta {
-                replicas: vec![1, 2],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 3,
-                partition_epoch: 1,
-            },
-            0,
-        );
-        p.append(make_batch(2, -1, -1, -1, Compression::None).freeze(), 1)
-            .unwrap();
-        p.append(make_batch(3, -1, -1, -1, Compression::None).freeze(), 1)
-            .unwrap();
-        p.apply_metadata(
-            &PartitionMeta {
-                replicas: vec![1, 2],
-                isr: vec![2],
-                leader: 2,
-                leader_epoch: 4,
-                partition_epoch: 2,
-            },
-            0,
-        );
+        let p = replica(dir.path(), 1, &meta(&[1, 2], &[1], 1, 2, 0));
+        p.append(batch(5), 1).unwrap();
+        p.apply_metadata(&meta(&[1, 2], &[1], 1, 3, 1), 0);
+        p.append(batch(2), 1).unwrap();
+        p.append(batch(3), 1).unwrap();
+        p.apply_metadata(&meta(&[1, 2], &[2], 2, 4, 2), 0);
         p.truncate_to_leader_epoch(4, 3, 2, 8).unwrap();
         assert_eq!(p.offsets().2, 5);
     }

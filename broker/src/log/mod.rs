@@ -497,6 +497,11 @@ mod tests {
         }
     }
 
+    /// Opens a log with no recovery callback, as most tests want.
+    fn open_log(dir: &Path, config: LogConfig, mode: RecoveryMode) -> Log {
+        Log::open(dir, config, mode, &mut |_| {}).unwrap()
+    }
+
     fn small_config() -> LogConfig {
         LogConfig {
             segment_bytes: 2048,
@@ -508,13 +513,7 @@ mod tests {
     #[test]
     fn append_read_across_segments_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(
-            dir.path(),
-            small_config(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
         append_n(&mut log, 50, 3);
         assert_eq!(log.log_end_offset(), 150);
         assert!(log.segments.len() > 5, "segments rolled by size");
@@ -551,13 +550,7 @@ mod tests {
     #[test]
     fn torn_tail_is_truncated_on_recovery() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(
-            dir.path(),
-            LogConfig::default(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = open_log(dir.path(), LogConfig::default(), RecoveryMode::Verify);
         append_n(&mut log, 5, 2);
         drop(log);
         let path = dir.path().join(format!("{}.log", segment::file_stem(0)));
@@ -567,13 +560,7 @@ mod tests {
         let one = make_batch(2, -1, -1, -1, Compression::None);
         data.extend_from_slice(&one[..one.len() / 2]);
         fs::write(&path, &data).unwrap();
-        let log = Log::open(
-            dir.path(),
-            LogConfig::default(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let log = open_log(dir.path(), LogConfig::default(), RecoveryMode::Verify);
         assert_eq!(log.log_end_offset(), 10);
         assert_eq!(fs::metadata(&path).unwrap().len(), len);
 
@@ -583,13 +570,7 @@ mod tests {
         let n = data.len();
         data[n - 3] ^= 0x55;
         fs::write(&path, &data).unwrap();
-        let log = Log::open(
-            dir.path(),
-            LogConfig::default(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let log = open_log(dir.path(), LogConfig::default(), RecoveryMode::Verify);
         assert_eq!(log.log_end_offset(), 8);
         let all = log.read(0, 1 << 20, 100).unwrap();
         for (_, bytes) in batch::BatchIter::new(all) {
@@ -600,13 +581,7 @@ mod tests {
     #[test]
     fn missing_indexes_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(
-            dir.path(),
-            small_config(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
         append_n(&mut log, 30, 3);
         drop(log);
         for entry in fs::read_dir(dir.path()).unwrap() {
@@ -618,7 +593,7 @@ mod tests {
                 fs::remove_file(path).unwrap();
             }
         }
-        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let log = open_log(dir.path(), small_config(), RecoveryMode::Trust);
         let data = log.read(61, 1, 90).unwrap();
         let (h, _) = batch::BatchIter::new(data).next().unwrap();
         assert!(h.base_offset <= 61 && 61 <= h.last_offset());
@@ -633,7 +608,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = small_config();
         config.retention_bytes = 4096;
-        let mut log = Log::open(dir.path(), config, RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let mut log = open_log(dir.path(), config, RecoveryMode::Verify);
         append_n(&mut log, 60, 3);
         let before = log.size_bytes();
         let removed = log.apply_retention(0).unwrap();
@@ -649,7 +624,7 @@ mod tests {
         log.advance_start_offset(170).unwrap();
         assert_eq!(log.log_start_offset(), 170);
         drop(log);
-        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let log = open_log(dir.path(), small_config(), RecoveryMode::Trust);
         assert_eq!(log.log_start_offset(), 170, "log start offset is durable");
         assert_eq!(log.log_end_offset(), 180);
     }
@@ -657,13 +632,7 @@ mod tests {
     #[test]
     fn timestamps_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(
-            dir.path(),
-            small_config(),
-            RecoveryMode::Verify,
-            &mut |_| {},
-        )
-        .unwrap();
+        let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
         append_n(&mut log, 10, 3);
         // make_batch timestamps are 1_700_000_000_000 + i within each batch.
         let (offset, ts) = log
