@@ -22,20 +22,18 @@ fi
 "$E2E_DIR/base-image.sh"
 
 build() {
-  local image=$1 dockerfile=$2 dir=$3
+  local image=$1 dockerfile=$2 dir=$3; shift 3
   step "building $image"
   quietly "$CACHE_DIR/logs/image-$(basename "${image%%:*}").log" \
-    docker build --force-rm --network=host --label dev.tributary.build=e2e -t "$image" -f "$dockerfile" "$dir"
+    docker build --force-rm --network=host --label dev.tributary.build=e2e -t "$image" -f "$dockerfile" "$@" "$dir"
 }
-rm -rf "$context" && mkdir -p "$context"/{broker,operator,e2e-tools,kafka-cli}
+rm -rf "$context" && mkdir -p "$context"/{runtime,e2e-tools,kafka-cli}
 # Release builds keep line tables for profiling; the images do without them.
 for binary in tributary-broker tributary-operator; do
-  objcopy --strip-debug "$release/$binary" "$context/$binary"
+  objcopy --strip-debug "$release/$binary" "$context/runtime/$binary"
 done
-cp "$context/tributary-broker" "$context/broker/"
-cp "$context/tributary-broker" "$context/tributary-operator" "$context/operator/"
-build "tributary/broker:$tag" "$REPO_DIR/broker/Dockerfile" "$context/broker"
-build "tributary/operator:$tag" "$REPO_DIR/operator/Dockerfile" "$context/operator"
+build "tributary/broker:$tag" "$REPO_DIR/Dockerfile" "$context/runtime" --target broker
+build "tributary/operator:$tag" "$REPO_DIR/Dockerfile" "$context/runtime" --target operator
 build "tributary/e2e-tools:$tag" "$E2E_DIR/images/e2e-tools.Dockerfile" "$context/e2e-tools"
 "$REPO_DIR/tests/compat/fetch-kafka.sh" 3.6.0 >/dev/null
 cp -r "$CACHE_DIR/kafka-3.6.0" "$context/kafka-cli/"

@@ -121,10 +121,28 @@ wait_until() {
   done
 }
 
-# True once OBJECT exists in NAMESPACE with a uid other than OLD_UID: a deleted pod has been
-# recreated. Usage: replaced NAMESPACE OBJECT OLD_UID
+# Deletes POD of NAMESPACE and waits until its controller has made a new one (a new uid)
+# and that one is Ready. Usage: recreate_pod NAMESPACE POD
+recreate_pod() {
+  local uid
+  uid=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.metadata.uid}')
+  [ -n "$uid" ]
+  kubectl -n "$1" delete pod "$2" --wait=true --timeout=60s >/dev/null
+  wait_until 120 replaced "$1" "$2" "$uid"
+  kubectl -n "$1" wait --for=condition=Ready "pod/$2" --timeout=120s >/dev/null
+}
+
+# True once POD exists in NAMESPACE with a uid other than OLD_UID.
 replaced() {
   local uid
-  uid=$(kubectl -n "$1" get "$2" -o jsonpath='{.metadata.uid}')
+  uid=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.metadata.uid}')
   [ -n "$uid" ] && [ "$uid" != "$3" ]
+}
+
+# Recreates NAMESPACE empty for a suite and deletes it when the suite's shell exits.
+use_fresh_namespace() {
+  kubectl delete namespace "$1" --ignore-not-found --wait=true --timeout=120s >/dev/null
+  kubectl create namespace "$1" >/dev/null
+  # shellcheck disable=SC2064 # the name is fixed now, on purpose
+  trap "kubectl delete namespace '$1' --ignore-not-found --wait=false >/dev/null 2>&1 || true" EXIT
 }

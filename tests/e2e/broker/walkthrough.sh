@@ -6,9 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 ns=tributary-broker-e2e
 k() { kubectl -n "$ns" "$@"; }
-kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
-kubectl create namespace "$ns" >/dev/null
-trap 'kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
+use_fresh_namespace "$ns"
 
 step "deploying a broker and a Kafka CLI pod"
 k apply -f "$E2E_DIR/broker/broker.yaml" >/dev/null
@@ -31,12 +29,8 @@ survives_restart() {
   cli kafka-topics.sh --create --topic durable --partitions 1 --replication-factor 1
   printf 'one\ntwo\nthree\n' | k exec -i kafka-cli -- /opt/tributary-cache/kafka-3.6.0/bin/kafka-console-producer.sh \
     --bootstrap-server "$bootstrap" --topic durable --producer-property acks=all
-  local uid got
-  uid=$(k get pod broker-0 -o jsonpath='{.metadata.uid}')
-  [ -n "$uid" ]
-  k delete pod broker-0 --wait=true --timeout=60s >/dev/null
-  wait_until 120 replaced "$ns" pod/broker-0 "$uid"
-  k wait --for=condition=Ready pod/broker-0 --timeout=120s >/dev/null
+  local got
+  recreate_pod "$ns" broker-0
   got=$(cli kafka-console-consumer.sh --topic durable --from-beginning --max-messages 3 --timeout-ms 30000 2>/dev/null)
   echo "consumed after restart: $got"
   [ "$got" = "$(printf 'one\ntwo\nthree')" ]

@@ -8,9 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 ns=tributary-smoke
 k() { kubectl -n "$ns" "$@"; }
-kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
-kubectl create namespace "$ns" >/dev/null
-trap 'kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
+use_fresh_namespace "$ns"
 
 step "deploying 3 peers with volumes"
 k apply -f "$E2E_DIR/smoke/peers.yaml" >/dev/null
@@ -62,17 +60,13 @@ check "peers resolve each other by headless-Service DNS and talk TCP across node
 
 # A deleted pod comes back on the same zone with the same volume and data.
 pod_comes_back() {
-  local uid zone identity
-  uid=$(k get pod peer-1 -o jsonpath='{.metadata.uid}')
+  local zone identity
   zone=$(zone_of peer-1)
   identity=$(identity_of peer-1)
-  [ -n "$uid" ]
   [ -n "$zone" ]
   [ -n "$identity" ]
   k exec peer-1 -- busybox sh -c 'echo written-before-delete > /data/marker'
-  k delete pod peer-1 --wait=true --timeout=60s >/dev/null
-  wait_until 120 replaced "$ns" pod/peer-1 "$uid"
-  k wait --for=condition=Ready pod/peer-1 --timeout=120s >/dev/null
+  recreate_pod "$ns" peer-1
   echo "zone $zone -> $(zone_of peer-1)"
   [ "$(zone_of peer-1)" = "$zone" ]
   [ "$(identity_of peer-1)" = "$identity" ]
