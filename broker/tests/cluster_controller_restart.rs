@@ -13,12 +13,8 @@ const TOPIC: &str = "controller-restart";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_restart_loses_nothing() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_with_topic(TOPIC).await;
     let bootstrap = cluster.bootstrap();
-    traffic::create_topic(&bootstrap, TOPIC, 1, 3).await;
-    cluster
-        .wait_until(|c| c.partition(TOPIC).1.len() == 3, "ISR of 3")
-        .await;
     let writer = Writer::start(traffic::acks_all_producer(&bootstrap), TOPIC);
     tokio::time::sleep(Duration::from_millis(1000)).await;
 

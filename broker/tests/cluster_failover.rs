@@ -16,12 +16,8 @@ const ROUNDS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_loses_nothing_acknowledged() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_with_topic(TOPIC).await;
     let bootstrap = cluster.bootstrap();
-    traffic::create_topic(&bootstrap, TOPIC, 1, 3).await;
-    cluster
-        .wait_until(|c| c.partition(TOPIC).1.len() == 3, "ISR of 3")
-        .await;
     let writer = Writer::start(traffic::acks_all_producer(&bootstrap), TOPIC);
 
     // A second producer probes: right after each kill it sends one record and times its

@@ -856,31 +856,23 @@ mod tests {
         let p = core.image().topics["t"].partitions[0].clone();
         let leader_epoch = core.image().brokers[&p.leader].epoch;
         let shrunk = vec![p.leader];
-        let updated = commit!(
-            core,
-            core.alter_partition(&IsrChange {
-                broker_id: p.leader,
-                broker_epoch: leader_epoch,
-                topic: "t".into(),
-                partition: 0,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-                new_isr: shrunk.clone()
-            })
-        )
-        .unwrap();
+        let shrink = IsrChange {
+            broker_id: p.leader,
+            broker_epoch: leader_epoch,
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: shrunk.clone(),
+        };
+        let updated = commit!(core, core.alter_partition(&shrink)).unwrap();
         assert_eq!(updated.isr, shrunk);
         // A stale partition epoch is fenced.
         let stale = commit!(
             core,
             core.alter_partition(&IsrChange {
-                broker_id: p.leader,
-                broker_epoch: leader_epoch,
-                topic: "t".into(),
-                partition: 0,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-                new_isr: p.replicas.clone()
+                new_isr: p.replicas.clone(),
+                ..shrink
             })
         );
         assert_eq!(stale.unwrap_err().code, 108);

@@ -83,6 +83,17 @@ impl Cluster {
         cluster
     }
 
+    /// Starts the cluster with `topic` (one partition, replication factor 3) created and
+    /// its ISR complete, as the failure tests begin.
+    pub async fn start_with_topic(topic: &str) -> Cluster {
+        let cluster = Cluster::start().await;
+        super::traffic::create_topic(&cluster.bootstrap(), topic, 1, 3).await;
+        cluster
+            .wait_until(|c| c.partition(topic).1.len() == 3, "ISR of 3")
+            .await;
+        cluster
+    }
+
     pub fn bootstrap(&self) -> String {
         self.brokers
             .values()
