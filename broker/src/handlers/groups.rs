@@ -17,6 +17,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 
 use super::{codes, sb, topic_name, RequestContext};
 use crate::group::offsets::{OffsetKey, OffsetValue};
@@ -250,6 +251,15 @@ pub async fn handle_offset_commit(
 
 /// `(topic, partitions)` requested, or every committed partition when `None`; the error
 /// code when this broker does not coordinate the group.
+/// What OffsetFetch answers for one partition: its committed offset, leader epoch and
+/// metadata, or -1, -1 and "" when nothing is committed (both response layouts).
+fn committed_fields(value: Option<OffsetValue>) -> (i64, i32, StrBytes) {
+    match value {
+        Some(v) => (v.offset, v.leader_epoch, sb(v.metadata.unwrap_or_default())),
+        None => (-1, -1, sb("")),
+    }
+}
+
 fn committed(
     ctx: &RequestContext,
     group: &str,
@@ -310,17 +320,12 @@ pub async fn handle_offset_fetch(
                                 parts
                                     .into_iter()
                                     .map(|(p, v)| {
+                                        let (offset, epoch, metadata) = committed_fields(v);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
-                                            .with_committed_offset(
-                                                v.as_ref().map_or(-1, |v| v.offset),
-                                            )
-                                            .with_committed_leader_epoch(
-                                                v.as_ref().map_or(-1, |v| v.leader_epoch),
-                                            )
-                                            .with_metadata(Some(sb(v
-                                                .and_then(|v| v.metadata)
-                                                .unwrap_or_default())))
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(metadata))
                                     })
                                     .collect(),
                             )
@@ -349,15 +354,12 @@ pub async fn handle_offset_fetch(
                     parts
                         .into_iter()
                         .map(|(p, v)| {
+                            let (offset, epoch, metadata) = committed_fields(v);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
-                                .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
-                                .with_committed_leader_epoch(
-                                    v.as_ref().map_or(-1, |v| v.leader_epoch),
-                                )
-                                .with_metadata(Some(sb(v
-                                    .and_then(|v| v.metadata)
-                                    .unwrap_or_default())))
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(metadata))
                         })
                         .collect(),
                 )
