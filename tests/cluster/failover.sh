@@ -88,81 +88,10 @@ sleep 5
 
 kill -TERM "$PRODUCER"; wait "$PRODUCER" || true
 say "producer stopped; waiting for the consumer to catch up"
-python3 - "$WORK" <<'PY' || { say "consumer did not catch up"; exit 1; }
-import json, sys, time, os
-work = sys.argv[1]
-def load(name, kind):
-    out = []
-    with open(os.path.join(work, name)) as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("name") == kind:
-                out.append(e)
-    return out
-acked = load("producer.jsonl", "producer_send_success")
-want = {}
-for e in acked:
-    want[e["partition"]] = max(want.get(e["partition"], -1), e["offset"])
-deadline = time.time() + 90
-while time.time() < deadline:
-    got = {}
-    for e in load("consumer.jsonl", "record_data"):
-        got[e["partition"]] = max(got.get(e["partition"], -1), e["offset"])
-    if all(got.get(p, -1) >= o for p, o in want.items()):
-        sys.exit(0)
-    time.sleep(1)
-sys.exit(1)
-PY
+"$HERE/verify.py" caught-up "$WORK" || { say "consumer did not catch up"; exit 1; }
 kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
 
-python3 - "$WORK" <<'PY'
-import json, os, sys
-work = sys.argv[1]
-def load(name, kind):
-    with open(os.path.join(work, name)) as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("name") == kind:
-                yield e
-acked = list(load("producer.jsonl", "producer_send_success"))
-consumed = list(load("consumer.jsonl", "record_data"))
-seen = {}
-for e in consumed:
-    key = (e["partition"], e["offset"])
-    if key in seen and seen[key] != e["value"]:
-        sys.exit(f"offset {key} consumed with two values: {seen[key]} and {e['value']}")
-    seen[key] = e["value"]
-lost = [(e["partition"], e["offset"], e["value"]) for e in acked if seen.get((e["partition"], e["offset"])) != e["value"]]
-if lost:
-    sys.exit(f"{len(lost)} acknowledged records missing or changed, e.g. {lost[:5]}")
-# In order per partition: each consumer pass reads offsets in increasing order.
-last = {}
-for e in consumed:
-    p, o = e["partition"], e["offset"]
-    if p in last and o <= last[p] and (last[p] - o) > 100000:
-        sys.exit(f"partition {p} went backwards from {last[p]} to {o}")
-    last[p] = o
-print(f"[failover] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries)")
-times = []
-for line in open(os.path.join(work, "events")):
-    kind, p, broker, t = line.split()
-    p, t = int(p), int(t)
-    after = [e["timestamp"] for e in acked if e["partition"] == p and e["timestamp"] > t]
-    if not after:
-        sys.exit(f"no acknowledged write to partition {p} after {kind} of broker {broker}")
-    took = min(after) - t
-    print(f"[failover] {kind} of broker {broker} (leader of partition {p}): next acks=all write acknowledged after {took} ms")
-    if kind == "kill":
-        times.append(took)
-times.sort()
-print(f"[failover] kill -9 -> next acknowledged write: median {times[len(times)//2]} ms over {len(times)} kills")
-PY
+"$HERE/verify.py" check "$WORK"
 
 kill -TERM "$CLUSTER"
 wait "$CLUSTER" || { say "cluster did not stop cleanly"; tail -20 "$WORK/cluster.log"; exit 1; }

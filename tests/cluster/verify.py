@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""verify.py caught-up|check WORK: reads the JSON lines that Kafka's verifiable producer
+(WORK/producer.jsonl) and consumer (WORK/consumer.jsonl) wrote during failover.sh.
+
+  caught-up  waits up to 90 s until the consumer has reached every partition's last
+             acknowledged offset; exits 1 if it never does.
+  check      every acknowledged record was consumed with its value, no offset carries two
+             values, consumption never went backwards; prints the failover times of the
+             events in WORK/events (kind partition broker epoch-ms per line)."""
+import json
+import os
+import sys
+import time
+
+
+def load(work, name, kind):
+    """The events named `kind` in one log, skipping lines that are not JSON."""
+    out = []
+    with open(os.path.join(work, name)) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("name") == kind:
+                out.append(e)
+    return out
+
+
+def last_offsets(events):
+    """Highest offset per partition."""
+    last = {}
+    for e in events:
+        last[e["partition"]] = max(last.get(e["partition"], -1), e["offset"])
+    return last
+
+
+def caught_up(work):
+    want = last_offsets(load(work, "producer.jsonl", "producer_send_success"))
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        got = last_offsets(load(work, "consumer.jsonl", "record_data"))
+        if all(got.get(p, -1) >= o for p, o in want.items()):
+            return 0
+        time.sleep(1)
+    return 1
+
+
+def check(work):
+    acked = load(work, "producer.jsonl", "producer_send_success")
+    consumed = load(work, "consumer.jsonl", "record_data")
+    seen = {}
+    for e in consumed:
+        key = (e["partition"], e["offset"])
+        if key in seen and seen[key] != e["value"]:
+            sys.exit(f"offset {key} consumed with two values: {seen[key]} and {e['value']}")
+        seen[key] = e["value"]
+    lost = [(e["partition"], e["offset"], e["value"]) for e in acked
+            if seen.get((e["partition"], e["offset"])) != e["value"]]
+    if lost:
+        sys.exit(f"{len(lost)} acknowledged records missing or changed, e.g. {lost[:5]}")
+    # In order per partition: each consumer pass reads offsets in increasing order.
+    last = {}
+    for e in consumed:
+        p, o = e["partition"], e["offset"]
+        if p in last and o <= last[p] and (last[p] - o) > 100000:
+            sys.exit(f"partition {p} went backwards from {last[p]} to {o}")
+        last[p] = o
+    print(f"[failover] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries)")
+    times = []
+    with open(os.path.join(work, "events")) as f:
+        for line in f:
+            kind, p, broker, t = line.split()
+            p, t = int(p), int(t)
+            after = [e["timestamp"] for e in acked if e["partition"] == p and e["timestamp"] > t]
+            if not after:
+                sys.exit(f"no acknowledged write to partition {p} after {kind} of broker {broker}")
+            took = min(after) - t
+            print(f"[failover] {kind} of broker {broker} (leader of partition {p}): "
+                  f"next acks=all write acknowledged after {took} ms")
+            if kind == "kill":
+                times.append(took)
+    times.sort()
+    print(f"[failover] kill -9 -> next acknowledged write: median {times[len(times)//2]} ms "
+          f"over {len(times)} kills")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("caught-up", "check"):
+        sys.exit(__doc__)
+    sys.exit(caught_up(sys.argv[2]) if sys.argv[1] == "caught-up" else check(sys.argv[2]))
