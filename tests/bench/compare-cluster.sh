@@ -20,6 +20,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../lib/ports.sh
 source "$ROOT/tests/lib/ports.sh"
+# shellcheck source=lib.sh
+source "$ROOT/tests/bench/lib.sh"
 COMPAT=$ROOT/tests/compat
 OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
@@ -33,7 +35,6 @@ NODES=3
 say() { printf '[compare-cluster] %s\n' "$*" >&2; }
 die() { printf '[compare-cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 peak_rss_kib() { # VmHWM of PID in KiB (0 if it is gone)
   local v
   v=$(awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null) || true
@@ -164,15 +165,10 @@ KPORT=
 t_prod=$(grep '^tributary produce' <<<"$t_out"); t_cons=$(grep '^tributary consume' <<<"$t_out")
 k_prod=$(grep '^kafka produce' <<<"$k_out"); k_cons=$(grep '^kafka consume' <<<"$k_out")
 
-row() { # name tributary kafka higher-is-better(1|0)
-  local ratio
-  ratio=$(python3 -c "t,k=float('$2'),float('$3'); print(f'{(t/k if $4 else k/t):.2f}x' if t>0 and k>0 else 'n/a')" 2>/dev/null || echo n/a)
-  printf '%-26s %14s %14s %10s\n' "$1" "$2" "$3" "$ratio"
-}
 echo
 echo "3-zone cluster, 3 brokers, $PARTITIONS partition(s) x RF 3, min.insync.replicas 2, acks=all;"
 echo "$RECORDS x $RECORD_SIZE B records, Kafka $KAFKA_VERSION perf tools, $(nproc) cores"
-printf '%-26s %14s %14s %10s\n' metric tributary kafka "advantage"
+table_header
 row "produce MB/s" "$(field "$t_prod" produce_mb_s)" "$(field "$k_prod" produce_mb_s)" 1
 row "produce p50 ms" "$(field "$t_prod" p50_ms)" "$(field "$k_prod" p50_ms)" 0
 row "produce p99 ms" "$(field "$t_prod" p99_ms)" "$(field "$k_prod" p99_ms)" 0

@@ -10,6 +10,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../lib/ports.sh
 source "$ROOT/tests/lib/ports.sh"
+# shellcheck source=lib.sh
+source "$ROOT/tests/bench/lib.sh"
 COMPAT=$ROOT/tests/compat
 BROKER=${TRIBUTARY_BROKER:-$ROOT/target/release/tributary-broker}
 export KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
@@ -17,7 +19,6 @@ export RECORDS=${RECORDS:-500000}
 export RECORD_SIZE=${RECORD_SIZE:-1024}
 
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tributary-bench.XXXXXX")
 TPID=
@@ -53,14 +54,9 @@ k_rss=$([[ -n $KPID ]] && peak_rss_mb "$KPID" || echo "?")
 t_prod=$(grep '^tributary produce' <<<"$t_out"); t_cons=$(grep '^tributary consume' <<<"$t_out")
 k_prod=$(grep '^kafka produce' <<<"$k_out"); k_cons=$(grep '^kafka consume' <<<"$k_out")
 
-row() { # name tributary kafka higher-is-better(1|0)
-  local ratio
-  ratio=$(python3 -c "t,k=float('$2'),float('$3'); print(f'{(t/k if $4 else k/t):.2f}x' if t>0 and k>0 else 'n/a')" 2>/dev/null || echo n/a)
-  printf '%-22s %14s %14s %10s\n' "$1" "$2" "$3" "$ratio"
-}
 echo
 echo "Single broker, $RECORDS x $RECORD_SIZE B records, acks=all, Kafka $KAFKA_VERSION perf tools"
-printf '%-22s %14s %14s %10s\n' metric tributary kafka "advantage"
+table_header
 row "produce MB/s" "$(field "$t_prod" produce_mb_s)" "$(field "$k_prod" produce_mb_s)" 1
 row "produce p50 ms" "$(field "$t_prod" p50_ms)" "$(field "$k_prod" p50_ms)" 0
 row "produce p99 ms" "$(field "$t_prod" p99_ms)" "$(field "$k_prod" p99_ms)" 0
