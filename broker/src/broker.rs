@@ -14,18 +14,19 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::cluster::client::ControllerClient;
-use crate::cluster::rpc::{
-    AdminError, ConfigResource, ControllerRequest, ControllerResponse, ElectionResults, IsrChange,
-    TopicSpec,
-};
-use crate::config::defs::{ConfigLayers, TopicPolicy};
+use crate::config::policy::TopicPolicy;
 use crate::config::BrokerConfig;
-use crate::group::coordinator::{GroupCoordinator, NOT_COORDINATOR};
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::offsets::{self, OffsetKey, OffsetTable, OffsetValue, OFFSETS_TOPIC};
 use crate::group::state::GroupLimits;
 use crate::log::RecoveryMode;
-use crate::metadata::{BrokerInfo, MetadataImage, TopicMeta};
 use crate::partition::{Partition, PartitionError, RoleChange};
+use tributary_metadata::image::{BrokerInfo, MetadataImage, TopicMeta};
+use tributary_metadata::rpc::{
+    ConfigResource, ControllerRequest, ControllerResponse, ElectionResults, IsrChange, TopicSpec,
+};
+use tributary_metadata::topic_config::ConfigLayers;
+use tributary_metadata::{ApiError, ResponseError};
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
 /// How long a controller request may take before the client's request fails.
@@ -342,7 +343,7 @@ impl Broker {
     }
 
     fn topic_policy(&self, image: &MetadataImage, topic: &TopicMeta) -> TopicPolicy {
-        self.config_layers(image, Some(topic)).topic_policy()
+        TopicPolicy::resolve(&self.config_layers(image, Some(topic)))
     }
 
     /// Signals long-polling fetches that data (or a high watermark) moved.
@@ -361,7 +362,7 @@ impl Broker {
     }
 
     /// A new producer id for InitProducerId, from blocks the controller allocates.
-    pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+    pub async fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut block = self.producer_ids.lock().await;
         if block.0 >= block.1 {
             let request = ControllerRequest::AllocateProducerIds {
@@ -374,12 +375,17 @@ impl Broker {
                 }
                 Ok(ControllerResponse::Error(e)) => return Err(e),
                 Ok(other) => {
-                    return Err(AdminError::new(
-                        -1,
+                    return Err(ApiError::new(
+                        ResponseError::UnknownServerError,
                         format!("unexpected controller answer {other:?}"),
                     ))
                 }
-                Err(e) => return Err(AdminError::new(15, format!("controller unavailable: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::new(
+                        ResponseError::CoordinatorNotAvailable,
+                        format!("controller unavailable: {e}"),
+                    ))
+                }
             }
         }
         let id = block.0;
@@ -404,15 +410,12 @@ impl Broker {
         self.config.broker_id
     }
 
-    async fn admin_call(
-        &self,
-        request: ControllerRequest,
-    ) -> Result<ControllerResponse, AdminError> {
+    async fn admin_call(&self, request: ControllerRequest) -> Result<ControllerResponse, ApiError> {
         match self.controller.call(&request, CONTROLLER_TIMEOUT).await {
             Ok(ControllerResponse::Error(e)) => Err(e),
             Ok(response) => Ok(response),
-            Err(e) => Err(AdminError::new(
-                7,
+            Err(e) => Err(ApiError::new(
+                ResponseError::RequestTimedOut,
                 format!("controller request failed: {e}"),
             )),
         }
@@ -423,7 +426,7 @@ impl Broker {
         &self,
         topics: Vec<TopicSpec>,
         validate_only: bool,
-    ) -> Vec<Result<TopicMeta, AdminError>> {
+    ) -> Vec<Result<TopicMeta, ApiError>> {
         let n = topics.len();
         self.topics_admin(
             ControllerRequest::CreateTopics {
@@ -441,15 +444,15 @@ impl Broker {
         &self,
         request: ControllerRequest,
         n: usize,
-    ) -> Vec<Result<TopicMeta, AdminError>> {
+    ) -> Vec<Result<TopicMeta, ApiError>> {
         match self.admin_call(request).await {
             Ok(ControllerResponse::Topics { results, version }) => {
                 self.wait_for_version(version, Duration::from_secs(5)).await;
                 results
             }
             Ok(other) => vec![
-                Err(AdminError::new(
-                    -1,
+                Err(ApiError::new(
+                    ResponseError::UnknownServerError,
                     format!("unexpected controller answer {other:?}")
                 ));
                 n
@@ -459,29 +462,29 @@ impl Broker {
     }
 
     /// DeleteTopics, forwarded to the controller; also drops the topics' committed offsets.
-    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<TopicMeta, AdminError>> {
+    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<TopicMeta, ApiError>> {
         let n = names.len();
         let results = self
             .topics_admin(ControllerRequest::DeleteTopics { names }, n)
             .await;
         for topic in results.iter().flatten() {
             for (partition, entries) in self.groups.offsets_of_topic(&topic.name) {
-                if let Err(code) = self.write_offsets(partition, entries).await {
-                    warn!(topic = %topic.name, code, "dropping offsets of deleted topic failed");
+                if let Err(e) = self.write_offsets(partition, entries).await {
+                    warn!(topic = %topic.name, error = %e, "dropping offsets of deleted topic failed");
                 }
             }
         }
         results
     }
 
-    async fn simple_admin(&self, request: ControllerRequest) -> Result<(), AdminError> {
+    async fn simple_admin(&self, request: ControllerRequest) -> Result<(), ApiError> {
         match self.admin_call(request).await? {
             ControllerResponse::Done { result, version } => {
                 self.wait_for_version(version, Duration::from_secs(5)).await;
                 result
             }
-            other => Err(AdminError::new(
-                -1,
+            other => Err(ApiError::new(
+                ResponseError::UnknownServerError,
                 format!("unexpected controller answer {other:?}"),
             )),
         }
@@ -494,7 +497,7 @@ impl Broker {
         count: i32,
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ApiError> {
         self.simple_admin(ControllerRequest::CreatePartitions {
             topic: topic.to_string(),
             count,
@@ -510,7 +513,7 @@ impl Broker {
         resource: ConfigResource,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ApiError> {
         self.simple_admin(ControllerRequest::AlterConfigs {
             resource,
             configs,
@@ -524,7 +527,7 @@ impl Broker {
         &self,
         preferred: bool,
         partitions: Option<Vec<(String, i32)>>,
-    ) -> Result<ElectionResults, AdminError> {
+    ) -> Result<ElectionResults, ApiError> {
         match self
             .admin_call(ControllerRequest::ElectLeaders {
                 preferred,
@@ -536,8 +539,8 @@ impl Broker {
                 self.wait_for_version(version, Duration::from_secs(5)).await;
                 Ok(results)
             }
-            other => Err(AdminError::new(
-                -1,
+            other => Err(ApiError::new(
+                ResponseError::UnknownServerError,
                 format!("unexpected controller answer {other:?}"),
             )),
         }
@@ -567,7 +570,7 @@ impl Broker {
         for result in self.create_topics(vec![spec], false).await {
             match result {
                 Ok(_) => info!(replication_factor = rf, "created {OFFSETS_TOPIC}"),
-                Err(e) if e.code == 36 => {}
+                Err(e) if e.code == ResponseError::TopicAlreadyExists => {}
                 Err(e) => warn!(error = %e, "creating {OFFSETS_TOPIC} failed"),
             }
         }
@@ -593,14 +596,14 @@ impl Broker {
         &self,
         partition: i32,
         entries: Vec<(OffsetKey, Option<OffsetValue>)>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ResponseError> {
         if entries.is_empty() {
             return Ok(());
         }
         let Some(log) = self.partition(OFFSETS_TOPIC, partition) else {
-            return Err(NOT_COORDINATOR);
+            return Err(ResponseError::NotCoordinator);
         };
-        let records = offsets::encode(&entries).map_err(|_| -1i16)?;
+        let records = offsets::encode(&entries).map_err(|_| ResponseError::UnknownServerError)?;
         let appended = log.append(records, -1).map_err(|e| offsets_error(&e))?;
         self.notify_appended();
         log.wait_for_commit(&appended, Duration::from_secs(5))
@@ -724,13 +727,15 @@ fn remove_deleted_directories(data_dir: &std::path::Path) {
     }
 }
 
-fn offsets_error(e: &PartitionError) -> i16 {
+/// What a group client is told when its offsets could not be written: Kafka's
+/// coordinator answers in terms of the coordinator, not of the partition behind it.
+fn offsets_error(e: &PartitionError) -> ResponseError {
     match e {
-        PartitionError::NotLeader => NOT_COORDINATOR,
+        PartitionError::NotLeader => ResponseError::NotCoordinator,
         PartitionError::NotEnoughReplicas { .. } | PartitionError::NotEnoughReplicasAfterAppend => {
-            15
-        } // COORDINATOR_NOT_AVAILABLE
-        other => other.error_code(),
+            ResponseError::CoordinatorNotAvailable
+        }
+        other => other.kafka_error(),
     }
 }
 

@@ -8,11 +8,9 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
-pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod log;
-pub mod metadata;
 pub mod partition;
 pub mod producer;
 pub mod protocol;
@@ -34,7 +32,7 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub local_addr: std::net::SocketAddr,
     /// The embedded controller, when the broker runs without `--controller`.
-    pub controller: Option<controller::service::RunningController>,
+    pub controller: Option<tributary_controller::RunningController>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -65,8 +63,8 @@ impl RunningBroker {
 }
 
 /// Controller settings for an embedded controller, from the broker's own settings.
-pub fn embedded_controller_config(config: &BrokerConfig) -> controller::core::ControllerConfig {
-    controller::core::ControllerConfig {
+pub fn embedded_controller_config(config: &BrokerConfig) -> tributary_controller::ControllerConfig {
+    tributary_controller::ControllerConfig {
         session_timeout_ms: config.setting_i64("broker.session.timeout.ms").max(100) as u64,
         num_partitions: config
             .setting_i64("num.partitions")
@@ -94,7 +92,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         Some(addr) => (None, addr.clone()),
         None => {
             let dir = config.state_dir().join("controller");
-            let running = controller::service::start(
+            let running = tributary_controller::start_local(
                 &dir,
                 embedded_controller_config(&config),
                 "127.0.0.1:0",

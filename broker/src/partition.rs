@@ -8,17 +8,18 @@
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
+use tributary_metadata::ResponseError;
 
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::defs::TopicPolicy;
+use crate::config::policy::TopicPolicy;
 use crate::log::{batch, Log, LogError, RecoveryMode};
-use crate::metadata::PartitionMeta;
 use crate::producer::state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::replication::leader::LeaderView;
+use tributary_metadata::image::PartitionMeta;
 
 /// File holding the last checkpointed high watermark (Kafka's replication-offset-checkpoint).
 const HW_CHECKPOINT: &str = "high-watermark-checkpoint";
@@ -58,20 +59,22 @@ pub enum PartitionError {
 }
 
 impl PartitionError {
-    /// The Kafka error code for this failure.
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error a client is answered with for this failure.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            PartitionError::Batch(e) => e.error_code(),
-            PartitionError::Sequence(e) => e.error_code(),
-            PartitionError::MessageTooLarge { .. } => 10,
-            PartitionError::TransactionsUnsupported => 48, // INVALID_TXN_STATE
-            PartitionError::OffsetOutOfRange { .. } => 1,
-            PartitionError::NotLeader => 6,
-            PartitionError::NotEnoughReplicas { .. } => 19,
-            PartitionError::NotEnoughReplicasAfterAppend => 20,
-            PartitionError::Timeout => 7,
-            PartitionError::ReplicaGap { .. } => 2,
-            PartitionError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
+            PartitionError::Batch(e) => e.kafka_error(),
+            PartitionError::Sequence(e) => e.kafka_error(),
+            PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            PartitionError::TransactionsUnsupported => ResponseError::InvalidTxnState,
+            PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicasAfterAppend => {
+                ResponseError::NotEnoughReplicasAfterAppend
+            }
+            PartitionError::Timeout => ResponseError::RequestTimedOut,
+            PartitionError::ReplicaGap { .. } => ResponseError::CorruptMessage,
+            PartitionError::Storage(_) => ResponseError::KafkaStorageError,
         }
     }
 }
@@ -796,10 +799,10 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::defs::ConfigLayers;
     use crate::log::batch::tests::make_batch;
     use kafka_protocol::records::Compression;
     use std::collections::BTreeMap;
+    use tributary_metadata::topic_config::ConfigLayers;
 
     /// The topic policy with these topic-level overrides.
     fn policy(overrides: &[(&str, &str)]) -> TopicPolicy {
@@ -807,11 +810,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        ConfigLayers {
+        TopicPolicy::resolve(&ConfigLayers {
             topic: Some(&topic),
             ..Default::default()
-        }
-        .topic_policy()
+        })
     }
 
     fn open(dir: &Path, overrides: &[(&str, &str)]) -> Partition {
@@ -850,7 +852,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &[("max.message.bytes", "200")]);
         let err = p.append(batch(5), -1).unwrap_err();
-        assert_eq!(err.error_code(), 10, "MESSAGE_TOO_LARGE");
+        assert_eq!(err.kafka_error(), ResponseError::MessageTooLarge);
         assert_eq!(p.offsets(), (0, 0, 0), "nothing appended");
     }
 
@@ -891,7 +893,7 @@ mod tests {
         let gap = p
             .append(make_batch(1, 42, 0, 20, Compression::None).freeze(), -1)
             .unwrap_err();
-        assert_eq!(gap.error_code(), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+        assert_eq!(gap.kafka_error(), ResponseError::OutOfOrderSequenceNumber);
         drop(p);
         let p = open(dir.path(), &[]);
         assert_eq!(p.producer_count(), 1, "producer state rebuilt from the log");
@@ -907,15 +909,14 @@ mod tests {
         let n = corrupt.len();
         corrupt[n - 1] ^= 1;
         assert_eq!(
-            p.append(corrupt.freeze(), -1).unwrap_err().error_code(),
-            2,
-            "CORRUPT_MESSAGE"
+            p.append(corrupt.freeze(), -1).unwrap_err().kafka_error(),
+            ResponseError::CorruptMessage
         );
         assert_eq!(
             p.append(Bytes::from_static(b"nonsense"), -1)
                 .unwrap_err()
-                .error_code(),
-            2
+                .kafka_error(),
+            ResponseError::CorruptMessage
         );
         assert_eq!(p.offsets(), (0, 0, 0));
     }
@@ -953,7 +954,7 @@ mod tests {
     }
 
     fn replica(dir: &Path, broker: i32, meta: &PartitionMeta) -> Partition {
-        let policy = ConfigLayers::default().topic_policy();
+        let policy = TopicPolicy::resolve(&ConfigLayers::default());
         let p = Partition::open(dir, "t", 0, broker, policy, RecoveryMode::Verify).unwrap();
         p.apply_metadata(meta, 0);
         p
@@ -999,7 +1000,10 @@ mod tests {
             .unwrap();
         assert_eq!(follower.offsets().1, 3, "follower adopts the leader's HW");
         // A follower never accepts client writes; a non-replica's fetch is refused.
-        assert_eq!(follower.append(batch(1), 1).unwrap_err().error_code(), 6);
+        assert_eq!(
+            follower.append(batch(1), 1).unwrap_err().kafka_error(),
+            ResponseError::NotLeaderOrFollower
+        );
         assert!(leader.read_for_follower(9, 0, 100, 40).is_err());
     }
 
@@ -1011,7 +1015,7 @@ mod tests {
         let p = Partition::open(dir.path(), "t", 0, 1, policy, RecoveryMode::Verify).unwrap();
         p.apply_metadata(&meta, 0);
         let err = p.append(batch(1), -1).unwrap_err();
-        assert_eq!(err.error_code(), 19, "NOT_ENOUGH_REPLICAS");
+        assert_eq!(err.kafka_error(), ResponseError::NotEnoughReplicas);
         assert_eq!(p.offsets().2, 0, "nothing appended");
         assert!(p.append(batch(1), 1).is_ok(), "acks=1 is not held back");
     }
@@ -1059,7 +1063,10 @@ mod tests {
             .wait_for_commit(&done, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert_eq!(err.error_code(), 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+        assert_eq!(
+            err.kafka_error(),
+            ResponseError::NotEnoughReplicasAfterAppend
+        );
     }
 
     #[test]

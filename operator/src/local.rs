@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
-use tributary_broker::controller::core::ControllerConfig;
-use tributary_broker::controller::service;
+use tributary_controller::ControllerConfig;
+use tributary_metadata::launch::BrokerLaunch;
 
 /// Options of `tributary-operator local`.
 #[derive(Debug, Clone, Args)]
@@ -97,36 +97,34 @@ fn broker_binary(args: &LocalArgs) -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn spawn_broker(
-    bin: &Path,
+/// How broker `slot` is started: on loopback, in its zone, joined to `controller`.
+fn launch(
     slot: &BrokerSlot,
     controller: &str,
-    overrides: &[String],
-) -> Result<Child> {
+    overrides: &BTreeMap<String, String>,
+) -> BrokerLaunch {
+    let mut launch = BrokerLaunch::new(
+        slot.id,
+        slot.data_dir.clone(),
+        format!("127.0.0.1:{}", slot.port),
+    );
+    launch.rack = Some(slot.zone.clone());
+    launch.controller = Some(controller.to_string());
+    launch.overrides = overrides.clone();
+    launch
+}
+
+fn spawn_broker(bin: &Path, slot: &BrokerSlot, launch: &BrokerLaunch) -> Result<Child> {
     std::fs::create_dir_all(&slot.data_dir)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(slot.data_dir.join("broker.log"))?;
-    let mut command = Command::new(bin);
-    command
-        .arg("--data-dir")
-        .arg(&slot.data_dir)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", slot.port))
-        .arg("--broker-id")
-        .arg(slot.id.to_string())
-        .arg("--rack")
-        .arg(&slot.zone)
-        .arg("--controller")
-        .arg(controller)
+    Command::new(bin)
+        .args(launch.args())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
-        .kill_on_drop(true);
-    for o in overrides {
-        command.arg("--override").arg(o);
-    }
-    command
+        .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting broker {}", slot.id))
 }
@@ -150,7 +148,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
         default_replication_factor: defaults["default.replication.factor"].parse().unwrap_or(1),
         broker_defaults: defaults.clone(),
     };
-    let controller = service::start(
+    let controller = tributary_controller::start_local(
         &args.data_dir.join("controller"),
         config,
         &format!("127.0.0.1:{}", args.controller_port),
@@ -165,15 +163,24 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     ));
     say(&format!("controller listening on {controller_addr}"));
 
-    let mut overrides: Vec<String> = defaults.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    overrides.extend(args.overrides.iter().cloned());
+    let mut overrides = defaults;
+    for pair in &args.overrides {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--override {pair}: expected key=value"))?;
+        overrides.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    let launches: Vec<BrokerLaunch> = slots
+        .iter()
+        .map(|slot| launch(slot, &controller_addr, &overrides))
+        .collect();
     let mut children: Vec<Child> = Vec::with_capacity(slots.len());
-    for slot in &slots {
+    for (slot, launch) in slots.iter().zip(&launches) {
         say(&format!(
             "starting broker {} in {} on 127.0.0.1:{} ...",
             slot.id, slot.zone, slot.port
         ));
-        children.push(spawn_broker(&bin, slot, &controller_addr, &overrides)?);
+        children.push(spawn_broker(&bin, slot, launch)?);
     }
     let started = Instant::now();
     let mut ready = vec![false; slots.len()];
@@ -232,7 +239,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
             "broker {} ({}) exited ({status}); restarting",
             slot.id, slot.zone
         ));
-        children[i] = spawn_broker(&bin, slot, &controller_addr, &overrides)?;
+        children[i] = spawn_broker(&bin, slot, &launches[i])?;
     }
     say("stopping brokers ...");
     for child in &children {

@@ -9,7 +9,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use super::rpc::{self, ControllerRequest, ControllerResponse};
+use tributary_metadata::rpc::{self, ControllerRequest, ControllerResponse};
 
 type Connection = (BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>);
 

@@ -9,10 +9,11 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::client::ControllerClient;
-use super::rpc::{ControllerRequest, ControllerResponse, Registration};
+use tributary_metadata::rpc::{ControllerRequest, ControllerResponse, Registration};
+use tributary_metadata::ResponseError;
+
 use crate::broker::{Broker, CONTROLLER_TIMEOUT};
 
-const STALE_BROKER_EPOCH: i16 = 77;
 /// How long a metadata poll waits for a change before asking again.
 const METADATA_POLL_MS: u64 = 5000;
 
@@ -59,7 +60,7 @@ async fn try_register(broker: &Broker) -> Result<()> {
             info!(broker_epoch, %cluster_id, "registered with the controller");
             Ok(())
         }
-        ControllerResponse::Error(e) if e.code == 104 => {
+        ControllerResponse::Error(e) if e.code == ResponseError::InconsistentClusterId => {
             Err(anyhow!("INCONSISTENT_CLUSTER_ID: {}", e.message))
         }
         other => Err(anyhow!("registration refused: {other:?}")),
@@ -115,7 +116,7 @@ pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<b
         };
         match client.call(&request, interval * 5).await {
             Ok(ControllerResponse::Heartbeat { .. }) => {}
-            Ok(ControllerResponse::Error(e)) if e.code == STALE_BROKER_EPOCH => {
+            Ok(ControllerResponse::Error(e)) if e.code == ResponseError::StaleBrokerEpoch => {
                 warn!("controller does not know this registration: registering again");
                 if let Err(e) = register(&broker).await {
                     warn!(error = %e, "re-registration failed");

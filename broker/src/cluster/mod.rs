@@ -1,6 +1,6 @@
-//! Broker ↔ controller: the RPC messages, the broker's controller client, and the broker's
-//! membership loops (registration, heartbeats, metadata propagation).
+//! Broker ↔ controller: the broker's controller client and its membership loops
+//! (registration, heartbeats, metadata propagation). The messages are
+//! [`tributary_metadata::rpc`].
 
 pub mod client;
 pub mod membership;
-pub mod rpc;

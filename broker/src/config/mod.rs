@@ -1,7 +1,7 @@
 //! Broker settings: command-line flags (each also a `TRIBUTARY_*` environment variable),
 //! an optional `server.properties`-style file, and `--override key=value` pairs.
 
-pub mod defs;
+pub mod policy;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -140,8 +140,8 @@ impl BrokerConfig {
         }
         normalise_time_units(&mut settings);
         for (key, value) in &settings {
-            if let Some(def) = defs::topic_config_by_synonym(key) {
-                defs::validate_topic_config(def.name, value)
+            if let Some(def) = tributary_metadata::topic_config::topic_config_by_synonym(key) {
+                tributary_metadata::topic_config::validate_topic_config(def.name, value)
                     .with_context(|| format!("broker setting {key}"))?;
             }
         }
@@ -247,27 +247,6 @@ pub fn write_identity(dir: &Path, broker_id: i32, cluster_id: &str) -> Result<()
     Ok(())
 }
 
-/// A KRaft-style cluster id: 16 random bytes in URL-safe base64 without padding.
-pub fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut out = String::with_capacity(22);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,13 +257,6 @@ mod tests {
         normalise_time_units(&mut props);
         assert_eq!(props["log.retention.ms"], "7200000");
         assert_eq!(props["num.partitions"], "3");
-    }
-
-    #[test]
-    fn cluster_ids_look_like_kraft_ids() {
-        let id = new_cluster_id();
-        assert_eq!(id.len(), 22);
-        assert_ne!(id, new_cluster_id());
     }
 
     #[test]

@@ -12,14 +12,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::offsets::{partition_for, OffsetKey, OffsetTable, OffsetValue, OffsetWrites};
-use super::state::{
-    codes, Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply,
-};
+use tributary_metadata::ResponseError;
 
-/// Kafka's NOT_COORDINATOR: the client must look the coordinator up again.
-pub const NOT_COORDINATOR: i16 = 16;
-/// Kafka's COORDINATOR_LOAD_IN_PROGRESS.
-pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+use super::state::{Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
 
 /// A member as DescribeGroups reports it.
 #[derive(Debug, Clone)]
@@ -84,9 +79,9 @@ pub struct GroupCoordinator {
     epoch: Instant,
 }
 
-fn join_error(code: i16) -> JoinReply {
+fn join_error(code: ResponseError) -> JoinReply {
     JoinReply {
-        error: code,
+        error: Some(code),
         generation: -1,
         protocol_type: None,
         protocol_name: None,
@@ -96,9 +91,9 @@ fn join_error(code: i16) -> JoinReply {
     }
 }
 
-fn sync_error(code: i16) -> SyncReply {
+fn sync_error(code: ResponseError) -> SyncReply {
     SyncReply {
-        error: code,
+        error: Some(code),
         protocol_type: None,
         protocol_name: None,
         assignment: Bytes::new(),
@@ -129,14 +124,14 @@ impl GroupCoordinator {
         partition_for(group, self.offsets_partitions)
     }
 
-    fn owns(&self, inner: &Inner, group: &str) -> Result<i32, i16> {
+    fn owns(&self, inner: &Inner, group: &str) -> Result<i32, ResponseError> {
         let p = self.partition_of(group);
         if inner.loaded.contains_key(&p) {
             Ok(p)
         } else if inner.loading.contains(&p) {
-            Err(COORDINATOR_LOAD_IN_PROGRESS)
+            Err(ResponseError::CoordinatorLoadInProgress)
         } else {
-            Err(NOT_COORDINATOR)
+            Err(ResponseError::NotCoordinator)
         }
     }
 
@@ -180,7 +175,7 @@ impl GroupCoordinator {
                 .collect();
             for key in joins {
                 if let Some(tx) = inner.join_waiters.remove(&key) {
-                    let _ = tx.send(join_error(NOT_COORDINATOR));
+                    let _ = tx.send(join_error(ResponseError::NotCoordinator));
                 }
             }
             let syncs: Vec<WaiterKey> = inner
@@ -191,7 +186,7 @@ impl GroupCoordinator {
                 .collect();
             for key in syncs {
                 if let Some(tx) = inner.sync_waiters.remove(&key) {
-                    let _ = tx.send(sync_error(NOT_COORDINATOR));
+                    let _ = tx.send(sync_error(ResponseError::NotCoordinator));
                 }
             }
         }
@@ -225,7 +220,7 @@ impl GroupCoordinator {
             rx
         };
         rx.await
-            .unwrap_or_else(|_| join_error(codes::REBALANCE_IN_PROGRESS))
+            .unwrap_or_else(|_| join_error(ResponseError::RebalanceInProgress))
     }
 
     /// SyncGroup: resolves when the leader has provided assignments.
@@ -243,7 +238,7 @@ impl GroupCoordinator {
                 return sync_error(code);
             }
             let Some(group) = inner.groups.get_mut(group_id) else {
-                return sync_error(codes::UNKNOWN_MEMBER_ID);
+                return sync_error(ResponseError::UnknownMemberId);
             };
             let step = group.sync(member_id, generation, assignments, now);
             if let Some(reply) = step.reply {
@@ -258,24 +253,31 @@ impl GroupCoordinator {
             rx
         };
         rx.await
-            .unwrap_or_else(|_| sync_error(codes::REBALANCE_IN_PROGRESS))
+            .unwrap_or_else(|_| sync_error(ResponseError::RebalanceInProgress))
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         let now = self.now();
         let mut inner = self.lock();
-        if let Err(code) = self.owns(&inner, group_id) {
-            return code;
-        }
+        self.owns(&inner, group_id)?;
         match inner.groups.get_mut(group_id) {
             Some(group) => group.heartbeat(member_id, generation, now),
-            None => codes::UNKNOWN_MEMBER_ID,
+            None => Err(ResponseError::UnknownMemberId),
         }
     }
 
     /// LeaveGroup for several members; the group error, or each member's error code.
-    pub fn leave(&self, group_id: &str, members: &[String]) -> Result<Vec<i16>, i16> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[String],
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let now = self.now();
         let mut inner = self.lock();
         self.owns(&inner, group_id)?;
@@ -289,7 +291,7 @@ impl GroupCoordinator {
                     effects.extend(more);
                 }
             }
-            None => results.extend(members.iter().map(|_| codes::UNKNOWN_MEMBER_ID)),
+            None => results.extend(members.iter().map(|_| Err(ResponseError::UnknownMemberId))),
         }
         for member in members {
             inner
@@ -325,19 +327,15 @@ impl GroupCoordinator {
         group_id: &str,
         member_id: &str,
         generation: i32,
-    ) -> Result<i32, i16> {
+    ) -> Result<i32, ResponseError> {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
-        let code = match inner.groups.get(group_id) {
-            Some(group) => group.validate_commit(member_id, generation),
-            None if generation < 0 => codes::NONE,
-            None => codes::ILLEGAL_GENERATION,
-        };
-        if code == codes::NONE {
-            Ok(partition)
-        } else {
-            Err(code)
+        match inner.groups.get(group_id) {
+            Some(group) => group.validate_commit(member_id, generation)?,
+            None if generation < 0 => {}
+            None => return Err(ResponseError::IllegalGeneration),
         }
+        Ok(partition)
     }
 
     /// Applies entries that are now durable in the offsets partition.
@@ -351,7 +349,7 @@ impl GroupCoordinator {
     pub fn fetch_offsets(
         &self,
         group_id: &str,
-    ) -> Result<BTreeMap<(String, i32), OffsetValue>, i16> {
+    ) -> Result<BTreeMap<(String, i32), OffsetValue>, ResponseError> {
         let inner = self.lock();
         let p = self.owns(&inner, group_id)?;
         Ok(inner
@@ -371,10 +369,15 @@ impl GroupCoordinator {
 
     /// Offsets of a group may only be deleted here, for a known group without members;
     /// `busy` is the error for a group that still has members. Returns its partition.
-    fn check_deletable(&self, inner: &Inner, group_id: &str, busy: i16) -> Result<i32, i16> {
+    fn check_deletable(
+        &self,
+        inner: &Inner,
+        group_id: &str,
+        busy: ResponseError,
+    ) -> Result<i32, ResponseError> {
         let p = self.owns(inner, group_id)?;
         if !self.known(inner, group_id, p) {
-            return Err(codes::GROUP_ID_NOT_FOUND);
+            return Err(ResponseError::GroupIdNotFound);
         }
         if inner
             .groups
@@ -391,16 +394,16 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: Vec<(String, i32)>,
-    ) -> Result<(i32, OffsetWrites), i16> {
+    ) -> Result<(i32, OffsetWrites), ResponseError> {
         let inner = self.lock();
-        let p = self.check_deletable(&inner, group_id, 86)?; // GROUP_SUBSCRIBED_TO_TOPIC
+        let p = self.check_deletable(&inner, group_id, ResponseError::GroupSubscribedToTopic)?;
         Ok((p, deletions(group_id, partitions)))
     }
 
     /// DeleteGroups validation: removes the (empty) group; returns its offsets to delete.
-    pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), i16> {
+    pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), ResponseError> {
         let mut inner = self.lock();
-        let p = self.check_deletable(&inner, group_id, codes::NON_EMPTY_GROUP)?;
+        let p = self.check_deletable(&inner, group_id, ResponseError::NonEmptyGroup)?;
         inner.groups.remove(group_id);
         let committed = inner
             .loaded
@@ -440,7 +443,7 @@ impl GroupCoordinator {
     }
 
     /// One group: `Ok(None)` if unknown here, `Err` if not coordinated here.
-    pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, i16> {
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, ResponseError> {
         let inner = self.lock();
         let p = self.owns(&inner, group_id)?;
         Ok(self

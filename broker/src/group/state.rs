@@ -9,20 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-
-/// Kafka error codes used by the group protocol.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-}
+use tributary_metadata::ResponseError;
 
 /// Group lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +86,7 @@ pub struct JoinRequest {
 /// The answer to a JoinGroup request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinReply {
-    pub error: i16,
+    pub error: Option<ResponseError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -120,9 +107,9 @@ impl<R> Default for Step<R> {
 }
 
 impl JoinReply {
-    fn error(error: i16, member_id: &str) -> Self {
+    fn error(error: ResponseError, member_id: &str) -> Self {
         JoinReply {
-            error,
+            error: Some(error),
             generation: -1,
             protocol_type: None,
             protocol_name: None,
@@ -136,7 +123,7 @@ impl JoinReply {
 /// The answer to a SyncGroup request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncReply {
-    pub error: i16,
+    pub error: Option<ResponseError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
@@ -232,7 +219,7 @@ impl Group {
         let mut step = Step::default();
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             step.reply = Some(JoinReply::error(
-                codes::INCONSISTENT_GROUP_PROTOCOL,
+                ResponseError::InconsistentGroupProtocol,
                 &req.member_id,
             ));
             return step;
@@ -241,7 +228,7 @@ impl Group {
             || req.session_timeout_ms > self.limits.max_session_timeout_ms
         {
             step.reply = Some(JoinReply::error(
-                codes::INVALID_SESSION_TIMEOUT,
+                ResponseError::InvalidSessionTimeout,
                 &req.member_id,
             ));
             return step;
@@ -255,7 +242,7 @@ impl Group {
         };
         if !others_ok {
             step.reply = Some(JoinReply::error(
-                codes::INCONSISTENT_GROUP_PROTOCOL,
+                ResponseError::InconsistentGroupProtocol,
                 &req.member_id,
             ));
             return step;
@@ -264,14 +251,17 @@ impl Group {
             let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
             if req.require_known_member_id {
                 self.pending_members.insert(id.clone());
-                step.reply = Some(JoinReply::error(codes::MEMBER_ID_REQUIRED, &id));
+                step.reply = Some(JoinReply::error(ResponseError::MemberIdRequired, &id));
                 return step;
             }
             id
         } else if known || self.pending_members.remove(&req.member_id) {
             req.member_id.clone()
         } else {
-            step.reply = Some(JoinReply::error(codes::UNKNOWN_MEMBER_ID, &req.member_id));
+            step.reply = Some(JoinReply::error(
+                ResponseError::UnknownMemberId,
+                &req.member_id,
+            ));
             return step;
         };
         let assignment = self
@@ -315,7 +305,7 @@ impl Group {
                 effects.push(Effect::Sync(
                     member.id.clone(),
                     SyncReply {
-                        error: codes::REBALANCE_IN_PROGRESS,
+                        error: Some(ResponseError::RebalanceInProgress),
                         protocol_type: None,
                         protocol_name: None,
                         assignment: Bytes::new(),
@@ -424,7 +414,7 @@ impl Group {
             effects.push(Effect::Join(
                 member.id.clone(),
                 JoinReply {
-                    error: codes::NONE,
+                    error: None,
                     generation: self.generation,
                     protocol_type: self.protocol_type.clone(),
                     protocol_name: Some(protocol.clone()),
@@ -451,23 +441,23 @@ impl Group {
     ) -> Step<SyncReply> {
         let mut step = Step::default();
         let error = |code| SyncReply {
-            error: code,
+            error: Some(code),
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
         };
         if !self.members.contains_key(member_id) {
-            step.reply = Some(error(codes::UNKNOWN_MEMBER_ID));
+            step.reply = Some(error(ResponseError::UnknownMemberId));
             return step;
         }
         if generation != self.generation {
-            step.reply = Some(error(codes::ILLEGAL_GENERATION));
+            step.reply = Some(error(ResponseError::IllegalGeneration));
             return step;
         }
         match self.state {
-            GroupState::Empty => step.reply = Some(error(codes::UNKNOWN_MEMBER_ID)),
+            GroupState::Empty => step.reply = Some(error(ResponseError::UnknownMemberId)),
             GroupState::PreparingRebalance => {
-                step.reply = Some(error(codes::REBALANCE_IN_PROGRESS))
+                step.reply = Some(error(ResponseError::RebalanceInProgress))
             }
             GroupState::Stable => {
                 let member = &self.members[member_id];
@@ -506,7 +496,7 @@ impl Group {
 
     fn sync_reply(&self, assignment: Bytes) -> SyncReply {
         SyncReply {
-            error: codes::NONE,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment,
@@ -514,30 +504,39 @@ impl Group {
     }
 
     /// Handles Heartbeat, returning its error code.
-    pub fn heartbeat(&mut self, member_id: &str, generation: i32, now_ms: u64) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        now_ms: u64,
+    ) -> Result<(), ResponseError> {
         let Some(member) = self.members.get_mut(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         };
         member.last_heartbeat_ms = now_ms;
         if generation != self.generation {
-            return codes::ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
         match self.state {
-            GroupState::Empty => codes::UNKNOWN_MEMBER_ID,
-            GroupState::PreparingRebalance => codes::REBALANCE_IN_PROGRESS,
-            GroupState::CompletingRebalance | GroupState::Stable => codes::NONE,
+            GroupState::Empty => Err(ResponseError::UnknownMemberId),
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
         }
     }
 
     /// Handles LeaveGroup for one member, returning its error code and any completions.
-    pub fn leave(&mut self, member_id: &str, now_ms: u64) -> (i16, Vec<Effect>) {
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        now_ms: u64,
+    ) -> (Result<(), ResponseError>, Vec<Effect>) {
         if self.pending_members.remove(member_id) {
-            return (codes::NONE, Vec::new());
+            return (Ok(()), Vec::new());
         }
         if self.members.remove(member_id).is_none() {
-            return (codes::UNKNOWN_MEMBER_ID, Vec::new());
+            return (Err(ResponseError::UnknownMemberId), Vec::new());
         }
-        (codes::NONE, self.after_member_removed(now_ms))
+        (Ok(()), self.after_member_removed(now_ms))
     }
 
     fn after_member_removed(&mut self, now_ms: u64) -> Vec<Effect> {
@@ -584,25 +583,25 @@ impl Group {
     }
 
     /// Checks that a member may commit offsets (OffsetCommit / TxnOffsetCommit rules).
-    pub fn validate_commit(&self, member_id: &str, generation: i32) -> i16 {
+    pub fn validate_commit(&self, member_id: &str, generation: i32) -> Result<(), ResponseError> {
         if generation < 0 && member_id.is_empty() {
             // Standalone (assign()-based) consumers and admin tools.
             return if self.members.is_empty() {
-                codes::NONE
+                Ok(())
             } else {
-                codes::UNKNOWN_MEMBER_ID
+                Err(ResponseError::UnknownMemberId)
             };
         }
         if self.state == GroupState::CompletingRebalance {
-            return codes::REBALANCE_IN_PROGRESS;
+            return Err(ResponseError::RebalanceInProgress);
         }
         if !self.members.contains_key(member_id) {
-            return codes::UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         }
         if generation != self.generation {
-            return codes::ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
-        codes::NONE
+        Ok(())
     }
 }
 
@@ -647,7 +646,7 @@ mod tests {
     fn join_one(group: &mut Group, now: u64) -> (String, Vec<Effect>) {
         let step = group.join(join_req("", &["range"]), now);
         let reply = step.reply.unwrap();
-        assert_eq!(reply.error, codes::MEMBER_ID_REQUIRED);
+        assert_eq!(reply.error, Some(ResponseError::MemberIdRequired));
         let step = group.join(join_req(&reply.member_id, &["range"]), now);
         assert!(step.reply.is_none());
         (reply.member_id, step.effects)
@@ -672,7 +671,7 @@ mod tests {
             vec![Effect::Sync(
                 id.clone(),
                 SyncReply {
-                    error: 0,
+                    error: None,
                     protocol_type: Some("consumer".into()),
                     protocol_name: Some("range".into()),
                     assignment: Bytes::from_static(b"a")
@@ -680,11 +679,20 @@ mod tests {
             )]
         );
         assert_eq!(group.state(), GroupState::Stable);
-        assert_eq!(group.heartbeat(&id, 1, 20), codes::NONE);
-        assert_eq!(group.heartbeat(&id, 0, 20), codes::ILLEGAL_GENERATION);
-        assert_eq!(group.heartbeat("nobody", 1, 20), codes::UNKNOWN_MEMBER_ID);
-        assert_eq!(group.validate_commit(&id, 1), codes::NONE);
-        assert_eq!(group.validate_commit("", -1), codes::UNKNOWN_MEMBER_ID);
+        assert_eq!(group.heartbeat(&id, 1, 20), Ok(()));
+        assert_eq!(
+            group.heartbeat(&id, 0, 20),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            group.heartbeat("nobody", 1, 20),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(group.validate_commit(&id, 1), Ok(()));
+        assert_eq!(
+            group.validate_commit("", -1),
+            Err(ResponseError::UnknownMemberId)
+        );
     }
 
     #[test]
@@ -699,7 +707,10 @@ mod tests {
             step.effects.is_empty(),
             "waits for the existing member to rejoin"
         );
-        assert_eq!(group.heartbeat(&a, 1, 6), codes::REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            group.heartbeat(&a, 1, 6),
+            Err(ResponseError::RebalanceInProgress)
+        );
         let step = group.join(join_req(&a, &["range"]), 7);
         let replies = joined(&step.effects);
         assert_eq!(replies.len(), 2);
@@ -744,12 +755,15 @@ mod tests {
         group.sync(&a, 1, vec![], 0);
         group.tick(10_001);
         assert_eq!(group.state(), GroupState::Empty);
-        assert_eq!(group.validate_commit("", -1), codes::NONE);
+        assert_eq!(group.validate_commit("", -1), Ok(()));
 
         let (b, _) = join_one(&mut group, 20_000);
-        assert_eq!(group.leave(&b, 20_001).0, codes::NONE);
+        assert_eq!(group.leave(&b, 20_001).0, Ok(()));
         assert_eq!(group.state(), GroupState::Empty);
-        assert_eq!(group.leave(&b, 20_002).0, codes::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            group.leave(&b, 20_002).0,
+            Err(ResponseError::UnknownMemberId)
+        );
     }
 
     #[test]
@@ -759,13 +773,13 @@ mod tests {
         let step = group.join(join_req("", &["cooperative-sticky"]), 1);
         assert_eq!(
             step.reply.unwrap().error,
-            codes::INCONSISTENT_GROUP_PROTOCOL
+            Some(ResponseError::InconsistentGroupProtocol)
         );
         let mut req = join_req("", &["range"]);
         req.session_timeout_ms = 10;
         assert_eq!(
             group.join(req, 1).reply.unwrap().error,
-            codes::INVALID_SESSION_TIMEOUT
+            Some(ResponseError::InvalidSessionTimeout)
         );
         assert_eq!(
             group
@@ -773,7 +787,7 @@ mod tests {
                 .reply
                 .unwrap()
                 .error,
-            codes::UNKNOWN_MEMBER_ID
+            Some(ResponseError::UnknownMemberId)
         );
     }
 

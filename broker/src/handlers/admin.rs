@@ -2,6 +2,7 @@
 //! DescribeLogDirs, ListPartitionReassignments, and the ACL APIs (no authorizer yet).
 
 use std::collections::{BTreeMap, HashSet};
+use tributary_metadata::ResponseError;
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -20,10 +21,10 @@ use kafka_protocol::messages::*;
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 
-use super::{codes, sb, topic_name, RequestContext};
-use crate::cluster::rpc::TopicSpec;
-use crate::config::defs::TOPIC_CONFIGS;
-use crate::metadata::is_internal_topic;
+use super::{sb, topic_name, RequestContext};
+use tributary_metadata::image::is_internal_topic;
+use tributary_metadata::rpc::TopicSpec;
+use tributary_metadata::topic_config::TOPIC_CONFIGS;
 
 /// CreateTopics, forwarded to the controller.
 pub async fn handle_create_topics(
@@ -50,7 +51,7 @@ pub async fn handle_create_topics(
         if duplicates.contains(&name) {
             results.push(Some(
                 result
-                    .with_error_code(codes::INVALID_REQUEST)
+                    .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(sb(format!(
                         "Create topics request from client contains a duplicate topic: {name}"
                     )))),
@@ -68,9 +69,13 @@ pub async fn handle_create_topics(
             }
         }
         if let Some(key) = null_config {
-            results.push(Some(result.with_error_code(40).with_error_message(Some(
-                sb(format!("Null value not supported for topic config: {key}")),
-            ))));
+            results.push(Some(
+                result
+                    .with_error_code(ResponseError::InvalidConfig.code())
+                    .with_error_message(Some(sb(format!(
+                        "Null value not supported for topic config: {key}"
+                    )))),
+            ));
             continue;
         }
         results.push(None);
@@ -128,9 +133,9 @@ pub async fn handle_create_topics(
                         .with_configs(Some(configs))
                 }
                 Some(Err(e)) => result
-                    .with_error_code(e.code)
+                    .with_error_code(e.wire_code())
                     .with_error_message(Some(sb(e.message))),
-                None => result.with_error_code(codes::UNKNOWN_SERVER_ERROR),
+                None => result.with_error_code(ResponseError::UnknownServerError.code()),
             }
         })
         .collect();
@@ -162,7 +167,7 @@ pub async fn handle_delete_topics(
                 DeletableTopicResult::default()
                     .with_name(Some(topic_name(n)))
                     .with_topic_id(*id)
-                    .with_error_code(codes::INVALID_REQUEST)
+                    .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(sb("Internal topics cannot be deleted"))),
             )),
             Some(n) => {
@@ -172,7 +177,7 @@ pub async fn handle_delete_topics(
             None => responses.push(Some(
                 DeletableTopicResult::default()
                     .with_topic_id(*id)
-                    .with_error_code(codes::UNKNOWN_TOPIC_ID),
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
             )),
         }
     }
@@ -190,11 +195,10 @@ pub async fn handle_delete_topics(
                     .with_topic_id(topic.id),
                 Some((Err(e), name)) => DeletableTopicResult::default()
                     .with_name(Some(topic_name(name)))
-                    .with_error_code(e.code)
+                    .with_error_code(e.wire_code())
                     .with_error_message(Some(sb(e.message))),
-                None => {
-                    DeletableTopicResult::default().with_error_code(codes::UNKNOWN_SERVER_ERROR)
-                }
+                None => DeletableTopicResult::default()
+                    .with_error_code(ResponseError::UnknownServerError.code()),
             })
         })
         .collect();
@@ -222,7 +226,7 @@ pub async fn handle_create_partitions(
             {
                 Ok(()) => result,
                 Err(e) => result
-                    .with_error_code(e.code)
+                    .with_error_code(e.wire_code())
                     .with_error_message(Some(sb(e.message))),
             },
         );
@@ -253,7 +257,7 @@ pub async fn handle_elect_leaders(
                 let entry = match outcome {
                     Ok(()) => entry,
                     Err(e) => entry
-                        .with_error_code(e.code)
+                        .with_error_code(e.wire_code())
                         .with_error_message(Some(sb(e.message))),
                 };
                 by_topic.entry(topic).or_default().push(entry);
@@ -269,7 +273,7 @@ pub async fn handle_elect_leaders(
                     .collect(),
             )
         }
-        Err(e) => ElectLeadersResponse::default().with_error_code(e.code),
+        Err(e) => ElectLeadersResponse::default().with_error_code(e.wire_code()),
     }
 }
 
@@ -278,34 +282,34 @@ pub async fn handle_delete_records(
     ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index)
-                        .with_low_watermark(-1);
-                    match ctx.broker.partition(&t.name.0, p.partition_index) {
-                        None => result.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(partition) if !partition.is_leader() => {
-                            result.with_error_code(codes::NOT_LEADER_OR_FOLLOWER)
-                        }
-                        Some(partition) => match partition.delete_records(p.offset) {
-                            Ok(low) => result.with_low_watermark(low),
-                            Err(e) => result.with_error_code(e.error_code()),
-                        },
-                    }
-                })
-                .collect();
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics =
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let partitions =
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            let result = DeleteRecordsPartitionResult::default()
+                                .with_partition_index(p.partition_index)
+                                .with_low_watermark(-1);
+                            match ctx.broker.partition(&t.name.0, p.partition_index) {
+                                None => result
+                                    .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                                Some(partition) if !partition.is_leader() => result
+                                    .with_error_code(ResponseError::NotLeaderOrFollower.code()),
+                                Some(partition) => match partition.delete_records(p.offset) {
+                                    Ok(low) => result.with_low_watermark(low),
+                                    Err(e) => result.with_error_code(e.kafka_error().code()),
+                                },
+                            }
+                        })
+                        .collect();
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
@@ -369,7 +373,7 @@ pub async fn handle_describe_acls(
     _req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
     DescribeAclsResponse::default()
-        .with_error_code(codes::SECURITY_DISABLED)
+        .with_error_code(ResponseError::SecurityDisabled.code())
         .with_error_message(Some(sb(NO_AUTHORIZER)))
 }
 
@@ -383,7 +387,7 @@ pub async fn handle_create_acls(
         .iter()
         .map(|_| {
             AclCreationResult::default()
-                .with_error_code(codes::SECURITY_DISABLED)
+                .with_error_code(ResponseError::SecurityDisabled.code())
                 .with_error_message(Some(sb(NO_AUTHORIZER)))
         })
         .collect();
@@ -400,7 +404,7 @@ pub async fn handle_delete_acls(
         .iter()
         .map(|_| {
             DeleteAclsFilterResult::default()
-                .with_error_code(codes::SECURITY_DISABLED)
+                .with_error_code(ResponseError::SecurityDisabled.code())
                 .with_error_message(Some(sb(NO_AUTHORIZER)))
         })
         .collect();

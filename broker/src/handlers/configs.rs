@@ -2,6 +2,7 @@
 //! and brokers.
 
 use std::collections::BTreeMap;
+use tributary_metadata::ResponseError;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
@@ -10,11 +11,12 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::*;
 
-use super::{codes, sb, RequestContext};
+use super::{sb, RequestContext};
 use crate::broker::Broker;
-use crate::cluster::rpc::{AdminError, ConfigResource};
-use crate::config::defs::{ConfigLayers, ConfigSource, ConfigType, TOPIC_CONFIGS};
 use crate::config::BROKER_SETTINGS;
+use tributary_metadata::rpc::ConfigResource;
+use tributary_metadata::topic_config::{ConfigLayers, ConfigSource, ConfigType, TOPIC_CONFIGS};
+use tributary_metadata::ApiError;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -64,11 +66,11 @@ fn describe_topic(
     name: &str,
     keys: &Option<Vec<String>>,
     req: &DescribeConfigsRequest,
-) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
+) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
     let image = broker.image();
     let Some(topic) = image.topics.get(name) else {
-        return Err(AdminError::new(
-            codes::UNKNOWN_TOPIC_OR_PARTITION,
+        return Err(ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
             format!("Topic '{name}' does not exist."),
         ));
     };
@@ -104,7 +106,7 @@ fn describe_broker(
     name: &str,
     keys: &Option<Vec<String>>,
     req: &DescribeConfigsRequest,
-) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
+) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
     let image = broker.image();
     let per_broker = if name.is_empty() {
         None
@@ -112,8 +114,8 @@ fn describe_broker(
         match name.parse::<i32>() {
             Ok(id) if id == broker.config.broker_id => image.broker_configs.get(&id),
             _ => {
-                return Err(AdminError::new(
-                    codes::INVALID_REQUEST,
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
                     format!(
                         "Unexpected broker id, expected {} but received {name}",
                         broker.config.broker_id
@@ -196,15 +198,15 @@ pub async fn handle_describe_configs(
             let configs = match r.resource_type {
                 TOPIC => describe_topic(&ctx.broker, &r.resource_name, &keys, &req),
                 BROKER => describe_broker(&ctx.broker, &r.resource_name, &keys, &req),
-                other => Err(AdminError::new(
-                    codes::INVALID_REQUEST,
+                other => Err(ApiError::new(
+                    ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
                 )),
             };
             match configs {
                 Ok(configs) => result.with_configs(configs),
                 Err(e) => result
-                    .with_error_code(e.code)
+                    .with_error_code(e.wire_code())
                     .with_error_message(Some(sb(e.message))),
             }
         })
@@ -212,7 +214,7 @@ pub async fn handle_describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResource, AdminError> {
+fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResource, ApiError> {
     match resource_type {
         TOPIC => Ok(ConfigResource::Topic(name.to_string())),
         BROKER if name.is_empty() => Ok(ConfigResource::Broker(None)),
@@ -220,13 +222,13 @@ fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResourc
             Ok(id) if broker.with_image(|img| img.brokers.contains_key(&id)) => {
                 Ok(ConfigResource::Broker(Some(id)))
             }
-            _ => Err(AdminError::new(
-                codes::INVALID_REQUEST,
+            _ => Err(ApiError::new(
+                ResponseError::InvalidRequest,
                 format!("Unknown broker {name}"),
             )),
         },
-        other => Err(AdminError::new(
-            codes::INVALID_REQUEST,
+        other => Err(ApiError::new(
+            ResponseError::InvalidRequest,
             format!("Unsupported resource type {other}"),
         )),
     }
@@ -235,7 +237,7 @@ fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResourc
 fn current_configs(
     broker: &Broker,
     resource: &ConfigResource,
-) -> Result<BTreeMap<String, String>, AdminError> {
+) -> Result<BTreeMap<String, String>, ApiError> {
     let image = broker.image();
     match resource {
         ConfigResource::Topic(name) => image
@@ -243,8 +245,8 @@ fn current_configs(
             .get(name)
             .map(|t| t.configs.clone())
             .ok_or_else(|| {
-                AdminError::new(
-                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
                     format!("Topic '{name}' does not exist."),
                 )
             }),
@@ -262,8 +264,8 @@ async fn alter_resource(
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    new_configs: impl FnOnce(&ConfigResource) -> Result<BTreeMap<String, String>, AdminError>,
-) -> Result<(), AdminError> {
+    new_configs: impl FnOnce(&ConfigResource) -> Result<BTreeMap<String, String>, ApiError>,
+) -> Result<(), ApiError> {
     let resource = scope(&ctx.broker, resource_type, name)?;
     let configs = new_configs(&resource)?;
     ctx.broker
@@ -297,7 +299,7 @@ pub async fn handle_alter_configs(
         responses.push(match outcome {
             Ok(()) => result,
             Err(e) => result
-                .with_error_code(e.code)
+                .with_error_code(e.wire_code())
                 .with_error_message(Some(sb(e.message))),
         });
     }
@@ -308,14 +310,18 @@ pub async fn handle_alter_configs(
 fn apply_operations(
     configs: &mut BTreeMap<String, String>,
     ops: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
-) -> Result<(), AdminError> {
+) -> Result<(), ApiError> {
     for c in ops {
         let key = c.name.to_string();
         let value = c.value.as_ref().map(|v| v.to_string());
         match c.config_operation {
             0 => {
-                let v = value
-                    .ok_or_else(|| AdminError::new(40, format!("Null value for config {key}")))?;
+                let v = value.ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Null value for config {key}"),
+                    )
+                })?;
                 configs.insert(key, v);
             }
             1 => {
@@ -344,8 +350,8 @@ fn apply_operations(
                 configs.insert(key, items.join(","));
             }
             op => {
-                return Err(AdminError::new(
-                    codes::INVALID_REQUEST,
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
                     format!("Unknown config operation {op}"),
                 ))
             }
@@ -379,7 +385,7 @@ pub async fn handle_incremental_alter_configs(
         responses.push(match outcome {
             Ok(()) => result,
             Err(e) => result
-                .with_error_code(e.code)
+                .with_error_code(e.wire_code())
                 .with_error_message(Some(sb(e.message))),
         });
     }

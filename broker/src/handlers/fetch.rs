@@ -1,6 +1,7 @@
 //! Reads: Fetch (long-poll), ListOffsets and OffsetForLeaderEpoch.
 
 use std::time::Duration;
+use tributary_metadata::ResponseError;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -12,7 +13,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::*;
 use tokio::time::Instant;
 
-use super::{check_leader_epoch, codes, resolve_topic, RequestContext};
+use super::{check_leader_epoch, resolve_topic, RequestContext};
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -24,12 +25,12 @@ fn lookup(
     topic: &Option<String>,
     topic_id: uuid::Uuid,
     index: i32,
-) -> Result<std::sync::Arc<Partition>, i16> {
+) -> Result<std::sync::Arc<Partition>, ResponseError> {
     let Some(name) = topic else {
         return Err(if topic_id.is_nil() {
-            codes::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition
         } else {
-            codes::UNKNOWN_TOPIC_ID
+            ResponseError::UnknownTopicId
         });
     };
     broker.partition(name, index).ok_or_else(|| {
@@ -39,9 +40,9 @@ fn lookup(
                 .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
         });
         if exists {
-            codes::NOT_LEADER_OR_FOLLOWER
+            ResponseError::NotLeaderOrFollower
         } else {
-            codes::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition
         }
     })
 }
@@ -106,21 +107,20 @@ fn read_all(
                 .with_aborted_transactions(read_committed.then(Vec::new));
             let partition = match lookup(broker, &name, topic.topic_id, p.partition) {
                 Ok(partition) => partition,
-                Err(code) => {
+                Err(e) => {
                     had_error = true;
-                    partitions.push(base.with_error_code(code));
+                    partitions.push(base.with_error_code(e.code()));
                     continue;
                 }
             };
-            let epoch_error = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
-            if epoch_error != codes::NONE {
+            if let Err(e) = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch()) {
                 had_error = true;
-                partitions.push(base.with_error_code(epoch_error));
+                partitions.push(base.with_error_code(e.code()));
                 continue;
             }
             if !from_follower && !partition.is_leader() && ctx.version < 11 {
                 had_error = true;
-                partitions.push(base.with_error_code(codes::NOT_LEADER_OR_FOLLOWER));
+                partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
                 continue;
             }
             if !from_follower && partition.is_leader() {
@@ -173,7 +173,7 @@ fn read_all(
                     had_error = true;
                     let (start, hw, _) = partition.offsets();
                     partitions.push(
-                        base.with_error_code(e.error_code())
+                        base.with_error_code(e.kafka_error().code())
                             .with_high_watermark(hw)
                             .with_last_stable_offset(hw)
                             .with_log_start_offset(start),
@@ -248,19 +248,18 @@ pub async fn handle_list_offsets(
                     let partition =
                         match lookup(broker, &name, uuid::Uuid::nil(), p.partition_index) {
                             Ok(partition) => partition,
-                            Err(code) => return base.with_error_code(code),
+                            Err(e) => return base.with_error_code(e.code()),
                         };
                     let epoch = partition.leader_epoch();
-                    let epoch_error = check_leader_epoch(p.current_leader_epoch, epoch);
-                    if epoch_error != codes::NONE {
-                        return base.with_error_code(epoch_error);
+                    if let Err(e) = check_leader_epoch(p.current_leader_epoch, epoch) {
+                        return base.with_error_code(e.code());
                     }
                     match partition.offset_for_timestamp(p.timestamp) {
                         Ok((offset, timestamp)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
                             .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
-                        Err(e) => base.with_error_code(e.error_code()),
+                        Err(e) => base.with_error_code(e.kafka_error().code()),
                     }
                 })
                 .collect();
@@ -293,13 +292,15 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_end_offset(-1);
                     let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition) {
                         Ok(partition) if partition.is_leader() => partition,
-                        Ok(_) => return base.with_error_code(codes::NOT_LEADER_OR_FOLLOWER),
-                        Err(code) => return base.with_error_code(code),
+                        Ok(_) => {
+                            return base.with_error_code(ResponseError::NotLeaderOrFollower.code())
+                        }
+                        Err(e) => return base.with_error_code(e.code()),
                     };
-                    let epoch_error =
-                        check_leader_epoch(p.current_leader_epoch, partition.leader_epoch());
-                    if epoch_error != codes::NONE {
-                        return base.with_error_code(epoch_error);
+                    if let Err(e) =
+                        check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())
+                    {
+                        return base.with_error_code(e.code());
                     }
                     let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
                     base.with_leader_epoch(epoch).with_end_offset(end)
@@ -319,7 +320,7 @@ mod tests {
 
     use super::*;
     use crate::config::{BrokerArgs, BrokerConfig};
-    use crate::metadata::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
+    use tributary_metadata::image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
 
     fn broker_info(id: i32, rack: &str, fenced: bool) -> BrokerInfo {
         BrokerInfo {

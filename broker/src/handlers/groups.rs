@@ -18,8 +18,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use tributary_metadata::error::{code_of, error_code};
+use tributary_metadata::ResponseError;
 
-use super::{codes, sb, topic_name, RequestContext};
+use super::{sb, topic_name, RequestContext};
 use crate::group::offsets::{OffsetKey, OffsetValue};
 use crate::group::state::JoinRequest;
 
@@ -28,11 +30,11 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// Committed offsets of one topic: `(partition, offset if any)`.
 type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
 
-/// Per-topic commit outcome: name, id and `(partition, error code)`.
+/// Per-topic commit outcome: name, id and each partition's outcome.
 type TopicCommitResult = (
     kafka_protocol::messages::TopicName,
     uuid::Uuid,
-    Vec<(i32, i16)>,
+    Vec<(i32, Result<(), ResponseError>)>,
 );
 
 /// JoinGroup: parks until the rebalance's join phase completes.
@@ -60,7 +62,7 @@ pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> J
     };
     let reply = ctx.broker.groups.join(&group_id, join).await;
     JoinGroupResponse::default()
-        .with_error_code(reply.error)
+        .with_error_code(code_of(reply.error))
         .with_generation_id(reply.generation)
         .with_protocol_type(reply.protocol_type.map(sb))
         .with_protocol_name(reply.protocol_name.map(sb))
@@ -103,14 +105,15 @@ pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> S
             .as_ref()
             .is_none_or(|g| actual.as_ref().is_none_or(|a| g.as_str() == a))
     };
-    if reply.error == codes::NONE
+    if reply.error.is_none()
         && (!consistent(&req.protocol_type, &reply.protocol_type)
             || !consistent(&req.protocol_name, &reply.protocol_name))
     {
-        return SyncGroupResponse::default().with_error_code(23);
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code());
     }
     SyncGroupResponse::default()
-        .with_error_code(reply.error)
+        .with_error_code(code_of(reply.error))
         .with_protocol_type(reply.protocol_type.map(sb))
         .with_protocol_name(reply.protocol_name.map(sb))
         .with_assignment(reply.assignment)
@@ -118,11 +121,11 @@ pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> S
 
 /// Heartbeat.
 pub async fn handle_heartbeat(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
-    let code = ctx
+    let outcome = ctx
         .broker
         .groups
         .heartbeat(&req.group_id.0, &req.member_id, req.generation_id);
-    HeartbeatResponse::default().with_error_code(code)
+    HeartbeatResponse::default().with_error_code(error_code(&outcome))
 }
 
 /// LeaveGroup: one member (v0-2) or a batch (v3+).
@@ -140,21 +143,21 @@ pub async fn handle_leave_group(
     };
     let results = match ctx.broker.groups.leave(&req.group_id.0, &members) {
         Ok(results) => results,
-        Err(code) => return LeaveGroupResponse::default().with_error_code(code),
+        Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),
     };
     if ctx.version < 3 {
-        return LeaveGroupResponse::default()
-            .with_error_code(results.first().copied().unwrap_or(codes::NONE));
+        let first = results.first().copied().unwrap_or(Ok(()));
+        return LeaveGroupResponse::default().with_error_code(error_code(&first));
     }
     let responses = req
         .members
         .iter()
         .zip(results)
-        .map(|(m, code)| {
+        .map(|(m, outcome)| {
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())
-                .with_error_code(code)
+                .with_error_code(error_code(&outcome))
         })
         .collect();
     LeaveGroupResponse::default().with_members(responses)
@@ -173,16 +176,17 @@ pub async fn handle_offset_commit(
         let name = super::resolve_topic(broker, &topic.name.0, topic.topic_id).unwrap_or_default();
         let known =
             broker.with_image(|img| img.topics.get(&name).map(|t| t.partitions.len() as i32));
-        let mut codes_for_topic = Vec::new();
+        let mut outcomes = Vec::new();
         for p in &topic.partitions {
-            let code = if !known.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n) {
-                codes::UNKNOWN_TOPIC_OR_PARTITION
+            let outcome = if !known.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n)
+            {
+                Err(ResponseError::UnknownTopicOrPartition)
             } else if p
                 .committed_metadata
                 .as_ref()
                 .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
             {
-                codes::OFFSET_METADATA_TOO_LARGE
+                Err(ResponseError::OffsetMetadataTooLarge)
             } else {
                 accepted.push((
                     name.clone(),
@@ -194,11 +198,11 @@ pub async fn handle_offset_commit(
                         commit_timestamp: now,
                     },
                 ));
-                codes::NONE
+                Ok(())
             };
-            codes_for_topic.push((p.partition_index, code));
+            outcomes.push((p.partition_index, outcome));
         }
-        results.push((topic.name.clone(), topic.topic_id, codes_for_topic));
+        results.push((topic.name.clone(), topic.topic_id, outcomes));
     }
     let group_error = match broker.groups.validate_commit(
         &req.group_id.0,
@@ -221,7 +225,7 @@ pub async fn handle_offset_commit(
                 .collect();
             broker.write_offsets(partition, entries).await.err()
         }
-        Err(code) => Some(code),
+        Err(e) => Some(e),
     };
     let topics = results
         .into_iter()
@@ -232,15 +236,11 @@ pub async fn handle_offset_commit(
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(index, code)| {
-                            let code = if code == codes::NONE {
-                                group_error.unwrap_or(code)
-                            } else {
-                                code
-                            };
+                        .map(|(index, outcome)| {
+                            let outcome = outcome.and(group_error.map_or(Ok(()), Err));
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(code)
+                                .with_error_code(error_code(&outcome))
                         })
                         .collect(),
                 )
@@ -264,7 +264,7 @@ fn committed(
     ctx: &RequestContext,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<Vec<TopicOffsets>, i16> {
+) -> Result<Vec<TopicOffsets>, ResponseError> {
     let all = ctx.broker.groups.fetch_offsets(group)?;
     Ok(match topics {
         Some(list) => list
@@ -308,7 +308,7 @@ pub async fn handle_offset_fetch(
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 let offsets = match committed(ctx, &g.group_id.0, wanted) {
                     Ok(offsets) => offsets,
-                    Err(code) => return base.with_error_code(code),
+                    Err(e) => return base.with_error_code(e.code()),
                 };
                 let topics = offsets
                     .into_iter()
@@ -343,7 +343,7 @@ pub async fn handle_offset_fetch(
     });
     let offsets = match committed(ctx, &req.group_id.0, wanted) {
         Ok(offsets) => offsets,
-        Err(code) => return OffsetFetchResponse::default().with_error_code(code),
+        Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
     };
     let topics = offsets
         .into_iter()
@@ -434,9 +434,9 @@ pub async fn handle_describe_groups(
             Ok(None) => DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_group_state(sb("Dead")),
-            Err(code) => DescribedGroup::default()
+            Err(e) => DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_error_code(code),
+                .with_error_code(e.code()),
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
@@ -449,19 +449,14 @@ pub async fn handle_delete_groups(
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let code = match ctx.broker.groups.delete_group(&g.0) {
-            Ok((partition, entries)) => ctx
-                .broker
-                .write_offsets(partition, entries)
-                .await
-                .err()
-                .unwrap_or(codes::NONE),
-            Err(code) => code,
+        let outcome = match ctx.broker.groups.delete_group(&g.0) {
+            Ok((partition, entries)) => ctx.broker.write_offsets(partition, entries).await,
+            Err(e) => Err(e),
         };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
-                .with_error_code(code),
+                .with_error_code(error_code(&outcome)),
         );
     }
     DeleteGroupsResponse::default().with_results(results)
@@ -487,10 +482,10 @@ pub async fn handle_offset_delete(
         .offsets_to_delete(&req.group_id.0, partitions)
     {
         Ok((partition, entries)) => ctx.broker.write_offsets(partition, entries).await,
-        Err(code) => Err(code),
+        Err(e) => Err(e),
     };
-    if let Err(code) = written {
-        return OffsetDeleteResponse::default().with_error_code(code);
+    if let Err(e) = written {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
     }
     let topics = req
         .topics

@@ -9,9 +9,11 @@ use kafka_protocol::messages::*;
 
 use kafka_protocol::protocol::StrBytes;
 
-use super::{codes, sb, topic_name, RequestContext};
-use crate::cluster::rpc::TopicSpec;
-use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
+use super::{sb, topic_name, RequestContext};
+use tributary_metadata::error::code_of;
+use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMeta};
+use tributary_metadata::rpc::TopicSpec;
+use tributary_metadata::{ApiError, ResponseError};
 
 fn topic_response(
     live: &std::collections::BTreeSet<i32>,
@@ -24,11 +26,9 @@ fn topic_response(
         .map(|(index, p)| {
             let leader_live = p.leader >= 0 && live.contains(&p.leader);
             MetadataResponsePartition::default()
-                .with_error_code(if leader_live {
-                    codes::NONE
-                } else {
-                    codes::LEADER_NOT_AVAILABLE
-                })
+                .with_error_code(code_of(
+                    (!leader_live).then_some(ResponseError::LeaderNotAvailable),
+                ))
                 .with_partition_index(index as i32)
                 .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
                 .with_leader_epoch(p.leader_epoch)
@@ -51,11 +51,15 @@ fn topic_response(
         .with_partitions(partitions)
 }
 
-fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+fn error_topic(
+    name: Option<String>,
+    id: uuid::Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(name.map(topic_name))
         .with_topic_id(id)
-        .with_error_code(code)
+        .with_error_code(error.code())
 }
 
 /// Metadata: brokers, controller and the requested (or all) topics, auto-creating if allowed.
@@ -83,7 +87,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                         topics.push(error_topic(
                             None,
                             requested.topic_id,
-                            codes::UNKNOWN_TOPIC_ID,
+                            ResponseError::UnknownTopicId,
                         ));
                         continue;
                     }
@@ -95,7 +99,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                 topics.push(error_topic(
                     Some(name),
                     uuid::Uuid::nil(),
-                    codes::INVALID_TOPIC_EXCEPTION,
+                    ResponseError::InvalidTopicException,
                 ));
             } else if auto_create {
                 let spec = TopicSpec {
@@ -113,24 +117,24 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                 image = broker.image();
                 match (result, image.topics.get(&name)) {
                     (Some(Ok(_)), Some(topic)) => topics.push(topic_response(&live, topic)),
-                    (Some(Err(e)), Some(topic)) if e.code == 36 => {
+                    (Some(Err(e)), Some(topic)) if e.code == ResponseError::TopicAlreadyExists => {
                         topics.push(topic_response(&live, topic))
                     }
-                    (Some(Err(e)), _) if e.code != 36 => {
+                    (Some(Err(e)), _) if e.code != ResponseError::TopicAlreadyExists => {
                         topics.push(error_topic(Some(name), uuid::Uuid::nil(), e.code))
                     }
                     // Created, but this broker has not seen it yet: the client retries.
                     _ => topics.push(error_topic(
                         Some(name),
                         uuid::Uuid::nil(),
-                        codes::LEADER_NOT_AVAILABLE,
+                        ResponseError::LeaderNotAvailable,
                     )),
                 }
             } else {
                 topics.push(error_topic(
                     Some(name),
                     uuid::Uuid::nil(),
-                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    ResponseError::UnknownTopicOrPartition,
                 ));
             }
         }
@@ -191,22 +195,24 @@ pub async fn handle_find_coordinator(
     if req.key_type == 0 {
         ctx.broker.ensure_offsets_topic().await;
     }
-    let lookup = |key: &StrBytes| -> Result<(i32, String, i32), (i16, String)> {
+    let lookup = |key: &StrBytes| -> Result<(i32, String, i32), ApiError> {
         match req.key_type {
             0 => ctx
                 .broker
                 .coordinator_of(key)
                 .map(|b| (b.id, b.host, b.port))
-                .ok_or((
-                    codes::COORDINATOR_NOT_AVAILABLE,
-                    "The coordinator is not available.".to_string(),
-                )),
-            1 => Err((
-                codes::INVALID_REQUEST,
-                "Transactions are not supported by this broker".to_string(),
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::CoordinatorNotAvailable,
+                        "The coordinator is not available.",
+                    )
+                }),
+            1 => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "Transactions are not supported by this broker",
             )),
-            other => Err((
-                codes::INVALID_REQUEST,
+            other => Err(ApiError::new(
+                ResponseError::InvalidRequest,
                 format!("Unknown coordinator type {other}"),
             )),
         }
@@ -221,11 +227,11 @@ pub async fn handle_find_coordinator(
                         .with_node_id(BrokerId(id))
                         .with_host(sb(host))
                         .with_port(port),
-                    Err((code, message)) => base
+                    Err(e) => base
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
-                        .with_error_code(code)
-                        .with_error_message(Some(sb(message))),
+                        .with_error_code(e.wire_code())
+                        .with_error_message(Some(sb(e.message))),
                 }
             })
             .collect();
@@ -236,9 +242,9 @@ pub async fn handle_find_coordinator(
             .with_node_id(BrokerId(id))
             .with_host(sb(host))
             .with_port(port),
-        Err((code, message)) => FindCoordinatorResponse::default()
-            .with_error_code(code)
-            .with_error_message(Some(sb(message)))
+        Err(e) => FindCoordinatorResponse::default()
+            .with_error_code(e.wire_code())
+            .with_error_message(Some(sb(e.message)))
             .with_node_id(BrokerId(-1))
             .with_port(-1),
     }

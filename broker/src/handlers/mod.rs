@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod produce;
 
 use std::sync::Arc;
+use tributary_metadata::ResponseError;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
@@ -24,27 +25,6 @@ pub struct RequestContext {
     pub client_host: String,
 }
 
-/// Kafka error codes shared by several handler families.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const INVALID_REQUIRED_ACKS: i16 = 21;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const SECURITY_DISABLED: i16 = 54;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-}
-
 /// A protocol string from Rust text.
 pub fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -56,13 +36,13 @@ pub fn topic_name(s: impl Into<String>) -> TopicName {
 }
 
 /// Checks a client's view of the leader epoch against ours (KIP-320): -1 skips the check.
-pub fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> i16 {
+pub fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> Result<(), ResponseError> {
     if client_epoch < 0 || client_epoch == leader_epoch {
-        codes::NONE
+        Ok(())
     } else if client_epoch < leader_epoch {
-        codes::FENCED_LEADER_EPOCH
+        Err(ResponseError::FencedLeaderEpoch)
     } else {
-        codes::UNKNOWN_LEADER_EPOCH
+        Err(ResponseError::UnknownLeaderEpoch)
     }
 }
 
@@ -83,9 +63,15 @@ mod tests {
 
     #[test]
     fn leader_epoch_checks_follow_kip_320() {
-        assert_eq!(check_leader_epoch(-1, 5), codes::NONE);
-        assert_eq!(check_leader_epoch(5, 5), codes::NONE);
-        assert_eq!(check_leader_epoch(4, 5), codes::FENCED_LEADER_EPOCH);
-        assert_eq!(check_leader_epoch(6, 5), codes::UNKNOWN_LEADER_EPOCH);
+        assert_eq!(check_leader_epoch(-1, 5), Ok(()));
+        assert_eq!(check_leader_epoch(5, 5), Ok(()));
+        assert_eq!(
+            check_leader_epoch(4, 5),
+            Err(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            check_leader_epoch(6, 5),
+            Err(ResponseError::UnknownLeaderEpoch)
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! Writes: Produce and InitProducerId.
 
 use std::time::Duration;
+use tributary_metadata::ResponseError;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use tracing::debug;
 
-use super::{codes, resolve_topic, sb, RequestContext};
+use super::{resolve_topic, sb, RequestContext};
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -37,13 +38,13 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
             let index = data.index;
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
-                    return Err((codes::INVALID_REQUIRED_ACKS, None));
+                    return Err((ResponseError::InvalidRequiredAcks.code(), None));
                 }
                 let Some(name) = &name else {
                     let code = if topic.topic_id.is_nil() {
-                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                        ResponseError::UnknownTopicOrPartition.code()
                     } else {
-                        codes::UNKNOWN_TOPIC_ID
+                        ResponseError::UnknownTopicId.code()
                     };
                     return Err((code, None));
                 };
@@ -54,14 +55,17 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                             .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
                     });
                     let code = if exists {
-                        codes::NOT_LEADER_OR_FOLLOWER
+                        ResponseError::NotLeaderOrFollower.code()
                     } else {
-                        codes::UNKNOWN_TOPIC_OR_PARTITION
+                        ResponseError::UnknownTopicOrPartition.code()
                     };
                     return Err((code, None));
                 };
                 let Some(records) = data.records else {
-                    return Err((codes::CORRUPT_MESSAGE, Some("no records".into())));
+                    return Err((
+                        ResponseError::CorruptMessage.code(),
+                        Some("no records".into()),
+                    ));
                 };
                 match partition.append(records, acks) {
                     Ok(done) => {
@@ -70,7 +74,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                     }
                     Err(e) => {
                         debug!(topic = %name, partition = index, error = %e, "produce rejected");
-                        Err((e.error_code(), Some(e.to_string())))
+                        Err((e.kafka_error().code(), Some(e.to_string())))
                     }
                 }
             })();
@@ -104,7 +108,9 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                             .with_base_offset(done.base_offset)
                             .with_log_append_time_ms(done.log_append_time)
                             .with_log_start_offset(done.log_start_offset),
-                        Err(e) => partition_error(index, e.error_code(), Some(e.to_string())),
+                        Err(e) => {
+                            partition_error(index, e.kafka_error().code(), Some(e.to_string()))
+                        }
                     }
                 }
             };
@@ -131,7 +137,7 @@ pub async fn handle_init_producer_id(
         .is_some_and(|t| !t.0.is_empty())
     {
         return InitProducerIdResponse::default()
-            .with_error_code(codes::INVALID_REQUEST)
+            .with_error_code(ResponseError::InvalidRequest.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
@@ -147,13 +153,14 @@ pub async fn handle_init_producer_id(
             .with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "allocating producer id failed");
-            let code = if e.code > 0 {
-                codes::COORDINATOR_NOT_AVAILABLE
+            // A controller that cannot be reached or refuses is retriable for the client.
+            let error = if e.code == ResponseError::UnknownServerError {
+                ResponseError::UnknownServerError
             } else {
-                codes::UNKNOWN_SERVER_ERROR
+                ResponseError::CoordinatorNotAvailable
             };
             InitProducerIdResponse::default()
-                .with_error_code(code)
+                .with_error_code(error.code())
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
         }

@@ -7,6 +7,7 @@
 
 use bytes::{Buf, BufMut, Bytes};
 use thiserror::Error;
+use tributary_metadata::ResponseError;
 
 /// Size of the fixed v2 batch header, up to and including the record count.
 pub const HEADER_LEN: usize = 61;
@@ -50,12 +51,12 @@ pub enum BatchError {
 }
 
 impl BatchError {
-    /// The Kafka error code a produce response carries for this failure.
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error a produce response carries for this failure.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            BatchError::UnsupportedMagic(_) => 43, // UNSUPPORTED_FOR_MESSAGE_FORMAT
-            BatchError::Truncated | BatchError::CorruptCrc => 2, // CORRUPT_MESSAGE
-            BatchError::Invalid(_) => 87,          // INVALID_RECORD
+            BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+            BatchError::Truncated | BatchError::CorruptCrc => ResponseError::CorruptMessage,
+            BatchError::Invalid(_) => ResponseError::InvalidRecord,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! are recognised as duplicates and gaps are refused, as Kafka's `ProducerStateManager` does.
 
 use std::collections::{HashMap, VecDeque};
+use tributary_metadata::ResponseError;
 
 use thiserror::Error;
 
@@ -36,11 +37,11 @@ pub enum SequenceError {
 }
 
 impl SequenceError {
-    /// Kafka error code for the produce response.
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error a produce response carries for this refusal.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            SequenceError::InvalidProducerEpoch { .. } => 47,
-            SequenceError::OutOfOrderSequence { .. } => 45,
+            SequenceError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            SequenceError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tributary_broker::controller::core::ControllerConfig;
-use tributary_broker::controller::service::{self, RunningController};
+use tributary_controller::{start_local, ControllerConfig, RunningController};
+use tributary_metadata::launch::BrokerLaunch;
 
 /// A three-zone cluster: the controller in this process, three broker processes.
 pub struct Cluster {
@@ -19,25 +19,23 @@ pub struct Cluster {
 
 fn spawn(root: &Path, id: i32, port: u16, controller: &str) -> Child {
     let zone = ["zone-a", "zone-b", "zone-c"][(id as usize - 1) % 3];
+    let mut launch = BrokerLaunch::new(
+        id,
+        root.join(format!("broker-{id}")),
+        format!("127.0.0.1:{port}"),
+    );
+    launch.rack = Some(zone.into());
+    launch.controller = Some(controller.into());
+    launch.overrides = [
+        ("min.insync.replicas", "2"),
+        ("default.replication.factor", "3"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     Command::new(env!("CARGO_BIN_EXE_tributary-broker"))
-        .arg("--data-dir")
-        .arg(root.join(format!("broker-{id}")))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--broker-id")
-        .arg(id.to_string())
-        .arg("--rack")
-        .arg(zone)
-        .arg("--controller")
-        .arg(controller)
-        .args([
-            "--override",
-            "min.insync.replicas=2",
-            "--override",
-            "default.replication.factor=3",
-            "--override",
-            "group.initial.rebalance.delay.ms=0",
-        ])
+        .args(launch.args())
         .env(
             "RUST_LOG",
             std::env::var("BROKER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -58,7 +56,7 @@ impl Cluster {
             default_replication_factor: 3,
             broker_defaults: BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]),
         };
-        let controller = service::start(
+        let controller = start_local(
             &root.path().join("controller"),
             config.clone(),
             "127.0.0.1:0",
@@ -161,11 +159,7 @@ impl Cluster {
             old.shutdown().await;
         }
         let dir = self.root.path().join("controller");
-        self.controller = Some(
-            service::start(&dir, self.config.clone(), &addr)
-                .await
-                .unwrap(),
-        );
+        self.controller = Some(start_local(&dir, self.config.clone(), &addr).await.unwrap());
     }
 }
 

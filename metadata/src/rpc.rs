@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::metadata::{MetadataImage, PartitionMeta, TopicMeta};
+use crate::error::ApiError;
+use crate::image::{MetadataImage, PartitionMeta, TopicMeta};
 
 /// Largest message accepted on the channel (a full metadata image must fit).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -28,24 +29,6 @@ pub struct TopicSpec {
     /// Explicit replica lists per partition, if given.
     pub assignments: Vec<Vec<i32>>,
     pub configs: BTreeMap<String, String>,
-}
-
-/// A failed operation: a Kafka error code and a message for the client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message} (error {code})")]
-pub struct AdminError {
-    pub code: i16,
-    pub message: String,
-}
-
-impl AdminError {
-    /// An error with a Kafka code.
-    pub fn new(code: i16, message: impl Into<String>) -> Self {
-        AdminError {
-            code,
-            message: message.into(),
-        }
-    }
 }
 
 /// Which configs an AlterConfigs request changes.
@@ -82,7 +65,7 @@ pub struct IsrChange {
 }
 
 /// Per-partition outcomes of ElectLeaders.
-pub type ElectionResults = Vec<((String, i32), Result<(), AdminError>)>;
+pub type ElectionResults = Vec<((String, i32), Result<(), ApiError>)>;
 
 /// Requests a broker sends to the controller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,18 +131,18 @@ pub enum ControllerResponse {
         controller_epoch: u64,
         image: Option<Box<MetadataImage>>,
     },
-    PartitionChanged(Result<PartitionMeta, AdminError>),
+    PartitionChanged(Result<PartitionMeta, ApiError>),
     ProducerIds {
         first: i64,
         count: i64,
     },
     /// Per-item outcomes of an admin request, and the image version that includes them.
     Topics {
-        results: Vec<Result<TopicMeta, AdminError>>,
+        results: Vec<Result<TopicMeta, ApiError>>,
         version: u64,
     },
     Done {
-        result: Result<(), AdminError>,
+        result: Result<(), ApiError>,
         version: u64,
     },
     Elections {
@@ -167,7 +150,7 @@ pub enum ControllerResponse {
         version: u64,
     },
     /// The request could not be served at all (stale broker epoch, not registered, ...).
-    Error(AdminError),
+    Error(ApiError),
 }
 
 /// Writes one message.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
-use crate::metadata::PartitionMeta;
+use tributary_metadata::{PartitionMeta, ResponseError};
 
 /// No leader.
 pub const NO_LEADER: i32 = -1;
@@ -33,13 +33,13 @@ pub enum IsrChangeError {
 }
 
 impl IsrChangeError {
-    /// The Kafka error code.
-    pub fn error_code(&self) -> i16 {
+    /// The Kafka error the leader is answered with.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            IsrChangeError::FencedLeaderEpoch { .. } => 74,
-            IsrChangeError::InvalidUpdateVersion { .. } => 108,
-            IsrChangeError::IneligibleReplica(_) => 107,
-            IsrChangeError::LeaderNotInIsr => 42,
+            IsrChangeError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            IsrChangeError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+            IsrChangeError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+            IsrChangeError::LeaderNotInIsr => ResponseError::InvalidRequest,
         }
     }
 }

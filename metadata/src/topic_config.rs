@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::log::LogConfig;
-
 /// Kafka's `ConfigSource` values, as DescribeConfigs reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i8)]
@@ -286,47 +284,22 @@ impl ConfigLayers<'_> {
         (def.default.to_string(), ConfigSource::Default)
     }
 
-    fn get(&self, name: &str) -> String {
-        let def = topic_config(name).expect("known config");
-        self.resolve(def).0
+    /// The effective value of a known topic config (its default for an unknown name).
+    pub fn value(&self, name: &str) -> String {
+        topic_config(name).map_or_else(String::new, |def| self.resolve(def).0)
     }
 
-    fn get_i64(&self, name: &str) -> i64 {
-        let def = topic_config(name).expect("known config");
-        self.get(name)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| def.default.parse().unwrap_or(0))
+    /// The effective value of a numeric topic config; an unparsable value falls back to
+    /// the config's default.
+    pub fn value_i64(&self, name: &str) -> i64 {
+        let default = topic_config(name).map_or(0, |def| def.default.parse().unwrap_or(0));
+        self.value(name).trim().parse().unwrap_or(default)
     }
 
-    /// The resolved settings a partition enforces.
-    pub fn topic_policy(&self) -> TopicPolicy {
-        TopicPolicy {
-            log: LogConfig {
-                segment_bytes: self.get_i64("segment.bytes").max(14) as u64,
-                segment_ms: self.get_i64("segment.ms").max(1) as u64,
-                retention_ms: self.get_i64("retention.ms"),
-                retention_bytes: self.get_i64("retention.bytes"),
-                index_interval_bytes: self.get_i64("index.interval.bytes").max(0) as u64,
-                flush_messages: self.get_i64("flush.messages").max(1) as u64,
-                flush_ms: self.get_i64("flush.ms").max(0) as u64,
-            },
-            max_message_bytes: self.get_i64("max.message.bytes").clamp(0, i32::MAX as i64) as usize,
-            log_append_time: self.get("message.timestamp.type").trim() == "LogAppendTime",
-            min_insync_replicas: self
-                .get_i64("min.insync.replicas")
-                .clamp(1, i32::MAX as i64) as i32,
-        }
+    /// Whether a boolean topic config is `true`.
+    pub fn value_bool(&self, name: &str) -> bool {
+        self.value(name).trim().eq_ignore_ascii_case("true")
     }
-}
-
-/// Effective per-topic settings, resolved once per config change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicPolicy {
-    pub log: LogConfig,
-    pub max_message_bytes: usize,
-    pub log_append_time: bool,
-    pub min_insync_replicas: i32,
 }
 
 #[cfg(test)]
@@ -357,10 +330,9 @@ mod tests {
         );
         let mir = topic_config("min.insync.replicas").unwrap();
         assert_eq!(layers.resolve(mir), ("1".into(), ConfigSource::Default));
-        let policy = layers.topic_policy();
-        assert_eq!(policy.log.retention_ms, 1000);
-        assert_eq!(policy.log.segment_bytes, 4096);
-        assert!(!policy.log_append_time);
+        assert_eq!(layers.value_i64("retention.ms"), 1000);
+        assert_eq!(layers.value_i64("segment.bytes"), 4096);
+        assert!(!layers.value_bool("unclean.leader.election.enable"));
     }
 
     #[test]

@@ -1,14 +1,8 @@
-//! The cluster metadata image this broker serves: topics, their ids, partition
-//! assignments, leaders and epochs, and dynamic configs.
-//!
-//! A broker running alone is its own controller and keeps the image in a local
-//! [`MetadataStore`]; a controller-managed broker will receive the same image from the
-//! controller instead. A change is persisted before it is applied or answered.
+//! The cluster metadata image: registered brokers, topics with their ids, partition
+//! assignments, leaders and epochs, and dynamic configs. The controller decides it and
+//! persists it before anyone sees it; brokers apply it as it is published.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -71,53 +65,6 @@ pub struct MetadataImage {
     pub cluster_configs: BTreeMap<String, String>,
 }
 
-/// Durable storage for the metadata image.
-pub trait MetadataStore: Send + Sync + std::fmt::Debug {
-    /// Loads the last saved image (empty if none).
-    fn load(&self) -> io::Result<MetadataImage>;
-    /// Saves an image durably; returns only once it is on stable storage.
-    fn save(&self, image: &MetadataImage) -> io::Result<()>;
-}
-
-/// A JSON file replaced atomically (write, fsync, rename, fsync directory).
-#[derive(Debug)]
-pub struct FileMetadataStore {
-    path: PathBuf,
-}
-
-impl FileMetadataStore {
-    /// A store at `dir/metadata.json`.
-    pub fn new(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
-        Ok(FileMetadataStore {
-            path: dir.join("metadata.json"),
-        })
-    }
-}
-
-impl MetadataStore for FileMetadataStore {
-    fn load(&self) -> io::Result<MetadataImage> {
-        match fs::read(&self.path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(MetadataImage::default()),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn save(&self, image: &MetadataImage) -> io::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let data = serde_json::to_vec_pretty(image).map_err(io::Error::other)?;
-        fs::write(&tmp, data)?;
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
 /// Kafka's topic name rules: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -142,13 +89,34 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 
 impl MetadataImage {
     /// Ids of brokers that are registered and not fenced.
-    pub fn live_brokers(&self) -> std::collections::BTreeSet<i32> {
+    pub fn live_brokers(&self) -> BTreeSet<i32> {
         self.brokers
             .values()
             .filter(|b| !b.fenced)
             .map(|b| b.id)
             .collect()
     }
+}
+
+/// A KRaft-style cluster id: 16 random bytes in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
 }
 
 /// Names of internal topics, reported with `is_internal`.
@@ -161,31 +129,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_roundtrip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileMetadataStore::new(dir.path()).unwrap();
-        assert_eq!(store.load().unwrap(), MetadataImage::default());
-        let mut image = MetadataImage {
-            version: 3,
-            ..Default::default()
-        };
-        image.topics.insert(
-            "t".into(),
-            TopicMeta {
-                name: "t".into(),
-                id: Uuid::new_v4(),
-                partitions: vec![PartitionMeta {
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                }],
-                configs: BTreeMap::new(),
-            },
-        );
-        store.save(&image).unwrap();
-        assert_eq!(store.load().unwrap(), image);
+    fn cluster_ids_look_like_kraft_ids() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert_ne!(id, new_cluster_id());
     }
 
     #[test]

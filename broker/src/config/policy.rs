@@ -1,0 +1,61 @@
+//! A topic's effective settings as a partition enforces them, resolved once per config
+//! change from the layers of [`ConfigLayers`].
+
+use tributary_metadata::topic_config::ConfigLayers;
+
+use crate::log::LogConfig;
+
+/// Effective per-topic settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicPolicy {
+    pub log: LogConfig,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    pub min_insync_replicas: i32,
+}
+
+impl TopicPolicy {
+    /// Resolves a topic's settings from its config layers.
+    pub fn resolve(layers: &ConfigLayers<'_>) -> Self {
+        TopicPolicy {
+            log: LogConfig {
+                segment_bytes: layers.value_i64("segment.bytes").max(14) as u64,
+                segment_ms: layers.value_i64("segment.ms").max(1) as u64,
+                retention_ms: layers.value_i64("retention.ms"),
+                retention_bytes: layers.value_i64("retention.bytes"),
+                index_interval_bytes: layers.value_i64("index.interval.bytes").max(0) as u64,
+                flush_messages: layers.value_i64("flush.messages").max(1) as u64,
+                flush_ms: layers.value_i64("flush.ms").max(0) as u64,
+            },
+            max_message_bytes: layers
+                .value_i64("max.message.bytes")
+                .clamp(0, i32::MAX as i64) as usize,
+            log_append_time: layers.value("message.timestamp.type").trim() == "LogAppendTime",
+            min_insync_replicas: layers
+                .value_i64("min.insync.replicas")
+                .clamp(1, i32::MAX as i64) as i32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn policy_follows_the_most_specific_layer() {
+        let topic = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let static_broker = BTreeMap::from([("log.segment.bytes".to_string(), "4096".to_string())]);
+        let policy = TopicPolicy::resolve(&ConfigLayers {
+            topic: Some(&topic),
+            static_broker: Some(&static_broker),
+            ..Default::default()
+        });
+        assert_eq!(policy.log.retention_ms, 1000);
+        assert_eq!(policy.log.segment_bytes, 4096);
+        assert_eq!(policy.min_insync_replicas, 1);
+        assert!(!policy.log_append_time);
+    }
+}

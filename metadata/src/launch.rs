@@ -1,0 +1,142 @@
+//! How a broker process is started. The local launcher, the tests and the operator's
+//! StatefulSet all describe a broker with one [`BrokerLaunch`], so the flags the broker
+//! takes are spelled in one place.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Everything a `tributary-broker` process is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerLaunch {
+    pub broker_id: i32,
+    pub data_dir: PathBuf,
+    /// `HOST:PORT` the Kafka listener binds.
+    pub listen: String,
+    /// `HOST:PORT` clients are told to connect to (default: the bound address).
+    pub advertised_listener: Option<String>,
+    /// The broker's zone (Kafka's `broker.rack`).
+    pub rack: Option<String>,
+    /// The controller's `HOST:PORT`; without one the broker embeds its own.
+    pub controller: Option<String>,
+    /// The cluster this broker must belong to, if fixed in advance.
+    pub cluster_id: Option<String>,
+    /// Broker settings by Kafka name (`--override key=value`).
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl BrokerLaunch {
+    /// A broker with default settings.
+    pub fn new(broker_id: i32, data_dir: impl Into<PathBuf>, listen: impl Into<String>) -> Self {
+        BrokerLaunch {
+            broker_id,
+            data_dir: data_dir.into(),
+            listen: listen.into(),
+            advertised_listener: None,
+            rack: None,
+            controller: None,
+            cluster_id: None,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// The command-line arguments (without the program name).
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--broker-id".to_string(),
+            self.broker_id.to_string(),
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+            "--listen".to_string(),
+            self.listen.clone(),
+        ];
+        let optional = [
+            ("--advertised-listener", &self.advertised_listener),
+            ("--rack", &self.rack),
+            ("--controller", &self.controller),
+            ("--cluster-id", &self.cluster_id),
+        ];
+        for (flag, value) in optional {
+            if let Some(value) = value {
+                args.push(flag.to_string());
+                args.push(value.clone());
+            }
+        }
+        for (key, value) in &self.overrides {
+            args.push("--override".to_string());
+            args.push(format!("{key}={value}"));
+        }
+        args
+    }
+
+    /// The same description as `TRIBUTARY_*` environment variables, for containers whose
+    /// values come from the pod (its name, its zone).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "TRIBUTARY_BROKER_ID".to_string(),
+                self.broker_id.to_string(),
+            ),
+            (
+                "TRIBUTARY_DATA_DIR".to_string(),
+                self.data_dir.display().to_string(),
+            ),
+            ("TRIBUTARY_LISTEN".to_string(), self.listen.clone()),
+        ];
+        let optional = [
+            ("TRIBUTARY_ADVERTISED_LISTENER", &self.advertised_listener),
+            ("TRIBUTARY_RACK", &self.rack),
+            ("TRIBUTARY_CONTROLLER", &self.controller),
+            ("TRIBUTARY_CLUSTER_ID", &self.cluster_id),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                env.push((name.to_string(), value.clone()));
+            }
+        }
+        if !self.overrides.is_empty() {
+            let joined: Vec<String> = self
+                .overrides
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            env.push(("TRIBUTARY_OVERRIDES".to_string(), joined.join(",")));
+        }
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_environment_describe_the_same_broker() {
+        let mut launch = BrokerLaunch::new(2, "/data/broker-2", "127.0.0.1:9093");
+        launch.rack = Some("zone-b".into());
+        launch.controller = Some("127.0.0.1:9000".into());
+        launch
+            .overrides
+            .insert("min.insync.replicas".into(), "2".into());
+        assert_eq!(
+            launch.args(),
+            [
+                "--broker-id",
+                "2",
+                "--data-dir",
+                "/data/broker-2",
+                "--listen",
+                "127.0.0.1:9093",
+                "--rack",
+                "zone-b",
+                "--controller",
+                "127.0.0.1:9000",
+                "--override",
+                "min.insync.replicas=2"
+            ]
+        );
+        let env: BTreeMap<_, _> = launch.env().into_iter().collect();
+        assert_eq!(env["TRIBUTARY_RACK"], "zone-b");
+        assert_eq!(env["TRIBUTARY_OVERRIDES"], "min.insync.replicas=2");
+        assert!(!env.contains_key("TRIBUTARY_CLUSTER_ID"));
+    }
+}
