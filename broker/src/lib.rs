@@ -44,15 +44,6 @@ impl RunningBroker {
         for task in self.tasks {
             let _ = task.await;
         }
-        for fetcher in self
-            .broker
-            .fetchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-        {
-            fetcher.1.abort();
-        }
         let broker = self.broker.clone();
         let flushed = tokio::task::spawn_blocking(move || broker.shutdown()).await?;
         if let Some(controller) = self.controller {

@@ -213,11 +213,11 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
             _ = isr.tick() => broker.maintain_isr(),
             _ = retention.tick() => {
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+                let _ = tokio::task::spawn_blocking(move || broker.replicas.apply_retention()).await;
             }
             _ = flushes.tick() => {
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.flush_due()).await;
+                let _ = tokio::task::spawn_blocking(move || broker.replicas.flush_due()).await;
             }
             _ = shutdown.changed() => return,
         }

@@ -15,4 +15,4 @@ pub mod rpc;
 pub mod topic_config;
 
 pub use error::{ApiError, ResponseError};
-pub use image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
+pub use image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta, TopicPartition};

@@ -131,7 +131,7 @@ pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<b
 /// Pulls metadata images and applies each new one.
 pub async fn metadata_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let client = ControllerClient::new(broker.controller.addr());
-    let mut known_version = broker.image().version;
+    let mut known_version = broker.metadata.image().version;
     let mut known_epoch = 0;
     loop {
         let request = ControllerRequest::FetchMetadata {

@@ -1,5 +1,7 @@
-//! Consumer groups: the classic protocol state machine, its coordinator, and durable offsets.
+//! Consumer groups: the classic protocol state machine ([`state`]), its coordinator, the
+//! offsets record format ([`offsets`]) and committed-offset I/O ([`persistence`]).
 
 pub mod coordinator;
 pub mod offsets;
+pub mod persistence;
 pub mod state;

@@ -22,6 +22,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 
 use super::{sb, topic_name, RequestContext};
+use crate::broker::metadata_cache::config_layers;
 use tributary_metadata::image::is_internal_topic;
 use tributary_metadata::rpc::TopicSpec;
 use tributary_metadata::topic_config::TOPIC_CONFIGS;
@@ -95,7 +96,7 @@ pub async fn handle_create_topics(
         .create_topics(specs, req.validate_only)
         .await
         .into_iter();
-    let image = broker.image();
+    let image = broker.metadata.image();
     let topics = req
         .topics
         .iter()
@@ -110,7 +111,7 @@ pub async fn handle_create_topics(
                 .with_replication_factor(-1);
             match outcomes.next() {
                 Some(Ok(topic)) => {
-                    let layers = broker.config_layers(&image, Some(&topic));
+                    let layers = config_layers(&broker.config, &image, Some(&topic));
                     let configs = TOPIC_CONFIGS
                         .iter()
                         .map(|def| {
@@ -161,7 +162,7 @@ pub async fn handle_delete_topics(
     let mut responses = Vec::with_capacity(targets.len());
     let mut names = Vec::new();
     for (name, id) in &targets {
-        let resolved = name.clone().or_else(|| broker.topic_name(*id));
+        let resolved = name.clone().or_else(|| broker.metadata.topic_name(*id));
         match resolved {
             Some(n) if is_internal_topic(&n) => responses.push(Some(
                 DeletableTopicResult::default()
@@ -293,7 +294,7 @@ pub async fn handle_delete_records(
                             let result = DeleteRecordsPartitionResult::default()
                                 .with_partition_index(p.partition_index)
                                 .with_low_watermark(-1);
-                            match ctx.broker.partition(&t.name.0, p.partition_index) {
+                            match ctx.broker.replicas.get(&t.name.0, p.partition_index) {
                                 None => result
                                     .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                                 Some(partition) if !partition.is_leader() => result
@@ -326,7 +327,7 @@ pub async fn handle_describe_log_dirs(
             .iter()
             .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&index)),
     };
-    for partition in broker.all_partitions() {
+    for partition in broker.replicas.all() {
         if !wanted(&partition.topic, partition.index) {
             continue;
         }

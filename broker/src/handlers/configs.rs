@@ -12,6 +12,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::*;
 
 use super::{sb, RequestContext};
+use crate::broker::metadata_cache::config_layers;
 use crate::broker::Broker;
 use crate::config::BROKER_SETTINGS;
 use tributary_metadata::rpc::ConfigResource;
@@ -67,14 +68,14 @@ fn describe_topic(
     keys: &Option<Vec<String>>,
     req: &DescribeConfigsRequest,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
-    let image = broker.image();
+    let image = broker.metadata.image();
     let Some(topic) = image.topics.get(name) else {
         return Err(ApiError::new(
             ResponseError::UnknownTopicOrPartition,
             format!("Topic '{name}' does not exist."),
         ));
     };
-    let layers = broker.config_layers(&image, Some(topic));
+    let layers = config_layers(&broker.config, &image, Some(topic));
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|d| keys.as_ref().is_none_or(|k| k.iter().any(|k| k == d.name)))
@@ -107,7 +108,7 @@ fn describe_broker(
     keys: &Option<Vec<String>>,
     req: &DescribeConfigsRequest,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
-    let image = broker.image();
+    let image = broker.metadata.image();
     let per_broker = if name.is_empty() {
         None
     } else {
@@ -219,7 +220,11 @@ fn scope(broker: &Broker, resource_type: i8, name: &str) -> Result<ConfigResourc
         TOPIC => Ok(ConfigResource::Topic(name.to_string())),
         BROKER if name.is_empty() => Ok(ConfigResource::Broker(None)),
         BROKER => match name.parse::<i32>() {
-            Ok(id) if broker.with_image(|img| img.brokers.contains_key(&id)) => {
+            Ok(id)
+                if broker
+                    .metadata
+                    .with_image(|img| img.brokers.contains_key(&id)) =>
+            {
                 Ok(ConfigResource::Broker(Some(id)))
             }
             _ => Err(ApiError::new(
@@ -238,7 +243,7 @@ fn current_configs(
     broker: &Broker,
     resource: &ConfigResource,
 ) -> Result<BTreeMap<String, String>, ApiError> {
-    let image = broker.image();
+    let image = broker.metadata.image();
     match resource {
         ConfigResource::Topic(name) => image
             .topics

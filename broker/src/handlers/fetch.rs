@@ -13,39 +13,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::*;
 use tokio::time::Instant;
 
-use super::{check_leader_epoch, resolve_topic, RequestContext};
+use super::{check_leader_epoch, hosted_partition, resolve_topic, RequestContext};
 use crate::broker::Broker;
-use crate::partition::Partition;
+use crate::partition::LogOffsets;
 
 /// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
-
-fn lookup(
-    broker: &Broker,
-    topic: &Option<String>,
-    topic_id: uuid::Uuid,
-    index: i32,
-) -> Result<std::sync::Arc<Partition>, ResponseError> {
-    let Some(name) = topic else {
-        return Err(if topic_id.is_nil() {
-            ResponseError::UnknownTopicOrPartition
-        } else {
-            ResponseError::UnknownTopicId
-        });
-    };
-    broker.partition(name, index).ok_or_else(|| {
-        let exists = broker.with_image(|img| {
-            img.topics
-                .get(name)
-                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
-        });
-        if exists {
-            ResponseError::NotLeaderOrFollower
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        }
-    })
-}
 
 /// KIP-392: the in-sync follower in the consumer's rack, when the leader is elsewhere.
 fn preferred_read_replica(
@@ -57,7 +30,7 @@ fn preferred_read_replica(
     if client_rack.is_empty() {
         return None;
     }
-    broker.with_image(|img| {
+    broker.metadata.with_image(|img| {
         let meta = img.topics.get(topic)?.partitions.get(index as usize)?;
         let rack_of = |id: i32| {
             img.brokers
@@ -105,7 +78,7 @@ fn read_all(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(read_committed.then(Vec::new));
-            let partition = match lookup(broker, &name, topic.topic_id, p.partition) {
+            let partition = match hosted_partition(broker, &name, topic.topic_id, p.partition) {
                 Ok(partition) => partition,
                 Err(e) => {
                     had_error = true;
@@ -128,7 +101,11 @@ fn read_all(
                     .as_deref()
                     .and_then(|n| preferred_read_replica(broker, n, p.partition, &req.rack_id))
                 {
-                    let (start, hw, _) = partition.offsets();
+                    let LogOffsets {
+                        log_start: start,
+                        high_watermark: hw,
+                        ..
+                    } = partition.offsets();
                     had_error = true; // answer now: the client moves to its replica
                     partitions.push(
                         base.with_preferred_read_replica(BrokerId(replica))
@@ -171,7 +148,11 @@ fn read_all(
                 }
                 Err(e) => {
                     had_error = true;
-                    let (start, hw, _) = partition.offsets();
+                    let LogOffsets {
+                        log_start: start,
+                        high_watermark: hw,
+                        ..
+                    } = partition.offsets();
                     partitions.push(
                         base.with_error_code(e.kafka_error().code())
                             .with_high_watermark(hw)
@@ -246,7 +227,8 @@ pub async fn handle_list_offsets(
                         .with_offset(-1)
                         .with_leader_epoch(-1);
                     let partition =
-                        match lookup(broker, &name, uuid::Uuid::nil(), p.partition_index) {
+                        match hosted_partition(broker, &name, uuid::Uuid::nil(), p.partition_index)
+                        {
                             Ok(partition) => partition,
                             Err(e) => return base.with_error_code(e.code()),
                         };
@@ -290,13 +272,15 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let partition = match lookup(broker, &name, uuid::Uuid::nil(), p.partition) {
-                        Ok(partition) if partition.is_leader() => partition,
-                        Ok(_) => {
-                            return base.with_error_code(ResponseError::NotLeaderOrFollower.code())
-                        }
-                        Err(e) => return base.with_error_code(e.code()),
-                    };
+                    let partition =
+                        match hosted_partition(broker, &name, uuid::Uuid::nil(), p.partition) {
+                            Ok(partition) if partition.is_leader() => partition,
+                            Ok(_) => {
+                                return base
+                                    .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                            }
+                            Err(e) => return base.with_error_code(e.code()),
+                        };
                     if let Err(e) =
                         check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())
                     {

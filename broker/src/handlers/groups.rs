@@ -174,8 +174,9 @@ pub async fn handle_offset_commit(
     let mut results: Vec<TopicCommitResult> = Vec::new();
     for topic in &req.topics {
         let name = super::resolve_topic(broker, &topic.name.0, topic.topic_id).unwrap_or_default();
-        let known =
-            broker.with_image(|img| img.topics.get(&name).map(|t| t.partitions.len() as i32));
+        let known = broker
+            .metadata
+            .with_image(|img| img.topics.get(&name).map(|t| t.partitions.len() as i32));
         let mut outcomes = Vec::new();
         for p in &topic.partitions {
             let outcome = if !known.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n)
@@ -223,7 +224,7 @@ pub async fn handle_offset_commit(
                     )
                 })
                 .collect();
-            broker.write_offsets(partition, entries).await.err()
+            broker.offsets.write(partition, entries).await.err()
         }
         Err(e) => Some(e),
     };
@@ -314,7 +315,7 @@ pub async fn handle_offset_fetch(
                     .into_iter()
                     .map(|(t, parts)| {
                         OffsetFetchResponseTopics::default()
-                            .with_topic_id(ctx.broker.topic_id(&t))
+                            .with_topic_id(ctx.broker.metadata.topic_id(&t))
                             .with_name(topic_name(t))
                             .with_partitions(
                                 parts
@@ -450,7 +451,7 @@ pub async fn handle_delete_groups(
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
         let outcome = match ctx.broker.groups.delete_group(&g.0) {
-            Ok((partition, entries)) => ctx.broker.write_offsets(partition, entries).await,
+            Ok((partition, entries)) => ctx.broker.offsets.write(partition, entries).await,
             Err(e) => Err(e),
         };
         results.push(
@@ -481,7 +482,7 @@ pub async fn handle_offset_delete(
         .groups
         .offsets_to_delete(&req.group_id.0, partitions)
     {
-        Ok((partition, entries)) => ctx.broker.write_offsets(partition, entries).await,
+        Ok((partition, entries)) => ctx.broker.offsets.write(partition, entries).await,
         Err(e) => Err(e),
     };
     if let Err(e) = written {

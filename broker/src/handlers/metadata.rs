@@ -10,6 +10,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{sb, topic_name, RequestContext};
+use crate::group::offsets::OFFSETS_TOPIC;
 use tributary_metadata::error::code_of;
 use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMeta};
 use tributary_metadata::rpc::TopicSpec;
@@ -65,7 +66,7 @@ fn error_topic(
 /// Metadata: brokers, controller and the requested (or all) topics, auto-creating if allowed.
 pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
-    let mut image = broker.image();
+    let mut image = broker.metadata.image();
     let live = image.live_brokers();
     let all = match &req.topics {
         None => true,
@@ -81,7 +82,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
             let name = requested.name.as_ref().map(|n| n.0.to_string());
             let name = match name {
                 Some(n) => n,
-                None => match broker.topic_name(requested.topic_id) {
+                None => match broker.metadata.topic_name(requested.topic_id) {
                     Some(n) => n,
                     None => {
                         topics.push(error_topic(
@@ -114,7 +115,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                     .await
                     .into_iter()
                     .next();
-                image = broker.image();
+                image = broker.metadata.image();
                 match (result, image.topics.get(&name)) {
                     (Some(Ok(_)), Some(topic)) => topics.push(topic_response(&live, topic)),
                     (Some(Err(e)), Some(topic)) if e.code == ResponseError::TopicAlreadyExists => {
@@ -140,6 +141,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
         }
     }
     let brokers = broker
+        .metadata
         .live_brokers()
         .into_iter()
         .map(|b| {
@@ -164,6 +166,7 @@ pub async fn handle_describe_cluster(
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
     let brokers = broker
+        .metadata
         .live_brokers()
         .into_iter()
         .map(|b| {
@@ -199,7 +202,8 @@ pub async fn handle_find_coordinator(
         match req.key_type {
             0 => ctx
                 .broker
-                .coordinator_of(key)
+                .metadata
+                .live_leader(OFFSETS_TOPIC, ctx.broker.groups.partition_of(key))
                 .map(|b| (b.id, b.host, b.port))
                 .ok_or_else(|| {
                     ApiError::new(

@@ -15,6 +15,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::partition::Partition;
 
 /// Per-request context: the broker, the request version and who is asking.
 #[derive(Debug, Clone)]
@@ -51,10 +52,39 @@ pub fn resolve_topic(broker: &Broker, name: &str, id: uuid::Uuid) -> Option<Stri
     if !name.is_empty() {
         Some(name.to_string())
     } else if !id.is_nil() {
-        broker.topic_name(id)
+        broker.metadata.topic_name(id)
     } else {
         None
     }
+}
+
+/// The replica of a partition this broker hosts, or the error a client is answered with:
+/// an unknown topic (by name or id), or a partition hosted elsewhere.
+pub fn hosted_partition(
+    broker: &Broker,
+    topic: &Option<String>,
+    topic_id: uuid::Uuid,
+    index: i32,
+) -> Result<std::sync::Arc<Partition>, ResponseError> {
+    let Some(name) = topic else {
+        return Err(if topic_id.is_nil() {
+            ResponseError::UnknownTopicOrPartition
+        } else {
+            ResponseError::UnknownTopicId
+        });
+    };
+    broker.replicas.get(name, index).ok_or_else(|| {
+        let exists = broker.metadata.with_image(|img| {
+            img.topics
+                .get(name)
+                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
+        });
+        if exists {
+            ResponseError::NotLeaderOrFollower
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        }
+    })
 }
 
 #[cfg(test)]

@@ -7,12 +7,16 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 use tracing::debug;
 
-use super::{resolve_topic, sb, RequestContext};
+use super::{hosted_partition, resolve_topic, sb, RequestContext};
 
-fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+fn partition_error(
+    index: i32,
+    error: ResponseError,
+    message: Option<String>,
+) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
-        .with_error_code(code)
+        .with_error_code(error.code())
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
@@ -38,34 +42,12 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
             let index = data.index;
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
-                    return Err((ResponseError::InvalidRequiredAcks.code(), None));
+                    return Err((ResponseError::InvalidRequiredAcks, None));
                 }
-                let Some(name) = &name else {
-                    let code = if topic.topic_id.is_nil() {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    } else {
-                        ResponseError::UnknownTopicId.code()
-                    };
-                    return Err((code, None));
-                };
-                let Some(partition) = broker.partition(name, index) else {
-                    let exists = broker.with_image(|img| {
-                        img.topics
-                            .get(name)
-                            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
-                    });
-                    let code = if exists {
-                        ResponseError::NotLeaderOrFollower.code()
-                    } else {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    };
-                    return Err((code, None));
-                };
+                let partition = hosted_partition(broker, &name, topic.topic_id, index)
+                    .map_err(|e| (e, None))?;
                 let Some(records) = data.records else {
-                    return Err((
-                        ResponseError::CorruptMessage.code(),
-                        Some("no records".into()),
-                    ));
+                    return Err((ResponseError::CorruptMessage, Some("no records".into())));
                 };
                 match partition.append(records, acks) {
                     Ok(done) => {
@@ -73,8 +55,8 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                         Ok((partition, done))
                     }
                     Err(e) => {
-                        debug!(topic = %name, partition = index, error = %e, "produce rejected");
-                        Err((e.kafka_error().code(), Some(e.to_string())))
+                        debug!(topic = ?name, partition = index, error = %e, "produce rejected");
+                        Err((e.kafka_error(), Some(e.to_string())))
                     }
                 }
             })();
@@ -108,9 +90,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                             .with_base_offset(done.base_offset)
                             .with_log_append_time_ms(done.log_append_time)
                             .with_log_start_offset(done.log_start_offset),
-                        Err(e) => {
-                            partition_error(index, e.kafka_error().code(), Some(e.to_string()))
-                        }
+                        Err(e) => partition_error(index, e.kafka_error(), Some(e.to_string())),
                     }
                 }
             };

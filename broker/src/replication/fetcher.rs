@@ -1,5 +1,6 @@
 //! The follower side of replication: one task per leader broker fetches every partition
-//! this broker follows from that leader, as Kafka's `ReplicaFetcherThread` does.
+//! this broker follows from that leader, as Kafka's `ReplicaFetcherThread` does. The
+//! [`super::fetcher_manager`] tells it what to follow.
 //!
 //! A partition that just became a follower first asks the leader, with
 //! OffsetForLeaderEpoch, where its latest epoch ends on the leader and truncates any
@@ -17,11 +18,15 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn};
+
+use tokio::sync::watch;
+use tributary_metadata::ResponseError;
 
 use super::client::KafkaConnection;
-use crate::broker::Broker;
-use crate::partition::Partition;
+use super::fetcher_manager::FollowerSet;
+use crate::partition::{FollowerPosition, Partition};
+use crate::util::Signal;
 
 /// Fetch version used between brokers (topic names, leader epochs, diverging epochs).
 const FETCH_VERSION: i16 = 12;
@@ -31,64 +36,33 @@ const PARTITION_MAX_BYTES: i32 = 1 << 20;
 const RESPONSE_MAX_BYTES: i32 = 16 << 20;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Starts fetchers for leaders this broker now follows; fetchers with nothing left to
-/// follow stop on their own.
-pub fn reconcile(broker: &Arc<Broker>) {
-    let mut leaders: Vec<i32> = broker
-        .all_partitions()
-        .iter()
-        .filter_map(|p| p.following())
-        .collect();
-    leaders.sort_unstable();
-    leaders.dedup();
-    let mut fetchers = broker.fetchers.lock().unwrap_or_else(|p| p.into_inner());
-    fetchers.retain(|_, task| !task.is_finished());
-    for leader in leaders {
-        if fetchers.contains_key(&leader) {
-            continue;
-        }
-        let span = tracing::info_span!("replica-fetcher", broker = broker.config.broker_id, leader);
-        let task = tokio::spawn(run(broker.clone(), leader).instrument(span));
-        fetchers.insert(leader, task);
-    }
-}
-
-fn followed(broker: &Broker, leader: i32) -> Vec<Arc<Partition>> {
-    broker
-        .all_partitions()
-        .into_iter()
-        .filter(|p| p.following() == Some(leader))
-        .collect()
-}
-
-async fn run(broker: Arc<Broker>, leader: i32) {
+/// Runs the fetcher for `leader` until its assignment is empty or it is stopped.
+pub async fn run(
+    broker_id: i32,
+    leader: i32,
+    mut assignment: watch::Receiver<Arc<FollowerSet>>,
+    appended: Signal,
+) {
     info!("replica fetcher started");
     let mut connection: Option<(String, KafkaConnection)> = None;
     loop {
-        let partitions = followed(&broker, leader);
-        if partitions.is_empty() {
+        let set = assignment.borrow_and_update().clone();
+        if set.partitions.is_empty() {
             info!("replica fetcher stopped: nothing to follow");
             return;
         }
-        let Some(addr) = broker.with_image(|img| {
-            img.brokers
-                .get(&leader)
-                .filter(|b| !b.fenced)
-                .map(|b| format!("{}:{}", b.host, b.port))
-        }) else {
-            tokio::time::sleep(RETRY_BACKOFF).await;
+        let Some(addr) = set.leader_addr.clone() else {
+            // The leader is fenced: the next metadata change names a new one.
+            if assignment.changed().await.is_err() {
+                return;
+            }
             continue;
         };
         if connection.as_ref().is_none_or(|(a, _)| *a != addr) {
-            match KafkaConnection::connect(
-                &addr,
-                format!("replica-fetcher-{}", broker.config.broker_id),
-            )
-            .await
-            {
+            match KafkaConnection::connect(&addr, format!("replica-fetcher-{broker_id}")).await {
                 Ok(c) => connection = Some((addr.clone(), c)),
                 Err(e) => {
-                    debug!(error = %e, "cannot reach leader");
+                    debug!(leader, error = %e, "cannot reach leader");
                     tokio::time::sleep(RETRY_BACKOFF).await;
                     continue;
                 }
@@ -97,16 +71,17 @@ async fn run(broker: Arc<Broker>, leader: i32) {
         let Some((_, conn)) = connection.as_mut() else {
             continue;
         };
-        // A role change (a partition newly followed from this leader, or one that stopped)
-        // interrupts the long poll, so a new follower starts replicating at once.
-        let mut roles = broker.subscribe_role_changes();
-        roles.borrow_and_update();
+        // A new assignment interrupts the long poll (and leaves the connection mid-request,
+        // so it is replaced).
         let result = tokio::select! {
             r = async {
-                truncate_diverged(&broker, conn, &partitions).await?;
-                fetch_once(&broker, conn, &partitions).await
+                truncate_diverged(broker_id, conn, &set.partitions).await?;
+                fetch_once(broker_id, conn, &set.partitions, &appended).await
             } => r,
-            _ = roles.changed() => {
+            changed = assignment.changed() => {
+                if changed.is_err() {
+                    return;
+                }
                 connection = None;
                 continue;
             }
@@ -126,7 +101,7 @@ fn topic_name(name: &str) -> TopicName {
 /// KIP-101: for partitions that just became followers, truncate to where the leader's log
 /// for our latest epoch ends.
 async fn truncate_diverged(
-    broker: &Broker,
+    broker_id: i32,
     conn: &mut KafkaConnection,
     partitions: &[Arc<Partition>],
 ) -> Result<()> {
@@ -134,7 +109,12 @@ async fn truncate_diverged(
     // Each partition with the epoch it follows in and the epoch it asks about.
     let mut pending: HashMap<(String, i32), (Arc<Partition>, i32, i32)> = HashMap::new();
     for p in partitions {
-        let (_, leader_epoch, needs_truncation, latest_epoch, _) = p.follower_position();
+        let FollowerPosition {
+            leader_epoch,
+            needs_truncation,
+            latest_epoch,
+            ..
+        } = p.follower_position();
         if !needs_truncation {
             continue;
         }
@@ -158,7 +138,7 @@ async fn truncate_diverged(
         return Ok(());
     }
     let request = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(broker.config.broker_id))
+        .with_replica_id(BrokerId(broker_id))
         .with_topics(
             by_topic
                 .into_iter()
@@ -177,13 +157,13 @@ async fn truncate_diverged(
             else {
                 continue;
             };
-            match r.error_code {
-                0 => {
+            match ResponseError::try_from_code(r.error_code) {
+                None => {
                     debug!(topic = %p.topic, partition = p.index, epoch = r.leader_epoch, end_offset = r.end_offset, "leader epoch lookup");
                     p.truncate_to_leader_epoch(*epoch, *requested, r.leader_epoch, r.end_offset)?
                 }
-                code => {
-                    debug!(topic = %p.topic, partition = p.index, code, "epoch lookup refused; waiting for metadata")
+                Some(error) => {
+                    debug!(topic = %p.topic, partition = p.index, %error, "epoch lookup refused; waiting for metadata")
                 }
             }
         }
@@ -192,16 +172,22 @@ async fn truncate_diverged(
 }
 
 async fn fetch_once(
-    broker: &Broker,
+    broker_id: i32,
     conn: &mut KafkaConnection,
     partitions: &[Arc<Partition>],
+    appended: &Signal,
 ) -> Result<()> {
     let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
     // Each partition with the epoch the request was made in.
     let mut index: HashMap<(String, i32), (Arc<Partition>, i32)> = HashMap::new();
     for p in partitions {
-        let (fetch_offset, leader_epoch, needs_truncation, latest_epoch, log_start) =
-            p.follower_position();
+        let FollowerPosition {
+            fetch_offset,
+            leader_epoch,
+            needs_truncation,
+            latest_epoch,
+            log_start,
+        } = p.follower_position();
         if needs_truncation {
             continue;
         }
@@ -221,7 +207,7 @@ async fn fetch_once(
         return Ok(());
     }
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.config.broker_id))
+        .with_replica_id(BrokerId(broker_id))
         .with_max_wait_ms(MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
@@ -238,8 +224,8 @@ async fn fetch_once(
                 .collect(),
         );
     let response = conn.send(FETCH_VERSION, &request).await?;
-    if response.error_code != 0 {
-        return Err(anyhow!("fetch failed with error {}", response.error_code));
+    if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        return Err(anyhow!("fetch failed: {error}"));
     }
     let mut backoff = false;
     for topic in response.responses {
@@ -249,8 +235,8 @@ async fn fetch_once(
                 continue;
             };
             let epoch = *epoch;
-            match data.error_code {
-                0 => {
+            match ResponseError::try_from_code(data.error_code) {
+                None => {
                     let records = data.records.unwrap_or_default();
                     tracing::trace!(topic = %p.topic, partition = p.index, bytes = records.len(), hw = data.high_watermark, "fetched");
                     if let Err(e) = p.append_replicated(
@@ -262,23 +248,25 @@ async fn fetch_once(
                         warn!(topic = %p.topic, partition = p.index, error = %e, "appending replicated data failed");
                         backoff = true;
                     } else {
-                        broker.notify_appended();
+                        appended.notify();
                     }
                 }
-                1 => {
+                Some(ResponseError::OffsetOutOfRange) => {
                     debug!(topic = %p.topic, partition = p.index, hw = data.high_watermark, log_start = data.log_start_offset, "fetch offset out of range");
-                    // OFFSET_OUT_OF_RANGE: behind the leader's log start, or ahead of its end.
-                    let (start, _, end) = p.offsets();
-                    if end < data.log_start_offset {
+                    // Behind the leader's log start, or ahead of its end.
+                    let local = p.offsets();
+                    if local.log_end < data.log_start_offset {
                         p.reset_to(epoch, data.log_start_offset)?;
-                    } else if start <= data.high_watermark && data.high_watermark < end {
+                    } else if local.log_start <= data.high_watermark
+                        && data.high_watermark < local.log_end
+                    {
                         p.truncate_diverged(epoch, data.high_watermark)?;
                     } else {
                         backoff = true;
                     }
                 }
-                code => {
-                    debug!(topic = %p.topic, partition = p.index, code, "fetch refused; waiting for metadata");
+                Some(error) => {
+                    debug!(topic = %p.topic, partition = p.index, %error, "fetch refused; waiting for metadata");
                     backoff = true;
                 }
             }

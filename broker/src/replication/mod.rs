@@ -1,6 +1,8 @@
 //! Leader/follower replication: the leader's view of its followers (pure rules), the
-//! follower's fetcher, and a minimal Kafka-protocol client the fetcher uses.
+//! follower's fetchers and their manager, and a minimal Kafka-protocol client the
+//! fetchers use.
 
 pub mod client;
 pub mod fetcher;
+pub mod fetcher_manager;
 pub mod leader;

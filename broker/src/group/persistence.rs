@@ -1,0 +1,136 @@
+//! Committed offsets on `__consumer_offsets`. A commit is written through the replicated
+//! partition with acks=all and applied to the coordinator only once durable; leading an
+//! offsets partition loads its groups by replaying the partition, and losing it unloads
+//! them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
+use tributary_metadata::ResponseError;
+
+use super::coordinator::GroupCoordinator;
+use super::offsets::{self, OffsetTable, OffsetWrites, OFFSETS_TOPIC};
+use crate::broker::replica_manager::ReplicaManager;
+use crate::log::batch::BatchIter;
+use crate::partition::{Partition, PartitionError, RoleChange};
+use crate::util::Signal;
+
+/// How long a commit waits for the offsets partition's ISR.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much of the offsets partition is read at a time while loading.
+const LOAD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Reads and writes committed offsets through the hosted offsets partitions.
+#[derive(Debug)]
+pub struct OffsetsLog {
+    groups: Arc<GroupCoordinator>,
+    replicas: Arc<ReplicaManager>,
+    appended: Signal,
+}
+
+impl OffsetsLog {
+    /// Offsets of `groups`, stored in the replicas of `replicas`.
+    pub fn new(
+        groups: Arc<GroupCoordinator>,
+        replicas: Arc<ReplicaManager>,
+        appended: Signal,
+    ) -> Self {
+        OffsetsLog {
+            groups,
+            replicas,
+            appended,
+        }
+    }
+
+    /// Durably writes offset commits (or deletions) to offsets partition `partition`, then
+    /// applies them to the coordinator's table.
+    pub async fn write(&self, partition: i32, entries: OffsetWrites) -> Result<(), ResponseError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(log) = self.replicas.get(OFFSETS_TOPIC, partition) else {
+            return Err(ResponseError::NotCoordinator);
+        };
+        let records = offsets::encode(&entries).map_err(|_| ResponseError::UnknownServerError)?;
+        let appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
+        self.appended.notify();
+        log.wait_for_commit(&appended, COMMIT_TIMEOUT)
+            .await
+            .map_err(|e| coordinator_error(&e))?;
+        self.groups.apply(partition, entries);
+        Ok(())
+    }
+
+    /// Drops every committed offset of a deleted topic.
+    pub async fn forget_topic(&self, topic: &str) {
+        for (partition, entries) in self.groups.offsets_of_topic(topic) {
+            if let Err(e) = self.write(partition, entries).await {
+                warn!(topic, error = %e, "dropping offsets of deleted topic failed");
+            }
+        }
+    }
+
+    /// Follows a role change of an offsets partition: a new leader loads its groups (in
+    /// the background), a former leader unloads them.
+    pub fn on_role_change(&self, partition: &Arc<Partition>, change: RoleChange) {
+        match change {
+            RoleChange::BecameLeader => {
+                self.groups.begin_loading(partition.index);
+                let groups = self.groups.clone();
+                let partition = partition.clone();
+                tokio::spawn(async move {
+                    let table = tokio::task::spawn_blocking({
+                        let partition = partition.clone();
+                        move || load(&partition)
+                    })
+                    .await;
+                    match table {
+                        Ok(Ok(table)) if partition.is_leader() => {
+                            groups.finish_loading(partition.index, table)
+                        }
+                        Ok(Ok(_)) => groups.unload(partition.index),
+                        Ok(Err(e)) => {
+                            warn!(partition = partition.index, error = %e, "loading offsets failed")
+                        }
+                        Err(e) => warn!(error = %e, "offsets loader panicked"),
+                    }
+                });
+            }
+            RoleChange::BecameFollower { .. } | RoleChange::WentOffline => {
+                self.groups.unload(partition.index)
+            }
+            RoleChange::Unchanged => {}
+        }
+    }
+}
+
+/// What a group client is told when its offsets could not be written: Kafka's
+/// coordinator answers in terms of the coordinator, not of the partition behind it.
+fn coordinator_error(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::NotLeader => ResponseError::NotCoordinator,
+        PartitionError::NotEnoughReplicas { .. } | PartitionError::NotEnoughReplicasAfterAppend => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        other => other.kafka_error(),
+    }
+}
+
+/// Replays an offsets partition from its log start to its log end.
+fn load(partition: &Partition) -> std::io::Result<OffsetTable> {
+    let mut table = OffsetTable::default();
+    let offsets = partition.offsets();
+    let mut position = offsets.log_start;
+    while position < offsets.log_end {
+        let data = partition
+            .read_range(position, LOAD_CHUNK_BYTES, offsets.log_end)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let Some((last, _)) = BatchIter::new(data.clone()).last() else {
+            break;
+        };
+        position = last.next_offset();
+        table.replay(data)?;
+    }
+    Ok(table)
+}

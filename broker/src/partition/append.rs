@@ -1,0 +1,135 @@
+//! Leader appends: validation, idempotence and all-or-nothing multi-batch appends, and
+//! the acks=all wait for the high watermark.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::{Partition, PartitionError, Role};
+use crate::log::batch;
+use crate::producer::state::SequenceCheck;
+
+/// Result of an append, for the produce response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// Offset just past the appended data: acks=all waits for the HW to reach it.
+    pub end_offset: i64,
+    /// The broker time stamped on LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// The leader epoch the data was appended in: acks=all fails if leadership moves on.
+    pub leader_epoch: i32,
+}
+
+impl Partition {
+    /// Validates and appends the record batches of one produce request partition (leader).
+    pub fn append(&self, records: Bytes, acks: i16) -> Result<Appended, PartitionError> {
+        let batches = batch::split_batches(&records)?;
+        let mut state = self.lock();
+        let isr_len = match &state.role {
+            Role::Leader(view) => view.isr.len(),
+            _ => return Err(PartitionError::NotLeader),
+        };
+        if acks == -1 && (isr_len as i32) < state.policy.min_insync_replicas {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: isr_len,
+                min: state.policy.min_insync_replicas,
+            });
+        }
+        for (header, range) in &batches {
+            if range.len() > state.policy.max_message_bytes {
+                return Err(PartitionError::MessageTooLarge {
+                    size: range.len(),
+                    max: state.policy.max_message_bytes,
+                });
+            }
+            if header.is_transactional() || header.is_control() {
+                return Err(PartitionError::TransactionsUnsupported);
+            }
+        }
+        if batches.len() > 1 {
+            // Check every batch's sequence before appending any, so a request is appended
+            // whole or not at all.
+            let mut scratch = state.producers.clone();
+            let mut next = state.log.log_end_offset();
+            for (header, _) in &batches {
+                if scratch.check(header)? == SequenceCheck::Append {
+                    let mut placed = *header;
+                    placed.base_offset = next;
+                    next = placed.next_offset();
+                    scratch.record(&placed);
+                }
+            }
+        }
+        let log_append_time = state.policy.log_append_time.then(crate::util::now_ms);
+        let mut first_offset = None;
+        let mut end_offset = state.log.log_end_offset();
+        for (header, range) in batches {
+            match state.producers.check(&header)? {
+                SequenceCheck::Duplicate { base_offset } => {
+                    first_offset.get_or_insert(base_offset);
+                    end_offset = end_offset
+                        .max(base_offset + header.last_offset_delta as i64 + 1)
+                        .min(state.log.log_end_offset());
+                }
+                SequenceCheck::Append => {
+                    let epoch = state.leader_epoch;
+                    let stamped = state
+                        .log
+                        .append(records.slice(range), &header, epoch, log_append_time)
+                        .inspect_err(|e| warn!(topic = %self.topic, partition = self.index, error = %e, "append failed"))?;
+                    state.producers.record(&stamped);
+                    first_offset.get_or_insert(stamped.base_offset);
+                    end_offset = stamped.next_offset();
+                }
+            }
+        }
+        self.advance_hw(&mut state);
+        Ok(Appended {
+            base_offset: first_offset.unwrap_or(-1),
+            end_offset,
+            log_append_time: log_append_time.unwrap_or(-1),
+            log_start_offset: state.log.log_start_offset(),
+            leader_epoch: state.leader_epoch,
+        })
+    }
+
+    /// Waits until the high watermark reaches `end_offset` (acks=all), failing if this broker
+    /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes.
+    pub async fn wait_for_commit(
+        &self,
+        appended: &Appended,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let mut rx = self.hw.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let reached = *rx.borrow_and_update() >= appended.end_offset;
+            {
+                let state = self.lock();
+                let Role::Leader(view) = &state.role else {
+                    return Err(PartitionError::NotLeader);
+                };
+                if state.leader_epoch != appended.leader_epoch {
+                    return Err(PartitionError::NotLeader);
+                }
+                if reached {
+                    // Kafka's rule: committed, but by fewer replicas than required.
+                    return if (view.isr.len() as i32) < state.policy.min_insync_replicas {
+                        Err(PartitionError::NotEnoughReplicasAfterAppend)
+                    } else {
+                        Ok(())
+                    };
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(PartitionError::Timeout),
+                // Re-check leadership periodically: a role change does not move the HW.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}

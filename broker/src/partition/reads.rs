@@ -1,0 +1,167 @@
+//! Reads: consumer fetches below the high watermark, the leader serving its followers,
+//! ListOffsets, OffsetForLeaderEpoch and DeleteRecords.
+
+use bytes::Bytes;
+
+use super::{Partition, PartitionError, Role};
+
+/// ListOffsets special timestamps.
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+/// Data for one partition of a fetch response.
+#[derive(Debug, Clone)]
+pub struct FetchedData {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Where a replica's log starts and ends, and what of it is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    pub log_end: i64,
+}
+
+impl Partition {
+    /// Reads committed batches from `offset` for a consumer (leader or follower replica).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData, PartitionError> {
+        let state = self.lock();
+        if state.role == Role::Offline {
+            return Err(PartitionError::NotLeader);
+        }
+        let hw = state.high_watermark;
+        let start = state.log.log_start_offset();
+        let leo = state.log.log_end_offset();
+        // Between the high watermark and the log end there is nothing to read yet, which is
+        // not an error (Kafka answers such fetches with no records).
+        if offset > leo || offset < start {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                start,
+                end: leo,
+            });
+        }
+        if offset >= hw {
+            return Ok(FetchedData {
+                records: Bytes::new(),
+                high_watermark: hw,
+                log_start_offset: start,
+            });
+        }
+        let records = state.log.read(offset, max_bytes, hw)?;
+        Ok(FetchedData {
+            records,
+            high_watermark: hw,
+            log_start_offset: start,
+        })
+    }
+
+    /// Serves a follower's fetch (leader only): data up to the log end, and records the
+    /// follower's position, which may advance the high watermark. Returns whether it did.
+    pub fn read_for_follower(
+        &self,
+        replica: i32,
+        offset: i64,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> Result<(FetchedData, bool), PartitionError> {
+        let mut state = self.lock();
+        let leo = state.log.log_end_offset();
+        let start = state.log.log_start_offset();
+        let Role::Leader(view) = &mut state.role else {
+            return Err(PartitionError::NotLeader);
+        };
+        if !view.replicas.contains(&replica) {
+            return Err(PartitionError::NotLeader);
+        }
+        if offset > leo || offset < start {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                start,
+                end: leo,
+            });
+        }
+        view.on_follower_fetch(replica, offset, leo, now_ms);
+        let advanced = self.advance_hw(&mut state);
+        let records = state.log.read(offset, max_bytes, leo)?;
+        Ok((
+            FetchedData {
+                records,
+                high_watermark: state.high_watermark,
+                log_start_offset: start,
+            },
+            advanced,
+        ))
+    }
+
+    /// Raw batches in `[offset, limit)` regardless of the high watermark (replaying the
+    /// offsets log on a new coordinator).
+    pub fn read_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit: i64,
+    ) -> Result<Bytes, PartitionError> {
+        Ok(self.lock().log.read(offset, max_bytes, limit)?)
+    }
+
+    /// Where the log starts and ends, and its high watermark.
+    pub fn offsets(&self) -> LogOffsets {
+        let state = self.lock();
+        LogOffsets {
+            log_start: state.log.log_start_offset(),
+            high_watermark: state.high_watermark,
+            log_end: state.log.log_end_offset(),
+        }
+    }
+
+    /// ListOffsets: the offset (and timestamp) for a timestamp or special value.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+        let state = self.lock();
+        let hw = state.high_watermark;
+        Ok(match timestamp {
+            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => (hw, -1),
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => (state.log.log_start_offset(), -1),
+            MAX_TIMESTAMP => state
+                .log
+                .max_timestamp_offset()?
+                .filter(|(offset, _)| *offset < hw)
+                .map_or((-1, -1), |(offset, ts)| (offset, ts)),
+            ts => match state.log.offset_for_timestamp(ts)? {
+                Some((offset, found)) if offset < hw => (offset, found),
+                _ => (-1, -1),
+            },
+        })
+    }
+
+    /// OffsetForLeaderEpoch: `(epoch, end offset)` per Kafka's leader epoch cache rules.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let state = self.lock();
+        state
+            .log
+            .epochs()
+            .end_offset_for(epoch, state.log.log_end_offset())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let mut state = self.lock();
+        let hw = state.high_watermark;
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                start: state.log.log_start_offset(),
+                end: hw,
+            });
+        }
+        state.log.advance_start_offset(target)?;
+        Ok(state.log.log_start_offset())
+    }
+}
