@@ -53,8 +53,11 @@ impl OffsetsLog {
             return Err(ResponseError::NotCoordinator);
         };
         let records = offsets::encode(&entries).map_err(|_| ResponseError::UnknownServerError)?;
-        let appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
+        let mut appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
         self.appended.notify();
+        if let Some(flush) = appended.flush.take() {
+            flush.complete().await.map_err(|e| coordinator_error(&e))?;
+        }
         log.wait_for_commit(&appended, COMMIT_TIMEOUT)
             .await
             .map_err(|e| coordinator_error(&e))?;

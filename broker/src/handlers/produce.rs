@@ -73,16 +73,21 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
         for (index, outcome) in partitions {
             let response = match outcome {
                 Err((code, message)) => partition_error(index, code, message),
-                Ok((partition, done)) => {
-                    let committed = if acks == -1 {
-                        partition
-                            .wait_for_commit(
-                                &done,
-                                deadline.saturating_duration_since(tokio::time::Instant::now()),
-                            )
-                            .await
-                    } else {
-                        Ok(())
+                Ok((partition, mut done)) => {
+                    let flushed = match done.flush.take() {
+                        Some(flush) => flush.complete().await,
+                        None => Ok(()),
+                    };
+                    let committed = match flushed {
+                        Ok(()) if acks == -1 => {
+                            partition
+                                .wait_for_commit(
+                                    &done,
+                                    deadline.saturating_duration_since(tokio::time::Instant::now()),
+                                )
+                                .await
+                        }
+                        other => other,
                     };
                     match committed {
                         Ok(()) => PartitionProduceResponse::default()

@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One offset-index entry: the first batch at or after `relative_offset` starts at `position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub struct TimeEntry {
 #[derive(Debug)]
 pub struct OffsetIndex {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     entries: Vec<OffsetEntry>,
 }
 
@@ -34,7 +35,7 @@ pub struct OffsetIndex {
 #[derive(Debug)]
 pub struct TimeIndex {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     entries: Vec<TimeEntry>,
 }
 
@@ -52,7 +53,7 @@ impl OffsetIndex {
         File::create(path)?;
         Ok(OffsetIndex {
             path: path.to_path_buf(),
-            file: open_append(path)?,
+            file: Arc::new(open_append(path)?),
             entries: Vec::new(),
         })
     }
@@ -67,7 +68,7 @@ impl OffsetIndex {
         let mut buf = [0u8; 8];
         buf[..4].copy_from_slice(&relative_offset.to_be_bytes());
         buf[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.write_all(&buf)?;
+        (&*self.file).write_all(&buf)?;
         self.entries.push(OffsetEntry {
             relative_offset,
             position,
@@ -92,8 +93,9 @@ impl OffsetIndex {
     }
 
     /// Flushes the index to stable storage.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// The index file, for a flush job.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Removes the index file.
@@ -118,7 +120,7 @@ impl TimeIndex {
         File::create(path)?;
         Ok(TimeIndex {
             path: path.to_path_buf(),
-            file: open_append(path)?,
+            file: Arc::new(open_append(path)?),
             entries: Vec::new(),
         })
     }
@@ -133,7 +135,7 @@ impl TimeIndex {
         let mut buf = [0u8; 12];
         buf[..8].copy_from_slice(&timestamp.to_be_bytes());
         buf[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        self.file.write_all(&buf)?;
+        (&*self.file).write_all(&buf)?;
         self.entries.push(TimeEntry {
             timestamp,
             relative_offset,
@@ -164,8 +166,9 @@ impl TimeIndex {
     }
 
     /// Flushes the index to stable storage.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// The index file, for a flush job.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Removes the index file.

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod epochs;
+pub mod flush;
 pub mod index;
 pub mod segment;
 
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use batch::{BatchHeader, Stamp};
 use epochs::LeaderEpochCache;
+use flush::FlushJob;
 pub use segment::RecoveryMode;
 use segment::Segment;
 
@@ -63,6 +65,16 @@ pub enum LogError {
     Io(#[from] io::Error),
 }
 
+/// Checkpoints a log's start offset in `dir` (write, then rename). Whoever moves the start
+/// calls it once the partition is unlocked; [`Log::open`] reads it back. A crash before
+/// the checkpoint can bring records between the first segment and the new start back,
+/// as a lagging log-start checkpoint does in Kafka.
+pub fn write_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+    fs::write(&tmp, offset.to_string())?;
+    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))
+}
+
 /// A partition's durable log.
 #[derive(Debug)]
 pub struct Log {
@@ -73,6 +85,8 @@ pub struct Log {
     epochs: LeaderEpochCache,
     unflushed_messages: u64,
     last_flush: Instant,
+    /// Segments rolled since the last flush job: their tails still need an fsync.
+    rolled: FlushJob,
 }
 
 impl Log {
@@ -154,6 +168,7 @@ impl Log {
             epochs,
             unflushed_messages: 0,
             last_flush: Instant::now(),
+            rolled: FlushJob::default(),
         })
     }
 
@@ -224,7 +239,6 @@ impl Log {
             .append(&stamped, &prefix, &bytes[batch::HEADER_LEN..])?;
         self.epochs.observe(leader_epoch, base_offset);
         self.unflushed_messages += header.record_count.max(0) as u64;
-        self.maybe_flush()?;
         Ok(stamped)
     }
 
@@ -250,7 +264,7 @@ impl Log {
         self.epochs
             .observe(header.partition_leader_epoch, header.base_offset);
         self.unflushed_messages += header.record_count.max(0) as u64;
-        self.maybe_flush()
+        Ok(())
     }
 
     /// Discards the whole log and restarts it empty at `offset` (a follower that fell behind
@@ -263,13 +277,7 @@ impl Log {
         let segment = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
         self.segments.insert(offset, segment);
         self.log_start_offset = offset;
-        self.write_start_offset()
-    }
-
-    fn write_start_offset(&self) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
-        fs::write(&tmp, self.log_start_offset.to_string())?;
-        fs::rename(&tmp, self.dir.join(LOG_START_OFFSET_FILE))
+        Ok(())
     }
 
     /// The partition's directory.
@@ -285,39 +293,41 @@ impl Log {
         if full || old || active.would_overflow(header.last_offset(), len) {
             let base = header.base_offset;
             info!(dir = %self.dir.display(), base, "rolling new segment");
-            self.active().flush()?;
+            let rolled = self.active().flush_job();
+            self.rolled.merge(rolled);
             let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
             self.segments.insert(base, segment);
         }
         Ok(())
     }
 
-    fn maybe_flush(&mut self) -> io::Result<()> {
-        if self.unflushed_messages >= self.config.flush_messages
-            || self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms)
-        {
-            self.flush()?;
-        }
-        Ok(())
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    pub fn flush_due(&self) -> bool {
+        self.unflushed_messages > 0
+            && (self.unflushed_messages >= self.config.flush_messages
+                || self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms))
     }
 
-    /// Flushes when `flush.ms` has passed since the last flush and data is waiting, so idle
-    /// partitions honour the time bound too (Kafka's periodic log flusher).
-    pub fn flush_if_due(&mut self) -> io::Result<()> {
-        if self.unflushed_messages > 0
-            && self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms)
-        {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Forces unflushed data to disk.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.active().flush()?;
+    /// Everything written and not yet forced to disk, as a job to run once the caller
+    /// has released the partition: the log counts it as flushed from now on.
+    pub fn take_flush(&mut self) -> FlushJob {
+        let mut job = std::mem::take(&mut self.rolled);
+        job.merge(self.active().flush_job());
         self.unflushed_messages = 0;
         self.last_flush = Instant::now();
-        Ok(())
+        job
+    }
+
+    /// The tails of segments rolled since the last flush (Kafka flushes a rolled segment
+    /// in the background, not before acknowledging the write that rolled it).
+    pub fn take_rolled(&mut self) -> FlushJob {
+        std::mem::take(&mut self.rolled)
+    }
+
+    /// Forces unflushed data to disk now (start-up and tests; request paths use
+    /// [`Log::take_flush`]).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.take_flush().run()
     }
 
     /// Reads batches starting at `offset`, at most `max_bytes` (at least one whole batch),
@@ -381,7 +391,6 @@ impl Log {
             return Ok(());
         }
         self.log_start_offset = offset.min(self.log_end_offset());
-        self.write_start_offset()?;
         self.delete_segments_below(self.log_start_offset)
     }
 
@@ -511,6 +520,33 @@ mod tests {
     }
 
     #[test]
+    fn fsyncs_are_handed_out_as_jobs_never_run_by_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush_messages: 4,
+            ..small_config()
+        };
+        let mut log = open_log(dir.path(), config, RecoveryMode::Verify);
+        append_n(&mut log, 1, 3);
+        assert!(!log.flush_due(), "3 of 4 messages");
+        append_n(&mut log, 1, 3);
+        assert!(log.flush_due(), "flush.messages reached");
+        let job = log.take_flush();
+        assert!(!job.is_empty());
+        assert!(!log.flush_due(), "counted as flushed once taken");
+        job.run().unwrap();
+        assert!(log.take_rolled().is_empty(), "nothing rolled yet");
+        append_n(&mut log, 40, 3);
+        let rolled = log.take_rolled();
+        assert!(
+            !rolled.is_empty(),
+            "rolled segments wait for a background flush"
+        );
+        rolled.run().unwrap();
+        assert!(log.take_rolled().is_empty());
+    }
+
+    #[test]
     fn append_read_across_segments_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
@@ -623,6 +659,7 @@ mod tests {
 
         log.advance_start_offset(170).unwrap();
         assert_eq!(log.log_start_offset(), 170);
+        write_start_offset(dir.path(), log.log_start_offset()).unwrap();
         drop(log);
         let log = open_log(dir.path(), small_config(), RecoveryMode::Trust);
         assert_eq!(log.log_start_offset(), 170, "log start offset is durable");

@@ -4,11 +4,13 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::flush::FlushJob;
 use super::index::{OffsetIndex, TimeIndex};
 
 /// File name stem Kafka uses for a segment: the base offset padded to 20 digits.
@@ -64,7 +66,7 @@ impl Iterator for HeaderWalk<'_> {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    file: File,
+    file: Arc<File>,
     size: u64,
     /// Offset just past the last batch (the base offset while empty).
     next_offset: i64,
@@ -90,7 +92,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -122,7 +124,7 @@ impl Segment {
         let mut segment = Segment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -327,11 +329,13 @@ impl Segment {
         Ok(())
     }
 
-    /// Forces the segment and its indexes to disk.
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.offset_index.sync()?;
-        self.time_index.sync()
+    /// What forces the segment and its indexes to disk.
+    pub fn flush_job(&self) -> FlushJob {
+        FlushJob::of([
+            self.file.clone(),
+            self.offset_index.file(),
+            self.time_index.file(),
+        ])
     }
 
     /// Deletes the segment's files.

@@ -6,12 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{Partition, PartitionError, Role};
+use super::{Partition, PartitionError, PendingFlush, Role};
 use crate::log::batch;
 use crate::producer::state::SequenceCheck;
 
 /// Result of an append, for the produce response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Appended {
     pub base_offset: i64,
     /// Offset just past the appended data: acks=all waits for the HW to reach it.
@@ -21,6 +21,8 @@ pub struct Appended {
     pub log_start_offset: i64,
     /// The leader epoch the data was appended in: acks=all fails if leadership moves on.
     pub leader_epoch: i32,
+    /// The fsync the append leaves to run off the lock, if any.
+    pub flush: Option<PendingFlush>,
 }
 
 impl Partition {
@@ -87,12 +89,14 @@ impl Partition {
             }
         }
         self.advance_hw(&mut state);
+        let flush = PendingFlush::take(&mut state);
         Ok(Appended {
             base_offset: first_offset.unwrap_or(-1),
             end_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: state.log.log_start_offset(),
             leader_epoch: state.leader_epoch,
+            flush,
         })
     }
 

@@ -1,14 +1,57 @@
-//! Durability chores: flushing the log and checkpointing the high watermark, so a
-//! restarted replica does not start from zero. Checkpoint files are written off the
-//! partition's lock.
+//! Durability: fsyncs and the high-watermark checkpoint (so a restarted replica does not
+//! start from zero). Both run off the partition's lock: appends hand their fsync out as a
+//! [`PendingFlush`], and checkpoint files are written under a lock of their own.
 
 use std::path::Path;
 
-use super::Partition;
+use tracing::warn;
+
+use super::{Partition, PartitionError, PartitionState};
+use crate::log::flush::FlushJob;
 use crate::log::Log;
 
 /// File holding the last checkpointed high watermark (Kafka's replication-offset-checkpoint).
 const HW_CHECKPOINT: &str = "high-watermark-checkpoint";
+
+/// An append's writes that still need an fsync.
+#[derive(Debug)]
+#[must_use = "a pending flush must be completed"]
+pub struct PendingFlush {
+    job: FlushJob,
+    /// `flush.messages` or `flush.ms` asked for it: the write is acknowledged only after.
+    before_ack: bool,
+}
+
+impl PendingFlush {
+    /// What an append leaves to sync: everything when the topic's flush policy is due,
+    /// otherwise the tails of segments it rolled.
+    pub(super) fn take(state: &mut PartitionState) -> Option<PendingFlush> {
+        let (job, before_ack) = if state.log.flush_due() {
+            (state.log.take_flush(), true)
+        } else {
+            (state.log.take_rolled(), false)
+        };
+        (!job.is_empty()).then_some(PendingFlush { job, before_ack })
+    }
+
+    /// Runs the fsync on a blocking thread: awaited when the write must be on disk before
+    /// it is acknowledged, in the background otherwise.
+    pub async fn complete(self) -> Result<(), PartitionError> {
+        let sync = tokio::task::spawn_blocking(move || self.job.run());
+        if !self.before_ack {
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = sync.await {
+                    warn!(error = %e, "flushing a rolled segment failed");
+                }
+            });
+            return Ok(());
+        }
+        match sync.await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(PartitionError::Storage(std::io::Error::other(e))),
+        }
+    }
+}
 
 /// The checkpointed high watermark in `dir`, within `log`'s bounds (0 when none).
 pub(super) fn read_hw_checkpoint(dir: &Path, log: &Log) -> i64 {
@@ -22,7 +65,8 @@ pub(super) fn read_hw_checkpoint(dir: &Path, log: &Log) -> i64 {
 impl Partition {
     /// Forces unflushed data to disk, then checkpoints the high watermark (shutdown).
     pub fn flush(&self) -> std::io::Result<()> {
-        self.lock().log.flush()?;
+        let job = self.lock().log.take_flush();
+        job.run()?;
         self.checkpoint_hw()
     }
 
@@ -37,8 +81,32 @@ impl Partition {
         std::fs::rename(&tmp, self.dir.join(HW_CHECKPOINT))
     }
 
-    /// Flushes if `flush.ms` has elapsed with data waiting.
+    /// Checkpoints a log start offset read under the lock, once the lock is released. The
+    /// start only grows, so a late writer with an older value changes nothing.
+    pub(super) fn checkpoint_log_start(&self, log_start: i64) -> std::io::Result<()> {
+        let mut written = self
+            .log_start_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if log_start <= *written {
+            return Ok(());
+        }
+        crate::log::write_start_offset(&self.dir, log_start)?;
+        *written = log_start;
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` has elapsed with data waiting, and the tails of rolled
+    /// segments.
     pub fn flush_if_due(&self) -> std::io::Result<()> {
-        self.lock().log.flush_if_due()
+        let job = {
+            let mut state = self.lock();
+            if state.log.flush_due() {
+                state.log.take_flush()
+            } else {
+                state.log.take_rolled()
+            }
+        };
+        job.run()
     }
 }

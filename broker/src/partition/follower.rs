@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{Partition, PartitionError, PartitionState, Role};
+use super::{Partition, PartitionError, PartitionState, PendingFlush, Role};
 use crate::log::batch;
 use crate::producer::state::ProducerStateTable;
 
@@ -25,14 +25,14 @@ pub struct FollowerPosition {
 
 impl Partition {
     /// Appends batches fetched from the leader, verbatim (follower only), then adopts the
-    /// leader's high watermark as far as this log reaches.
+    /// leader's high watermark as far as this log reaches. Returns the fsync left to run.
     pub fn append_replicated(
         &self,
         fetched_in_epoch: i32,
         records: Bytes,
         leader_hw: i64,
         leader_log_start: i64,
-    ) -> Result<(), PartitionError> {
+    ) -> Result<Option<PendingFlush>, PartitionError> {
         let mut state = self.lock();
         if !Self::following_in(&state, fetched_in_epoch) {
             return Err(PartitionError::NotLeader);
@@ -58,7 +58,13 @@ impl Partition {
         }
         let hw = leader_hw.min(state.log.log_end_offset());
         self.set_hw(&mut state, hw);
-        Ok(())
+        let flush = PendingFlush::take(&mut state);
+        let log_start = state.log.log_start_offset();
+        drop(state);
+        if let Err(e) = self.checkpoint_log_start(log_start) {
+            warn!(topic = %self.topic, partition = self.index, error = %e, "checkpointing the log start failed");
+        }
+        Ok(flush)
     }
 
     /// Where this follower stands, for its fetcher.
@@ -159,6 +165,8 @@ impl Partition {
         state.producers = ProducerStateTable::default();
         self.set_hw(&mut state, offset);
         state.needs_truncation = false;
+        drop(state);
+        self.checkpoint_log_start(offset)?;
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use crate::producer::state::{ProducerStateTable, SequenceError};
 use crate::replication::leader::LeaderView;
 
 pub use append::Appended;
+pub use checkpoint::PendingFlush;
 pub use follower::FollowerPosition;
 pub use reads::{
     FetchedData, LogOffsets, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP,
@@ -128,6 +129,8 @@ pub struct Partition {
     dir: PathBuf,
     /// Serialises high-watermark checkpoint writes, which happen off the state lock.
     checkpoint: Mutex<()>,
+    /// The last log start offset checkpointed (written off the state lock).
+    log_start_written: Mutex<i64>,
 }
 
 impl Partition {
@@ -146,6 +149,7 @@ impl Partition {
         // Without replication state on disk, the committed prefix is unknown until the leader
         // says; a sole replica's whole log is committed (see `apply_metadata`).
         let high_watermark = checkpoint::read_hw_checkpoint(dir, &log);
+        let log_start = log.log_start_offset();
         let (hw, _) = watch::channel(high_watermark);
         Ok(Partition {
             topic: topic.to_string(),
@@ -165,6 +169,7 @@ impl Partition {
             hw,
             dir: dir.to_path_buf(),
             checkpoint: Mutex::new(()),
+            log_start_written: Mutex::new(log_start),
         })
     }
 
@@ -231,7 +236,13 @@ impl Partition {
 
     /// Applies retention; returns segments removed.
     pub fn apply_retention(&self, now_ms: i64) -> std::io::Result<usize> {
-        self.lock().log.apply_retention(now_ms)
+        let (removed, log_start) = {
+            let mut state = self.lock();
+            let removed = state.log.apply_retention(now_ms)?;
+            (removed, state.log.log_start_offset())
+        };
+        self.checkpoint_log_start(log_start)?;
+        Ok(removed)
     }
 
     /// Installs new topic settings.

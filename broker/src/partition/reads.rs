@@ -162,6 +162,9 @@ impl Partition {
             });
         }
         state.log.advance_start_offset(target)?;
-        Ok(state.log.log_start_offset())
+        let log_start = state.log.log_start_offset();
+        drop(state);
+        self.checkpoint_log_start(log_start)?;
+        Ok(log_start)
     }
 }

@@ -239,12 +239,17 @@ async fn fetch_once(
                 None => {
                     let records = data.records.unwrap_or_default();
                     tracing::trace!(topic = %p.topic, partition = p.index, bytes = records.len(), hw = data.high_watermark, "fetched");
-                    if let Err(e) = p.append_replicated(
+                    let written = match p.append_replicated(
                         epoch,
                         records,
                         data.high_watermark,
                         data.log_start_offset,
                     ) {
+                        Ok(Some(flush)) => flush.complete().await,
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
                         warn!(topic = %p.topic, partition = p.index, error = %e, "appending replicated data failed");
                         backoff = true;
                     } else {
