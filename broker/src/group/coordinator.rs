@@ -79,6 +79,20 @@ pub struct GroupCoordinator {
     epoch: Instant,
 }
 
+/// Answers every parked request of `group` with `reply()`.
+fn answer_parked<R>(
+    waiters: &mut HashMap<WaiterKey, oneshot::Sender<R>>,
+    group: &str,
+    reply: impl Fn() -> R,
+) {
+    let parked: Vec<WaiterKey> = waiters.keys().filter(|k| k.0 == group).cloned().collect();
+    for key in parked {
+        if let Some(tx) = waiters.remove(&key) {
+            let _ = tx.send(reply());
+        }
+    }
+}
+
 fn join_error(code: ResponseError) -> JoinReply {
     JoinReply {
         error: Some(code),
@@ -167,28 +181,12 @@ impl GroupCoordinator {
             .collect();
         for group in gone {
             inner.groups.remove(&group);
-            let joins: Vec<WaiterKey> = inner
-                .join_waiters
-                .keys()
-                .filter(|k| k.0 == group)
-                .cloned()
-                .collect();
-            for key in joins {
-                if let Some(tx) = inner.join_waiters.remove(&key) {
-                    let _ = tx.send(join_error(ResponseError::NotCoordinator));
-                }
-            }
-            let syncs: Vec<WaiterKey> = inner
-                .sync_waiters
-                .keys()
-                .filter(|k| k.0 == group)
-                .cloned()
-                .collect();
-            for key in syncs {
-                if let Some(tx) = inner.sync_waiters.remove(&key) {
-                    let _ = tx.send(sync_error(ResponseError::NotCoordinator));
-                }
-            }
+            answer_parked(&mut inner.join_waiters, &group, || {
+                join_error(ResponseError::NotCoordinator)
+            });
+            answer_parked(&mut inner.sync_waiters, &group, || {
+                sync_error(ResponseError::NotCoordinator)
+            });
         }
         tracing::info!(partition, "offsets partition unloaded");
     }

@@ -9,10 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
 use crate::log::batch;
@@ -80,17 +78,7 @@ pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes>
         })
         .collect::<Result<_, serde_json::Error>>()
         .map_err(io::Error::other)?;
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(io::Error::other)?;
-    Ok(buf.freeze())
+    Ok(batch::encode_records(&records, Compression::None)?.freeze())
 }
 
 /// The committed offsets of the groups in one `__consumer_offsets` partition.
@@ -160,6 +148,8 @@ impl OffsetTable {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     fn key(g: &str, p: i32) -> OffsetKey {

@@ -2,7 +2,7 @@
 //! DescribeLogDirs, ListPartitionReassignments, and the ACL APIs (no authorizer yet).
 
 use std::collections::{BTreeMap, HashSet};
-use tributary_metadata::ResponseError;
+use tributary_metadata::{ApiError, ResponseError};
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -21,7 +21,7 @@ use kafka_protocol::messages::*;
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 
-use super::{sb, topic_name, RequestContext};
+use super::{sb, topic_name, ErrorFields, RequestContext};
 use crate::broker::metadata_cache::config_layers;
 use tributary_metadata::image::is_internal_topic;
 use tributary_metadata::rpc::TopicSpec;
@@ -133,9 +133,7 @@ pub async fn handle_create_topics(
                         )
                         .with_configs(Some(configs))
                 }
-                Some(Err(e)) => result
-                    .with_error_code(e.wire_code())
-                    .with_error_message(Some(sb(e.message))),
+                Some(Err(e)) => result.with_error(e),
                 None => result.with_error_code(ResponseError::UnknownServerError.code()),
             }
         })
@@ -196,8 +194,7 @@ pub async fn handle_delete_topics(
                     .with_topic_id(topic.id),
                 Some((Err(e), name)) => DeletableTopicResult::default()
                     .with_name(Some(topic_name(name)))
-                    .with_error_code(e.wire_code())
-                    .with_error_message(Some(sb(e.message))),
+                    .with_error(e),
                 None => DeletableTopicResult::default()
                     .with_error_code(ResponseError::UnknownServerError.code()),
             })
@@ -226,9 +223,7 @@ pub async fn handle_create_partitions(
                 .await
             {
                 Ok(()) => result,
-                Err(e) => result
-                    .with_error_code(e.wire_code())
-                    .with_error_message(Some(sb(e.message))),
+                Err(e) => result.with_error(e),
             },
         );
     }
@@ -255,12 +250,7 @@ pub async fn handle_elect_leaders(
             let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
             for ((topic, partition), outcome) in results {
                 let entry = PartitionResult::default().with_partition_id(partition);
-                let entry = match outcome {
-                    Ok(()) => entry,
-                    Err(e) => entry
-                        .with_error_code(e.wire_code())
-                        .with_error_message(Some(sb(e.message))),
-                };
+                let entry = entry.with_outcome(outcome);
                 by_topic.entry(topic).or_default().push(entry);
             }
             ElectLeadersResponse::default().with_replica_election_results(
@@ -366,16 +356,20 @@ pub async fn handle_list_partition_reassignments(
     ListPartitionReassignmentsResponse::default()
 }
 
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+/// What every ACL request is answered with: Kafka's answer without an authorizer.
+fn no_authorizer() -> ApiError {
+    ApiError::new(
+        ResponseError::SecurityDisabled,
+        "No Authorizer is configured.",
+    )
+}
 
 /// DescribeAcls: SECURITY_DISABLED, as Kafka answers without an authorizer.
 pub async fn handle_describe_acls(
     _ctx: &RequestContext,
     _req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    DescribeAclsResponse::default()
-        .with_error_code(ResponseError::SecurityDisabled.code())
-        .with_error_message(Some(sb(NO_AUTHORIZER)))
+    DescribeAclsResponse::default().with_error(no_authorizer())
 }
 
 /// CreateAcls: SECURITY_DISABLED for every creation.
@@ -386,11 +380,7 @@ pub async fn handle_create_acls(
     let results = req
         .creations
         .iter()
-        .map(|_| {
-            AclCreationResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
+        .map(|_| AclCreationResult::default().with_error(no_authorizer()))
         .collect();
     CreateAclsResponse::default().with_results(results)
 }
@@ -403,11 +393,7 @@ pub async fn handle_delete_acls(
     let results = req
         .filters
         .iter()
-        .map(|_| {
-            DeleteAclsFilterResult::default()
-                .with_error_code(ResponseError::SecurityDisabled.code())
-                .with_error_message(Some(sb(NO_AUTHORIZER)))
-        })
+        .map(|_| DeleteAclsFilterResult::default().with_error(no_authorizer()))
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)
 }

@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use tributary_metadata::ResponseError;
 
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource as IncrementalResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 
-use super::{sb, RequestContext};
+use super::{sb, ErrorFields, RequestContext};
 use crate::broker::metadata_cache::config_layers;
 use crate::broker::Broker;
 use crate::config::BROKER_SETTINGS;
@@ -62,19 +65,24 @@ fn synonyms(
     out
 }
 
+/// The config entries of one described resource.
+type DescribedConfigs = Result<Vec<DescribeConfigsResourceResult>, ApiError>;
+
+fn unknown_topic(name: &str) -> ApiError {
+    ApiError::new(
+        ResponseError::UnknownTopicOrPartition,
+        format!("Topic '{name}' does not exist."),
+    )
+}
+
 fn describe_topic(
     broker: &Broker,
     name: &str,
     keys: &Option<Vec<String>>,
     req: &DescribeConfigsRequest,
-) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
+) -> DescribedConfigs {
     let image = broker.metadata.image();
-    let Some(topic) = image.topics.get(name) else {
-        return Err(ApiError::new(
-            ResponseError::UnknownTopicOrPartition,
-            format!("Topic '{name}' does not exist."),
-        ));
-    };
+    let topic = image.topics.get(name).ok_or_else(|| unknown_topic(name))?;
     let layers = config_layers(&broker.config, &image, Some(topic));
     Ok(TOPIC_CONFIGS
         .iter()
@@ -102,12 +110,13 @@ fn describe_topic(
         .collect())
 }
 
+/// A broker's configs (`name` is its id), or the cluster-wide defaults (`name` empty).
 fn describe_broker(
     broker: &Broker,
+    req: &DescribeConfigsRequest,
     name: &str,
     keys: &Option<Vec<String>>,
-    req: &DescribeConfigsRequest,
-) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
+) -> DescribedConfigs {
     let image = broker.metadata.image();
     let per_broker = if name.is_empty() {
         None
@@ -198,7 +207,7 @@ pub async fn handle_describe_configs(
                 .with_resource_name(r.resource_name.clone());
             let configs = match r.resource_type {
                 TOPIC => describe_topic(&ctx.broker, &r.resource_name, &keys, &req),
-                BROKER => describe_broker(&ctx.broker, &r.resource_name, &keys, &req),
+                BROKER => describe_broker(&ctx.broker, &req, &r.resource_name, &keys),
                 other => Err(ApiError::new(
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -206,9 +215,7 @@ pub async fn handle_describe_configs(
             };
             match configs {
                 Ok(configs) => result.with_configs(configs),
-                Err(e) => result
-                    .with_error_code(e.wire_code())
-                    .with_error_message(Some(sb(e.message))),
+                Err(e) => result.with_error(e),
             }
         })
         .collect();
@@ -249,12 +256,7 @@ fn current_configs(
             .topics
             .get(name)
             .map(|t| t.configs.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("Topic '{name}' does not exist."),
-                )
-            }),
+            .ok_or_else(|| unknown_topic(name)),
         ConfigResource::Broker(Some(id)) => {
             Ok(image.broker_configs.get(id).cloned().unwrap_or_default())
         }
@@ -262,20 +264,91 @@ fn current_configs(
     }
 }
 
-/// Resolves the resource, computes its new dynamic config set, and has the controller
-/// apply it (both AlterConfigs flavours end here).
-async fn alter_resource(
+/// A resource of either AlterConfigs flavour: what it names, how its new dynamic config
+/// set follows from the current one, and the entry its outcome is reported in.
+trait AlterTarget {
+    type Entry: ErrorFields;
+
+    fn resource_type(&self) -> i8;
+    fn resource_name(&self) -> &StrBytes;
+    fn new_configs(
+        &self,
+        current: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ApiError>;
+    fn entry(&self) -> Self::Entry;
+}
+
+/// The accessors both flavours share: their resources and entries have the same fields
+/// under different types.
+macro_rules! resource_fields {
+    ($entry:ident) => {
+        fn resource_type(&self) -> i8 {
+            self.resource_type
+        }
+
+        fn resource_name(&self) -> &StrBytes {
+            &self.resource_name
+        }
+
+        fn entry(&self) -> $entry {
+            $entry::default()
+                .with_resource_type(self.resource_type)
+                .with_resource_name(self.resource_name.clone())
+        }
+    };
+}
+
+/// AlterConfigs replaces the whole set.
+impl AlterTarget for AlterConfigsResource {
+    type Entry = AlterConfigsResourceResponse;
+    resource_fields!(AlterConfigsResourceResponse);
+
+    fn new_configs(
+        &self,
+        _current: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        Ok(self
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect())
+    }
+}
+
+/// IncrementalAlterConfigs applies per-key operations to the current set.
+impl AlterTarget for IncrementalResource {
+    type Entry = IncrementalResult;
+    resource_fields!(IncrementalResult);
+
+    fn new_configs(
+        &self,
+        mut current: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        apply_operations(&mut current, &self.configs)?;
+        Ok(current)
+    }
+}
+
+/// Both AlterConfigs flavours, resource by resource: resolve the resource, compute its new
+/// dynamic config set from the current one, and have the controller replace the set.
+async fn alter_each<R: AlterTarget>(
     ctx: &RequestContext,
-    resource_type: i8,
-    name: &str,
+    resources: &[R],
     validate_only: bool,
-    new_configs: impl FnOnce(&ConfigResource) -> Result<BTreeMap<String, String>, ApiError>,
-) -> Result<(), ApiError> {
-    let resource = scope(&ctx.broker, resource_type, name)?;
-    let configs = new_configs(&resource)?;
-    ctx.broker
-        .alter_configs(resource, configs, validate_only)
-        .await
+) -> Vec<R::Entry> {
+    let mut entries = Vec::with_capacity(resources.len());
+    for r in resources {
+        let outcome = async {
+            let resource = scope(&ctx.broker, r.resource_type(), r.resource_name())?;
+            let configs = r.new_configs(current_configs(&ctx.broker, &resource)?)?;
+            ctx.broker
+                .alter_configs(resource, configs, validate_only)
+                .await
+        }
+        .await;
+        entries.push(r.entry().with_outcome(outcome));
+    }
+    entries
 }
 
 /// AlterConfigs: replaces the resource's whole set of dynamic configs.
@@ -283,31 +356,7 @@ pub async fn handle_alter_configs(
     ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for r in req.resources {
-        let configs: BTreeMap<String, String> = r
-            .configs
-            .iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-            .collect();
-        let result = AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name.clone());
-        let outcome = alter_resource(
-            ctx,
-            r.resource_type,
-            &r.resource_name,
-            req.validate_only,
-            |_| Ok(configs),
-        )
-        .await;
-        responses.push(match outcome {
-            Ok(()) => result,
-            Err(e) => result
-                .with_error_code(e.wire_code())
-                .with_error_message(Some(sb(e.message))),
-        });
-    }
+    let responses = alter_each(ctx, &req.resources, req.validate_only).await;
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -370,30 +419,7 @@ pub async fn handle_incremental_alter_configs(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for r in req.resources {
-        let result = IncrementalResult::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name.clone());
-        let outcome = alter_resource(
-            ctx,
-            r.resource_type,
-            &r.resource_name,
-            req.validate_only,
-            |resource| {
-                let mut configs = current_configs(&ctx.broker, resource)?;
-                apply_operations(&mut configs, &r.configs)?;
-                Ok(configs)
-            },
-        )
-        .await;
-        responses.push(match outcome {
-            Ok(()) => result,
-            Err(e) => result
-                .with_error_code(e.wire_code())
-                .with_error_message(Some(sb(e.message))),
-        });
-    }
+    let responses = alter_each(ctx, &req.resources, req.validate_only).await;
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 

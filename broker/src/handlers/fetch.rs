@@ -1,5 +1,6 @@
 //! Reads: Fetch (long-poll), ListOffsets and OffsetForLeaderEpoch.
 
+use std::sync::Arc;
 use std::time::Duration;
 use tributary_metadata::ResponseError;
 
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 
 use super::{check_leader_epoch, hosted_partition, resolve_topic, RequestContext};
 use crate::broker::Broker;
-use crate::partition::LogOffsets;
+use crate::partition::{LogOffsets, Partition};
 
 /// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -206,6 +207,24 @@ pub async fn handle_fetch(ctx: &RequestContext, req: FetchRequest) -> FetchRespo
     }
 }
 
+/// The hosted replica of partition `index` of `name`, checked against the client's view of
+/// the leader epoch (KIP-320), with its epoch; `leader_only` refuses a follower.
+fn replica_at_epoch(
+    broker: &Broker,
+    name: &Option<String>,
+    index: i32,
+    client_epoch: i32,
+    leader_only: bool,
+) -> Result<(Arc<Partition>, i32), ResponseError> {
+    let partition = hosted_partition(broker, name, uuid::Uuid::nil(), index)?;
+    if leader_only && !partition.is_leader() {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    let epoch = partition.leader_epoch();
+    check_leader_epoch(client_epoch, epoch)?;
+    Ok((partition, epoch))
+}
+
 /// ListOffsets: earliest, latest, max timestamp or first offset at a timestamp.
 pub async fn handle_list_offsets(
     ctx: &RequestContext,
@@ -226,16 +245,17 @@ pub async fn handle_list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let partition =
-                        match hosted_partition(broker, &name, uuid::Uuid::nil(), p.partition_index)
-                        {
-                            Ok(partition) => partition,
-                            Err(e) => return base.with_error_code(e.code()),
-                        };
-                    let epoch = partition.leader_epoch();
-                    if let Err(e) = check_leader_epoch(p.current_leader_epoch, epoch) {
-                        return base.with_error_code(e.code());
-                    }
+                    let at_epoch = replica_at_epoch(
+                        broker,
+                        &name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                        false,
+                    );
+                    let (partition, epoch) = match at_epoch {
+                        Ok(found) => found,
+                        Err(e) => return base.with_error_code(e.code()),
+                    };
                     match partition.offset_for_timestamp(p.timestamp) {
                         Ok((offset, timestamp)) => base
                             .with_offset(offset)
@@ -272,20 +292,12 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let partition =
-                        match hosted_partition(broker, &name, uuid::Uuid::nil(), p.partition) {
-                            Ok(partition) if partition.is_leader() => partition,
-                            Ok(_) => {
-                                return base
-                                    .with_error_code(ResponseError::NotLeaderOrFollower.code())
-                            }
-                            Err(e) => return base.with_error_code(e.code()),
-                        };
-                    if let Err(e) =
-                        check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())
-                    {
-                        return base.with_error_code(e.code());
-                    }
+                    let at_epoch =
+                        replica_at_epoch(broker, &name, p.partition, p.current_leader_epoch, true);
+                    let partition = match at_epoch {
+                        Ok((partition, _)) => partition,
+                        Err(e) => return base.with_error_code(e.code()),
+                    };
                     let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
                     base.with_leader_epoch(epoch).with_end_offset(end)
                 })

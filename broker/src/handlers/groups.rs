@@ -261,6 +261,29 @@ fn committed_fields(value: Option<OffsetValue>) -> (i64, i32, StrBytes) {
     }
 }
 
+/// One topic's committed offsets in either OffsetFetch layout: v1-7's
+/// `OffsetFetchResponseTopic` and v8+'s `OffsetFetchResponseTopics` carry the same fields
+/// under different types.
+macro_rules! committed_topic {
+    ($topic:ident, $partition:ident, $name:expr, $parts:expr) => {
+        $topic::default()
+            .with_name(topic_name($name))
+            .with_partitions(
+                $parts
+                    .into_iter()
+                    .map(|(p, v)| {
+                        let (offset, epoch, metadata) = committed_fields(v);
+                        $partition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(metadata))
+                    })
+                    .collect(),
+            )
+    };
+}
+
 fn committed(
     ctx: &RequestContext,
     group: &str,
@@ -314,22 +337,14 @@ pub async fn handle_offset_fetch(
                 let topics = offsets
                     .into_iter()
                     .map(|(t, parts)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_topic_id(ctx.broker.metadata.topic_id(&t))
-                            .with_name(topic_name(t))
-                            .with_partitions(
-                                parts
-                                    .into_iter()
-                                    .map(|(p, v)| {
-                                        let (offset, epoch, metadata) = committed_fields(v);
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(metadata))
-                                    })
-                                    .collect(),
-                            )
+                        let id = ctx.broker.metadata.topic_id(&t);
+                        committed_topic!(
+                            OffsetFetchResponseTopics,
+                            OffsetFetchResponsePartitions,
+                            t,
+                            parts
+                        )
+                        .with_topic_id(id)
                     })
                     .collect();
                 base.with_topics(topics)
@@ -349,21 +364,12 @@ pub async fn handle_offset_fetch(
     let topics = offsets
         .into_iter()
         .map(|(t, parts)| {
-            OffsetFetchResponseTopic::default()
-                .with_name(topic_name(t))
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(p, v)| {
-                            let (offset, epoch, metadata) = committed_fields(v);
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(epoch)
-                                .with_metadata(Some(metadata))
-                        })
-                        .collect(),
-                )
+            committed_topic!(
+                OffsetFetchResponseTopic,
+                OffsetFetchResponsePartition,
+                t,
+                parts
+            )
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)

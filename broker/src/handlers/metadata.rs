@@ -9,12 +9,31 @@ use kafka_protocol::messages::*;
 
 use kafka_protocol::protocol::StrBytes;
 
-use super::{sb, topic_name, RequestContext};
+use super::{sb, topic_name, ErrorFields, RequestContext};
 use crate::group::offsets::OFFSETS_TOPIC;
 use tributary_metadata::error::code_of;
 use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMeta};
 use tributary_metadata::rpc::TopicSpec;
 use tributary_metadata::{ApiError, ResponseError};
+
+/// The live brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
+/// (`DescribeClusterBroker`) lists them: the same fields under different types.
+macro_rules! live_brokers {
+    ($broker:expr, $entry:ident, $with_id:ident) => {
+        $broker
+            .metadata
+            .live_brokers()
+            .into_iter()
+            .map(|b| {
+                $entry::default()
+                    .$with_id(BrokerId(b.id))
+                    .with_host(sb(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(sb))
+            })
+            .collect()
+    };
+}
 
 fn topic_response(
     live: &std::collections::BTreeSet<i32>,
@@ -140,18 +159,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
             }
         }
     }
-    let brokers = broker
-        .metadata
-        .live_brokers()
-        .into_iter()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(sb(b.host))
-                .with_port(b.port)
-                .with_rack(b.rack.map(sb))
-        })
-        .collect();
+    let brokers = live_brokers!(broker, MetadataResponseBroker, with_node_id);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(sb(broker.cluster_id())))
@@ -165,18 +173,7 @@ pub async fn handle_describe_cluster(
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
-    let brokers = broker
-        .metadata
-        .live_brokers()
-        .into_iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id))
-                .with_host(sb(b.host))
-                .with_port(b.port)
-                .with_rack(b.rack.map(sb))
-        })
-        .collect();
+    let brokers = live_brokers!(broker, DescribeClusterBroker, with_broker_id);
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
         .with_cluster_id(sb(broker.cluster_id()))
@@ -231,11 +228,7 @@ pub async fn handle_find_coordinator(
                         .with_node_id(BrokerId(id))
                         .with_host(sb(host))
                         .with_port(port),
-                    Err(e) => base
-                        .with_node_id(BrokerId(-1))
-                        .with_port(-1)
-                        .with_error_code(e.wire_code())
-                        .with_error_message(Some(sb(e.message))),
+                    Err(e) => base.with_node_id(BrokerId(-1)).with_port(-1).with_error(e),
                 }
             })
             .collect();
@@ -247,8 +240,7 @@ pub async fn handle_find_coordinator(
             .with_host(sb(host))
             .with_port(port),
         Err(e) => FindCoordinatorResponse::default()
-            .with_error_code(e.wire_code())
-            .with_error_message(Some(sb(e.message)))
+            .with_error(e)
             .with_node_id(BrokerId(-1))
             .with_port(-1),
     }

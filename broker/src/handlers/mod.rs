@@ -14,6 +14,8 @@ use tributary_metadata::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
+use tributary_metadata::ApiError;
+
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -25,6 +27,47 @@ pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
 }
+
+/// Response entries that carry an error code and an error message, so every handler
+/// reports an [`ApiError`] the same way.
+pub trait ErrorFields: Sized {
+    /// Sets the entry's error code and message.
+    fn with_error(self, error: ApiError) -> Self;
+
+    /// Sets the error fields when `outcome` failed; leaves the entry as it is otherwise.
+    fn with_outcome(self, outcome: Result<(), ApiError>) -> Self {
+        match outcome {
+            Ok(()) => self,
+            Err(e) => self.with_error(e),
+        }
+    }
+}
+
+macro_rules! error_fields {
+    ($($entry:ty),* $(,)?) => {
+        $(impl ErrorFields for $entry {
+            fn with_error(self, error: ApiError) -> Self {
+                self.with_error_code(error.wire_code())
+                    .with_error_message(Some(sb(error.message)))
+            }
+        })*
+    };
+}
+
+error_fields!(
+    kafka_protocol::messages::create_topics_response::CreatableTopicResult,
+    kafka_protocol::messages::delete_topics_response::DeletableTopicResult,
+    kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult,
+    kafka_protocol::messages::elect_leaders_response::PartitionResult,
+    kafka_protocol::messages::describe_configs_response::DescribeConfigsResult,
+    kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse,
+    kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse,
+    kafka_protocol::messages::create_acls_response::AclCreationResult,
+    kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult,
+    kafka_protocol::messages::DescribeAclsResponse,
+    kafka_protocol::messages::find_coordinator_response::Coordinator,
+    kafka_protocol::messages::FindCoordinatorResponse,
+);
 
 /// A protocol string from Rust text.
 pub fn sb(s: impl Into<String>) -> StrBytes {

@@ -5,7 +5,8 @@
 //! epoch, and for `LogAppendTime` topics the max timestamp), so records are never decoded
 //! or copied on the produce or fetch path.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 use tributary_metadata::ResponseError;
 
@@ -280,13 +281,26 @@ impl Iterator for BatchIter {
     }
 }
 
+/// Encodes `records` as one v2 batch with the protocol crate's encoder: the broker's own
+/// writes (committed offsets) and test batches are built the way clients build theirs.
+pub fn encode_records(records: &[Record], compression: Compression) -> std::io::Result<BytesMut> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(std::io::Error::other)?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::TimestampType;
 
     /// Builds a real v2 batch with the reference encoder.
     pub(crate) fn make_batch(
@@ -315,17 +329,7 @@ pub(crate) mod tests {
                 delete_horizon: false,
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode batch");
-        buf
+        encode_records(&records, compression).expect("encode batch")
     }
 
     #[test]

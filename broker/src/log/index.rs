@@ -23,21 +23,56 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Sparse mapping from offsets to file positions, one entry every `index.interval.bytes`.
-#[derive(Debug)]
-pub struct OffsetIndex {
-    path: PathBuf,
-    file: Arc<File>,
-    entries: Vec<OffsetEntry>,
+/// An entry of an index file: fixed-size and big-endian on disk, with keys that strictly
+/// increase from one entry to the next.
+pub trait IndexEntry: Copy {
+    /// Bytes per entry on disk.
+    const SIZE: usize;
+    /// Whether this entry advances every key past `last` (a sparse index skips the rest).
+    fn follows(&self, last: &Self) -> bool;
+    /// Writes the entry's on-disk form into `buf` (`SIZE` bytes).
+    fn encode(&self, buf: &mut [u8]);
 }
 
-/// Sparse mapping from timestamps to offsets, for ListOffsets by time.
+impl IndexEntry for OffsetEntry {
+    const SIZE: usize = 8;
+
+    fn follows(&self, last: &Self) -> bool {
+        self.relative_offset > last.relative_offset && self.position > last.position
+    }
+
+    fn encode(&self, buf: &mut [u8]) {
+        buf[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        buf[4..8].copy_from_slice(&self.position.to_be_bytes());
+    }
+}
+
+impl IndexEntry for TimeEntry {
+    const SIZE: usize = 12;
+
+    fn follows(&self, last: &Self) -> bool {
+        self.timestamp > last.timestamp && self.relative_offset > last.relative_offset
+    }
+
+    fn encode(&self, buf: &mut [u8]) {
+        buf[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        buf[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
+    }
+}
+
+/// An append-only index file and its entries in memory.
 #[derive(Debug)]
-pub struct TimeIndex {
+pub struct IndexFile<E> {
     path: PathBuf,
     file: Arc<File>,
-    entries: Vec<TimeEntry>,
+    entries: Vec<E>,
 }
+
+/// Sparse mapping from offsets to file positions, one entry every `index.interval.bytes`.
+pub type OffsetIndex = IndexFile<OffsetEntry>;
+
+/// Sparse mapping from timestamps to offsets, for ListOffsets by time.
+pub type TimeIndex = IndexFile<TimeEntry>;
 
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
@@ -47,52 +82,35 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-impl OffsetIndex {
+impl<E: IndexEntry> IndexFile<E> {
     /// Creates an empty index, replacing whatever was at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
         File::create(path)?;
-        Ok(OffsetIndex {
+        Ok(IndexFile {
             path: path.to_path_buf(),
             file: Arc::new(open_append(path)?),
             entries: Vec::new(),
         })
     }
 
-    /// Records that the batch starting at `position` begins with `relative_offset`.
-    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
-        if let Some(last) = self.entries.last() {
-            if relative_offset <= last.relative_offset || position <= last.position {
-                return Ok(());
-            }
+    /// Appends `entry` if it advances every key; otherwise the sparse index skips it.
+    fn push(&mut self, entry: E) -> io::Result<()> {
+        if self.entries.last().is_some_and(|last| !entry.follows(last)) {
+            return Ok(());
         }
-        let mut buf = [0u8; 8];
-        buf[..4].copy_from_slice(&relative_offset.to_be_bytes());
-        buf[4..].copy_from_slice(&position.to_be_bytes());
-        (&*self.file).write_all(&buf)?;
-        self.entries.push(OffsetEntry {
-            relative_offset,
-            position,
-        });
+        let mut buf = [0u8; 16];
+        entry.encode(&mut buf[..E::SIZE]);
+        (&*self.file).write_all(&buf[..E::SIZE])?;
+        self.entries.push(entry);
         Ok(())
     }
 
-    /// The entry with the greatest offset not above `relative_offset`: where a scan starts.
-    pub fn lookup(&self, relative_offset: u32) -> Option<OffsetEntry> {
-        let idx = self
-            .entries
-            .partition_point(|e| e.relative_offset <= relative_offset);
-        idx.checked_sub(1).map(|i| self.entries[i])
-    }
-
-    /// Drops entries at or beyond `position` (used when the segment is truncated).
-    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
-        let keep = self.entries.partition_point(|e| e.position < position);
+    /// Keeps the first `keep` entries, in memory and on disk.
+    fn truncate(&mut self, keep: usize) -> io::Result<()> {
         self.entries.truncate(keep);
-        self.file.set_len(keep as u64 * 8)?;
-        Ok(())
+        self.file.set_len((keep * E::SIZE) as u64)
     }
 
-    /// Flushes the index to stable storage.
     /// The index file, for a flush job.
     pub fn file(&self) -> Arc<File> {
         self.file.clone()
@@ -112,35 +130,44 @@ impl OffsetIndex {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The last entry.
+    pub fn last(&self) -> Option<E> {
+        self.entries.last().copied()
+    }
 }
 
-impl TimeIndex {
-    /// Creates an empty time index, replacing whatever was at `path`.
-    pub fn create(path: &Path) -> io::Result<Self> {
-        File::create(path)?;
-        Ok(TimeIndex {
-            path: path.to_path_buf(),
-            file: Arc::new(open_append(path)?),
-            entries: Vec::new(),
+impl OffsetIndex {
+    /// Records that the batch starting at `position` begins with `relative_offset`.
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+        self.push(OffsetEntry {
+            relative_offset,
+            position,
         })
     }
 
+    /// The entry with the greatest offset not above `relative_offset`: where a scan starts.
+    pub fn lookup(&self, relative_offset: u32) -> Option<OffsetEntry> {
+        let idx = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        idx.checked_sub(1).map(|i| self.entries[i])
+    }
+
+    /// Drops entries at or beyond `position` (used when the segment is truncated).
+    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
+        let keep = self.entries.partition_point(|e| e.position < position);
+        self.truncate(keep)
+    }
+}
+
+impl TimeIndex {
     /// Records a new maximum timestamp reached by the batch ending at `relative_offset`.
     pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
-        if let Some(last) = self.entries.last() {
-            if timestamp <= last.timestamp || relative_offset <= last.relative_offset {
-                return Ok(());
-            }
-        }
-        let mut buf = [0u8; 12];
-        buf[..8].copy_from_slice(&timestamp.to_be_bytes());
-        buf[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        (&*self.file).write_all(&buf)?;
-        self.entries.push(TimeEntry {
+        self.push(TimeEntry {
             timestamp,
             relative_offset,
-        });
-        Ok(())
+        })
     }
 
     /// The greatest entry whose timestamp is below `timestamp`: batches before it cannot
@@ -150,30 +177,12 @@ impl TimeIndex {
         idx.checked_sub(1).map(|i| self.entries[i])
     }
 
-    /// The largest timestamp indexed so far.
-    pub fn last(&self) -> Option<TimeEntry> {
-        self.entries.last().copied()
-    }
-
     /// Drops entries beyond `relative_offset` (used when the segment is truncated).
     pub fn truncate_after(&mut self, relative_offset: u32) -> io::Result<()> {
         let keep = self
             .entries
             .partition_point(|e| e.relative_offset < relative_offset);
-        self.entries.truncate(keep);
-        self.file.set_len(keep as u64 * 12)?;
-        Ok(())
-    }
-
-    /// Flushes the index to stable storage.
-    /// The index file, for a flush job.
-    pub fn file(&self) -> Arc<File> {
-        self.file.clone()
-    }
-
-    /// Removes the index file.
-    pub fn delete(self) -> io::Result<()> {
-        std::fs::remove_file(&self.path)
+        self.truncate(keep)
     }
 }
 

@@ -81,17 +81,27 @@ pub struct Segment {
 impl Segment {
     /// Creates a new empty segment starting at `base_offset`.
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64) -> io::Result<Self> {
-        let stem = file_stem(base_offset);
-        let log_path = dir.join(format!("{stem}.log"));
+        let log_path = dir.join(format!("{}.log", file_stem(base_offset)));
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .read(true)
             .write(true)
             .open(&log_path)?;
+        Self::with_empty_indexes(dir, base_offset, file, index_interval_bytes)
+    }
+
+    /// A segment over `file` with fresh (empty) indexes; nothing is known of its batches.
+    fn with_empty_indexes(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
+        let stem = file_stem(base_offset);
         Ok(Segment {
             base_offset,
-            log_path,
+            log_path: dir.join(format!("{stem}.log")),
             file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
@@ -113,27 +123,12 @@ impl Segment {
         mode: RecoveryMode,
         visit: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<(Self, RecoveryReport)> {
-        let stem = file_stem(base_offset);
-        let log_path = dir.join(format!("{stem}.log"));
-        let index_path = dir.join(format!("{stem}.index"));
-        let time_path = dir.join(format!("{stem}.timeindex"));
+        let log_path = dir.join(format!("{}.log", file_stem(base_offset)));
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let file_len = file.metadata()?.len();
 
         let mut report = RecoveryReport::default();
-        let mut segment = Segment {
-            base_offset,
-            log_path,
-            file: Arc::new(file),
-            size: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            offset_index: OffsetIndex::create(&index_path)?,
-            time_index: TimeIndex::create(&time_path)?,
-            bytes_since_index_entry: 0,
-            index_interval_bytes,
-            created: Instant::now(),
-        };
+        let mut segment = Self::with_empty_indexes(dir, base_offset, file, index_interval_bytes)?;
         // Indexes are rebuilt while walking the file; the walk is needed anyway to find the
         // end offset and feed `visit`. In `Trust` mode only headers are read.
         let valid_len = segment.walk(file_len, mode, &mut |header, position, seg| {

@@ -2,6 +2,8 @@
 //! divergent tail by leader epoch (KIP-101, KIP-279) before fetching. Every answer is
 //! applied only while the replica still follows in the epoch the request was made in.
 
+use std::sync::MutexGuard;
+
 use bytes::Bytes;
 use tracing::warn;
 
@@ -33,10 +35,9 @@ impl Partition {
         leader_hw: i64,
         leader_log_start: i64,
     ) -> Result<Option<PendingFlush>, PartitionError> {
-        let mut state = self.lock();
-        if !Self::following_in(&state, fetched_in_epoch) {
+        let Some(mut state) = self.lock_following(fetched_in_epoch) else {
             return Err(PartitionError::NotLeader);
-        }
+        };
         for (header, bytes) in batch::BatchIter::new(records) {
             let leo = state.log.log_end_offset();
             if header.last_offset() < leo {
@@ -79,10 +80,12 @@ impl Partition {
         }
     }
 
-    /// Whether the replica still follows in `epoch`: answers to requests made in an older
-    /// epoch are stale and must not touch the log.
-    fn following_in(state: &PartitionState, epoch: i32) -> bool {
-        matches!(state.role, Role::Follower { .. }) && state.leader_epoch == epoch
+    /// The replica's state, if it still follows in `epoch`: answers to requests made in an
+    /// older epoch are stale and must not touch the log.
+    fn lock_following(&self, epoch: i32) -> Option<MutexGuard<'_, PartitionState>> {
+        let state = self.lock();
+        (matches!(state.role, Role::Follower { .. }) && state.leader_epoch == epoch)
+            .then_some(state)
     }
 
     fn truncate_locked(
@@ -111,10 +114,9 @@ impl Partition {
         reply_epoch: i32,
         reply_end: i64,
     ) -> Result<(), PartitionError> {
-        let mut state = self.lock();
-        if !Self::following_in(&state, fetched_in_epoch) {
+        let Some(mut state) = self.lock_following(fetched_in_epoch) else {
             return Ok(());
-        }
+        };
         let target = if reply_epoch < 0 || reply_end < 0 {
             // The leader has no record of any of our epochs: keep only what was committed.
             state.high_watermark
@@ -143,10 +145,9 @@ impl Partition {
         fetched_in_epoch: i32,
         offset: i64,
     ) -> Result<(), PartitionError> {
-        let mut state = self.lock();
-        if !Self::following_in(&state, fetched_in_epoch) {
+        let Some(mut state) = self.lock_following(fetched_in_epoch) else {
             return Ok(());
-        }
+        };
         self.truncate_locked(&mut state, offset)?;
         state.needs_truncation = false;
         Ok(())
@@ -154,10 +155,9 @@ impl Partition {
 
     /// A follower that fell behind the leader's log start restarts its log there.
     pub fn reset_to(&self, fetched_in_epoch: i32, offset: i64) -> Result<(), PartitionError> {
-        let mut state = self.lock();
-        if !Self::following_in(&state, fetched_in_epoch) {
+        let Some(mut state) = self.lock_following(fetched_in_epoch) else {
             return Ok(());
-        }
+        };
         warn!(topic = %self.topic, partition = self.index, offset, "follower log reset to the leader's log start");
         let start = state.log.log_start_offset();
         state.log.truncate_to(start)?;

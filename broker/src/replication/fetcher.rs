@@ -94,8 +94,15 @@ pub async fn run(
     }
 }
 
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
+/// A request's topic entries, built from partitions grouped by topic name.
+fn per_topic<P, T>(
+    by_topic: HashMap<String, Vec<P>>,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+) -> Vec<T> {
+    by_topic
+        .into_iter()
+        .map(|(name, partitions)| topic(TopicName(StrBytes::from_string(name)), partitions))
+        .collect()
 }
 
 /// KIP-101: for partitions that just became followers, truncate to where the leader's log
@@ -139,16 +146,11 @@ async fn truncate_diverged(
     }
     let request = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(broker_id))
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(t, parts)| {
-                    OffsetForLeaderTopic::default()
-                        .with_topic(topic_name(&t))
-                        .with_partitions(parts)
-                })
-                .collect(),
-        );
+        .with_topics(per_topic(by_topic, |topic, partitions| {
+            OffsetForLeaderTopic::default()
+                .with_topic(topic)
+                .with_partitions(partitions)
+        }));
     let response = conn.send(OFFSET_FOR_LEADER_EPOCH_VERSION, &request).await?;
     for topic in response.topics {
         for r in topic.partitions {
@@ -213,16 +215,11 @@ async fn fetch_once(
         .with_max_bytes(RESPONSE_MAX_BYTES)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(t, parts)| {
-                    FetchTopic::default()
-                        .with_topic(topic_name(&t))
-                        .with_partitions(parts)
-                })
-                .collect(),
-        );
+        .with_topics(per_topic(by_topic, |topic, partitions| {
+            FetchTopic::default()
+                .with_topic(topic)
+                .with_partitions(partitions)
+        }));
     let response = conn.send(FETCH_VERSION, &request).await?;
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
         return Err(anyhow!("fetch failed: {error}"));
