@@ -1,9 +1,23 @@
 //! Tributary's broker: a Kafka wire-protocol compatible broker.
 //!
-//! Layers, from the wire inwards: [`server`] (connections and dispatch), [`protocol`]
-//! (framing and versions), [`handlers`] (one module per API family), [`broker`] (shared
-//! state and metadata changes), [`partition`] (a replica's append/read rules), [`log`]
-//! (segments and indexes), [`group`] (consumer groups) and [`producer`] (idempotence).
+//! Layers, from the wire inwards:
+//! - [`server`]: connections, framing and in-order dispatch;
+//! - [`protocol`]: request headers and the API version table;
+//! - [`handlers`]: one module per API family, thin translations to broker calls;
+//! - [`broker`]: one broker's state by role (metadata cache, replica manager, forwarding
+//!   to the controller, AlterPartition, log directories);
+//! - [`partition`]: a replica's rules (role, appends, follower truncation, reads,
+//!   checkpoints);
+//! - [`log`]: segments, indexes, leader epochs, recovery and flush jobs;
+//! - [`replication`]: the leader's view of its followers and the follower fetchers;
+//! - [`group`]: consumer groups (state machine, coordinator, committed offsets);
+//! - [`producer`]: idempotent-producer sequence state;
+//! - [`cluster`]: the controller client and the membership loops;
+//! - [`config`]: broker settings and resolved topic policies; [`util`]: small helpers.
+//!
+//! The metadata image and the broker ↔ controller messages are
+//! [`tributary_metadata`]'s; the controller a broker embeds when it runs alone is
+//! [`tributary_controller`]'s.
 
 pub mod broker;
 pub mod cluster;

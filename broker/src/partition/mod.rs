@@ -1,10 +1,10 @@
 //! A partition replica on this broker: its log, idempotence state, high watermark, and
 //! its role (leader, follower or offline) as the controller last assigned it.
 //!
-//! The rules are split by concern: [`role`] (adopting the controller's assignment and
-//! proposing ISR changes), [`append`] (leader appends and acks=all waiting), [`follower`]
-//! (replicated appends and truncation), [`reads`] (fetch, ListOffsets, DeleteRecords) and
-//! [`checkpoint`] (flushes and the high-watermark checkpoint).
+//! The rules are split by concern: `role` (adopting the controller's assignment and
+//! proposing ISR changes), `append` (leader appends and acks=all waiting), `follower`
+//! (replicated appends and truncation), `reads` (fetch, ListOffsets, DeleteRecords) and
+//! `checkpoint` (flushes and the high-watermark checkpoint).
 
 mod append;
 mod checkpoint;

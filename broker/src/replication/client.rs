@@ -39,7 +39,7 @@ impl KafkaConnection {
         })
     }
 
-    /// Sends `request` at `version` and reads its response, within [`REQUEST_TIMEOUT`] (a
+    /// Sends `request` at `version` and reads its response, within `REQUEST_TIMEOUT` (a
     /// half-open connection must not stall replication forever). After an error or timeout
     /// the connection must be dropped.
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {

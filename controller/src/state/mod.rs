@@ -2,10 +2,10 @@
 //! current image to the next. Nothing here does I/O; [`crate::service`] persists each new
 //! image before publishing it or answering the request that caused it.
 //!
-//! One file per thing the controller manages: [`brokers`] (registration, sessions,
-//! fencing), [`topics`] (topics and partitions), [`isr`] (AlterPartition), [`leadership`]
-//! (ElectLeaders and preferred-leader rebalancing), [`configs`] (dynamic configs) and
-//! [`producer_ids`] (producer-id blocks).
+//! One file per thing the controller manages: `brokers` (registration, sessions,
+//! fencing), `topics` (topics and partitions), `isr` (AlterPartition), `leadership`
+//! (ElectLeaders and preferred-leader rebalancing), `configs` (dynamic configs) and
+//! `producer_ids` (producer-id blocks).
 
 mod brokers;
 mod configs;

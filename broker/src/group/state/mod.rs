@@ -4,8 +4,8 @@
 //! PreparingRebalance → CompletingRebalance → Stable, with rebalances on joins, leaves and
 //! session expiry. Time is passed in as milliseconds, and completions that answer parked
 //! JoinGroup/SyncGroup requests are returned as [`Effect`]s, so the coordinator owns all I/O
-//! and timers while every rule here is unit-testable. The join phase is in [`join`], the
-//! sync phase in [`sync`]; membership, timers and commit checks are here.
+//! and timers while every rule here is unit-testable. The join phase is in `join`, the
+//! sync phase in `sync`; membership, timers and commit checks are here.
 
 mod join;
 mod sync;
