@@ -17,19 +17,25 @@ use crate::broker::{Broker, CONTROLLER_TIMEOUT};
 /// How long a metadata poll waits for a change before asking again.
 const METADATA_POLL_MS: u64 = 5000;
 
+/// Why a registration attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum RegistrationError {
+    /// The data directory belongs to another cluster: retrying cannot help.
+    #[error("INCONSISTENT_CLUSTER_ID: {0}")]
+    OtherCluster(String),
+    /// The controller is unreachable or refused for now.
+    #[error(transparent)]
+    Retriable(#[from] anyhow::Error),
+}
+
 /// Registers this broker, retrying until the controller answers.
 pub async fn register(broker: &Broker) -> Result<()> {
     let mut logged = false;
     loop {
         match try_register(broker).await {
             Ok(()) => return Ok(()),
-            Err(e)
-                if e.to_string().contains("belongs to cluster")
-                    || e.to_string().contains("INCONSISTENT") =>
-            {
-                return Err(e)
-            }
-            Err(e) => {
+            Err(e @ RegistrationError::OtherCluster(_)) => return Err(e.into()),
+            Err(RegistrationError::Retriable(e)) => {
                 if !logged {
                     warn!(controller = %broker.controller.addr(), error = %e, "waiting for the controller");
                     logged = true;
@@ -40,7 +46,7 @@ pub async fn register(broker: &Broker) -> Result<()> {
     }
 }
 
-async fn try_register(broker: &Broker) -> Result<()> {
+async fn try_register(broker: &Broker) -> Result<(), RegistrationError> {
     let cluster_id = broker.cluster_id();
     let request = ControllerRequest::Register(Registration {
         broker_id: broker.config.broker_id,
@@ -61,9 +67,9 @@ async fn try_register(broker: &Broker) -> Result<()> {
             Ok(())
         }
         ControllerResponse::Error(e) if e.code == ResponseError::InconsistentClusterId => {
-            Err(anyhow!("INCONSISTENT_CLUSTER_ID: {}", e.message))
+            Err(RegistrationError::OtherCluster(e.message))
         }
-        other => Err(anyhow!("registration refused: {other:?}")),
+        other => Err(anyhow!("registration refused: {other:?}").into()),
     }
 }
 

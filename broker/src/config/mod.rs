@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use tributary_metadata::launch::BrokerLaunch;
 
 /// Command-line interface of `tributary-broker`.
 #[derive(Debug, Clone, Parser)]
@@ -123,6 +124,14 @@ fn split_host_port(addr: &str) -> Result<(String, i32)> {
 }
 
 impl BrokerConfig {
+    /// The configuration a [`BrokerLaunch`] describes, read as the broker reads its flags.
+    pub fn from_launch(launch: &BrokerLaunch) -> Result<Self> {
+        let program = std::iter::once("tributary-broker".to_string());
+        let args = BrokerArgs::try_parse_from(program.chain(launch.args()))
+            .context("parsing the broker's launch flags")?;
+        Self::from_args(&args)
+    }
+
     /// Resolves flags, file and overrides into one configuration.
     pub fn from_args(args: &BrokerArgs) -> Result<Self> {
         let mut settings = match &args.config {

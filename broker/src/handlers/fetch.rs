@@ -315,8 +315,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::{BrokerArgs, BrokerConfig};
+    use crate::config::BrokerConfig;
     use tributary_metadata::image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
+    use tributary_metadata::launch::BrokerLaunch;
 
     fn broker_info(id: i32, rack: &str, fenced: bool) -> BrokerInfo {
         BrokerInfo {
@@ -333,18 +334,11 @@ mod tests {
     #[tokio::test]
     async fn consumers_are_sent_to_an_in_sync_replica_in_their_zone() {
         let dir = tempfile::tempdir().unwrap();
-        let args = BrokerArgs {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".into(),
-            advertised_listener: None,
-            broker_id: 1,
-            rack: Some("zone-a".into()),
-            cluster_id: None,
-            config: None,
-            overrides: vec![],
-            controller: Some("127.0.0.1:1".into()),
-        };
-        let broker = Broker::open(BrokerConfig::from_args(&args).unwrap(), "127.0.0.1:1").unwrap();
+        let mut launch = BrokerLaunch::new(1, dir.path(), "127.0.0.1:0");
+        launch.rack = Some("zone-a".into());
+        launch.controller = Some("127.0.0.1:1".into());
+        let config = BrokerConfig::from_launch(&launch).unwrap();
+        let broker = Broker::open(config, "127.0.0.1:1").unwrap();
         let partition = |isr: Vec<i32>| PartitionMeta {
             replicas: vec![1, 2, 3],
             isr,

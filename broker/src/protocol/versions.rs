@@ -7,6 +7,7 @@
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use tributary_metadata::ResponseError;
 
 /// `(api, min advertised, min decodable, max)`.
 pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
@@ -80,7 +81,7 @@ pub fn api_versions_response() -> ApiVersionsResponse {
 pub fn unsupported_api_versions_response() -> ApiVersionsResponse {
     let (min, max) = advertised(ApiKey::ApiVersions).unwrap_or((0, 3));
     ApiVersionsResponse::default()
-        .with_error_code(35)
+        .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(vec![ApiVersion::default()
             .with_api_key(ApiKey::ApiVersions as i16)
             .with_min_version(min)

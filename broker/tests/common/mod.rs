@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tributary_broker::{BrokerArgs, BrokerConfig, RunningBroker};
+use tributary_broker::{BrokerConfig, RunningBroker};
+use tributary_metadata::launch::BrokerLaunch;
 
 /// A free loopback port (bound and released, so a broker can take it).
 pub fn free_port() -> u16 {
@@ -21,20 +22,18 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// How a test broker starts: alone on `port`, with a fast group coordinator.
+pub fn test_launch(data_dir: &Path, port: u16) -> BrokerLaunch {
+    let mut launch = BrokerLaunch::new(1, data_dir, format!("127.0.0.1:{port}"));
+    launch
+        .overrides
+        .insert("group.initial.rebalance.delay.ms".into(), "0".into());
+    launch
+}
+
 /// Configuration for a test broker on `port` with a fast group coordinator.
 pub fn test_config(data_dir: &Path, port: u16) -> BrokerConfig {
-    let args = BrokerArgs {
-        data_dir: data_dir.to_path_buf(),
-        listen: format!("127.0.0.1:{port}"),
-        advertised_listener: None,
-        broker_id: 1,
-        rack: None,
-        cluster_id: None,
-        config: None,
-        overrides: vec!["group.initial.rebalance.delay.ms=0".into()],
-        controller: None,
-    };
-    BrokerConfig::from_args(&args).expect("valid test config")
+    BrokerConfig::from_launch(&test_launch(data_dir, port)).expect("valid test config")
 }
 
 /// Starts a broker inside the test process.
@@ -54,12 +53,7 @@ impl BrokerProcess {
     /// Spawns `tributary-broker` and waits until it accepts connections.
     pub fn spawn(data_dir: &Path, port: u16) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_tributary-broker"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--override")
-            .arg("group.initial.rebalance.delay.ms=0")
+            .args(test_launch(data_dir, port).args())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
