@@ -11,7 +11,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint unit compat cluster e2e kind-up kind-down images test bench bench-cluster clean
+.PHONY: all build release run run-broker deps lint unit compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
 
 all: build
 
@@ -68,6 +68,10 @@ bench: deps release
 
 bench-cluster: deps release
 	tests/bench/compare-cluster.sh
+
+# The CRDs are generated from the operator's Rust types (a unit test fails when they drift).
+crds:
+	$(CARGO) run -q -p tributary-operator -- crd --write crds
 
 clean:
 	$(CARGO) clean

@@ -4,6 +4,7 @@
 //! processes on 127.0.0.1, one per zone slot — the embedded default for machines without
 //! Kubernetes. The Kubernetes operator mode embeds the same controller.
 
+mod crd;
 mod local;
 
 use anyhow::Result;
@@ -25,6 +26,13 @@ struct Args {
 enum Command {
     /// Run a local multi-zone cluster: the controller plus broker processes on 127.0.0.1.
     Local(local::LocalArgs),
+    /// Print the CustomResourceDefinitions (KafkaCluster, KafkaTopic) as YAML, or write
+    /// them into a directory, one file each.
+    Crd {
+        /// Write `<plural>.tributary.dev.yaml` files into this directory instead.
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -37,5 +45,14 @@ async fn main() -> Result<()> {
         .init();
     match Args::parse().command {
         Command::Local(args) => local::run(args).await,
+        Command::Crd { write: Some(dir) } => crd::write_all(&dir),
+        Command::Crd { write: None } => {
+            let documents = crd::definitions()
+                .iter()
+                .map(crd::to_yaml)
+                .collect::<Result<Vec<_>>>()?;
+            print!("{}", documents.join("---\n"));
+            Ok(())
+        }
     }
 }

@@ -75,7 +75,10 @@ async fn a_due_flush_runs_off_the_lock_before_the_write_is_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), &[("flush.messages", "5")]);
     let mut small = p.append(batch(3), -1).unwrap();
-    assert!(small.flush.take().is_none(), "3 of 5 messages: nothing to sync");
+    assert!(
+        small.flush.take().is_none(),
+        "3 of 5 messages: nothing to sync"
+    );
     let mut due = p.append(batch(3), -1).unwrap();
     let flush = due.flush.take().expect("flush.messages reached");
     // The partition serves other requests while the fsync is pending.
