@@ -5,9 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The environment variable a broker reads its StatefulSet pod index from: the operator
+/// sets it from the pod's `apps.kubernetes.io/pod-index` label, and the broker's id is
+/// [`BrokerLaunch::broker_id`] plus the index.
+pub const POD_INDEX_ENV: &str = "TRIBUTARY_POD_INDEX";
+
 /// Everything a `tributary-broker` process is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerLaunch {
+    /// The node id; in a StatefulSet whose pods get [`POD_INDEX_ENV`], the id of its first
+    /// pod, each pod adding its index.
     pub broker_id: i32,
     pub data_dir: PathBuf,
     /// `HOST:PORT` the Kafka listener binds.
@@ -20,6 +27,8 @@ pub struct BrokerLaunch {
     pub controller: Option<String>,
     /// The cluster this broker must belong to, if fixed in advance.
     pub cluster_id: Option<String>,
+    /// A `server.properties`-style file of broker settings.
+    pub config_file: Option<PathBuf>,
     /// Broker settings by Kafka name (`--override key=value`).
     pub overrides: BTreeMap<String, String>,
 }
@@ -35,6 +44,7 @@ impl BrokerLaunch {
             rack: None,
             controller: None,
             cluster_id: None,
+            config_file: None,
             overrides: BTreeMap::new(),
         }
     }
@@ -60,6 +70,10 @@ impl BrokerLaunch {
                 args.push(flag.to_string());
                 args.push(value.clone());
             }
+        }
+        if let Some(file) = &self.config_file {
+            args.push("--config".to_string());
+            args.push(file.display().to_string());
         }
         for (key, value) in &self.overrides {
             args.push("--override".to_string());
@@ -92,6 +106,9 @@ impl BrokerLaunch {
             if let Some(value) = value {
                 env.push((name.to_string(), value.clone()));
             }
+        }
+        if let Some(file) = &self.config_file {
+            env.push(("TRIBUTARY_CONFIG".to_string(), file.display().to_string()));
         }
         if !self.overrides.is_empty() {
             let joined: Vec<String> = self

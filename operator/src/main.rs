@@ -4,8 +4,7 @@
 //! processes on 127.0.0.1, one per zone slot — the embedded default for machines without
 //! Kubernetes. The Kubernetes operator mode embeds the same controller.
 
-mod crd;
-mod local;
+use tributary_operator::{crd, local};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

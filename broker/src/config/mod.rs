@@ -27,6 +27,11 @@ pub struct BrokerArgs {
     /// This broker's node id.
     #[arg(long, env = "TRIBUTARY_BROKER_ID", default_value_t = 1)]
     pub broker_id: i32,
+    /// The index of this broker's pod in its StatefulSet. With it the node id is
+    /// `--broker-id` plus the index, so the pods of one StatefulSet share one description
+    /// (the operator passes the pod's `apps.kubernetes.io/pod-index` label here).
+    #[arg(long, env = "TRIBUTARY_POD_INDEX")]
+    pub pod_index: Option<i32>,
     /// Rack (availability zone) of this broker.
     #[arg(long, env = "TRIBUTARY_RACK")]
     pub rack: Option<String>,
@@ -171,7 +176,14 @@ impl BrokerConfig {
             listen: args.listen.clone(),
             advertised_host,
             advertised_port,
-            broker_id: args.broker_id,
+            broker_id: match args.pod_index {
+                Some(index) if index < 0 => bail!("pod index {index} is negative"),
+                Some(index) => args
+                    .broker_id
+                    .checked_add(index)
+                    .context("broker id out of range")?,
+                None => args.broker_id,
+            },
             rack: args.rack.clone(),
             cluster_id: args.cluster_id.clone(),
             controller: args.controller.clone(),
@@ -266,6 +278,21 @@ mod tests {
         normalise_time_units(&mut props);
         assert_eq!(props["log.retention.ms"], "7200000");
         assert_eq!(props["num.partitions"], "3");
+    }
+
+    #[test]
+    fn a_pod_index_offsets_the_broker_id() {
+        let launch = BrokerLaunch::new(1001, "/tmp/unused", "0.0.0.0:9092");
+        assert_eq!(BrokerConfig::from_launch(&launch).unwrap().broker_id, 1001);
+        let args = BrokerArgs::try_parse_from(
+            ["tributary-broker"]
+                .into_iter()
+                .map(String::from)
+                .chain(launch.args())
+                .chain(["--pod-index".to_string(), "2".to_string()]),
+        )
+        .unwrap();
+        assert_eq!(BrokerConfig::from_args(&args).unwrap().broker_id, 1003);
     }
 
     #[test]
