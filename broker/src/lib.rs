@@ -67,20 +67,6 @@ impl RunningBroker {
     }
 }
 
-/// Controller settings for an embedded controller, from the broker's own settings.
-pub fn embedded_controller_config(config: &BrokerConfig) -> tributary_controller::ControllerConfig {
-    tributary_controller::ControllerConfig {
-        session_timeout_ms: config.setting_i64("broker.session.timeout.ms").max(100) as u64,
-        num_partitions: config
-            .setting_i64("num.partitions")
-            .clamp(1, i32::MAX as i64) as i32,
-        default_replication_factor: config
-            .setting_i64("default.replication.factor")
-            .clamp(1, i16::MAX as i64) as i16,
-        broker_defaults: config.settings.clone(),
-    }
-}
-
 /// Binds the listener, joins the controller (starting an embedded one when none is
 /// configured), waits for the first metadata image, and starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
@@ -99,7 +85,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
             let dir = config.state_dir().join("controller");
             let running = tributary_controller::start_local(
                 &dir,
-                embedded_controller_config(&config),
+                tributary_controller::ControllerConfig::from_settings(&config.settings),
                 "127.0.0.1:0",
             )
             .await?;

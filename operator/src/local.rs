@@ -142,12 +142,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let defaults = cluster_defaults(slots.len());
-    let config = ControllerConfig {
-        session_timeout_ms: 1000,
-        num_partitions: 1,
-        default_replication_factor: defaults["default.replication.factor"].parse().unwrap_or(1),
-        broker_defaults: defaults.clone(),
-    };
+    let config = ControllerConfig::from_settings(&defaults);
     let controller = tributary_controller::start_local(
         &args.data_dir.join("controller"),
         config,
@@ -164,12 +159,7 @@ pub async fn run(args: LocalArgs) -> Result<()> {
     say(&format!("controller listening on {controller_addr}"));
 
     let mut overrides = defaults;
-    for pair in &args.overrides {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--override {pair}: expected key=value"))?;
-        overrides.insert(key.trim().to_string(), value.trim().to_string());
-    }
+    overrides.extend(crate::standalone::settings(&args.overrides)?);
     let launches: Vec<BrokerLaunch> = slots
         .iter()
         .map(|slot| launch(slot, &controller_addr, &overrides))

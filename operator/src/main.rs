@@ -4,9 +4,9 @@
 //! processes on 127.0.0.1, one per zone slot — the embedded default for machines without
 //! Kubernetes. The Kubernetes operator mode embeds the same controller.
 
-use tributary_operator::{crd, local};
+use tributary_operator::{build, crd, local, standalone};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Command-line interface.
@@ -25,6 +25,23 @@ struct Args {
 enum Command {
     /// Run a local multi-zone cluster: the controller plus broker processes on 127.0.0.1.
     Local(local::LocalArgs),
+    /// Run the controller alone, for brokers started by other means.
+    Controller(standalone::ControllerArgs),
+    /// Print the Kubernetes objects a KafkaCluster manifest should have, as YAML.
+    Render {
+        /// The KafkaCluster manifest.
+        #[arg(short = 'f', long)]
+        file: std::path::PathBuf,
+        /// The namespace, when the manifest names none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// `host:port` of the controller the brokers join.
+        #[arg(long)]
+        controller: String,
+        /// The broker image, when the manifest names none.
+        #[arg(long, default_value = "tributary/broker:dev")]
+        image: String,
+    },
     /// Print the CustomResourceDefinitions (KafkaCluster, KafkaTopic) as YAML, or write
     /// them into a directory, one file each.
     Crd {
@@ -44,6 +61,26 @@ async fn main() -> Result<()> {
         .init();
     match Args::parse().command {
         Command::Local(args) => local::run(args).await,
+        Command::Controller(args) => standalone::run(args).await,
+        Command::Render {
+            file,
+            namespace,
+            controller,
+            image,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut cluster: crd::KafkaCluster = serde_norway::from_str(&text)
+                .with_context(|| format!("{} is not a KafkaCluster", file.display()))?;
+            cluster.metadata.namespace.get_or_insert(namespace);
+            let context = build::BuildContext {
+                controller,
+                default_image: image,
+                owner: None,
+            };
+            print!("{}", build::to_yaml(&build::desired(&cluster, &context)?)?);
+            Ok(())
+        }
         Command::Crd { write: Some(dir) } => crd::write_all(&dir),
         Command::Crd { write: None } => {
             let documents = crd::definitions()

@@ -50,12 +50,10 @@ impl Cluster {
     /// Starts the controller and three brokers and waits until all are live.
     pub async fn start() -> Cluster {
         let root = tempfile::tempdir().unwrap();
-        let config = ControllerConfig {
-            session_timeout_ms: 1000,
-            num_partitions: 1,
-            default_replication_factor: 3,
-            broker_defaults: BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]),
-        };
+        let config = ControllerConfig::from_settings(&BTreeMap::from([
+            ("min.insync.replicas".to_string(), "2".to_string()),
+            ("default.replication.factor".to_string(), "3".to_string()),
+        ]));
         let controller = start_local(
             &root.path().join("controller"),
             config.clone(),

@@ -36,11 +36,28 @@ pub struct ControllerConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
+        ControllerConfig::from_settings(&BTreeMap::new())
+    }
+}
+
+impl ControllerConfig {
+    /// The controller's settings from broker settings by their Kafka names
+    /// (`broker.session.timeout.ms`, `num.partitions`, `default.replication.factor`); all
+    /// of them are also the broker-level defaults of topic configs. Every host of the
+    /// controller (an embedded one, the local launcher, the operator) derives it here.
+    pub fn from_settings(settings: &BTreeMap<String, String>) -> Self {
+        let number = |key: &str, default: i64| {
+            settings
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
         ControllerConfig {
-            session_timeout_ms: 1000,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            broker_defaults: BTreeMap::new(),
+            session_timeout_ms: number("broker.session.timeout.ms", 1000).max(100) as u64,
+            num_partitions: number("num.partitions", 1).clamp(1, i32::MAX as i64) as i32,
+            default_replication_factor: number("default.replication.factor", 1)
+                .clamp(1, i16::MAX as i64) as i16,
+            broker_defaults: settings.clone(),
         }
     }
 }

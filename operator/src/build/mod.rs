@@ -80,6 +80,16 @@ impl Desired {
     }
 }
 
+/// The objects as one multi-document YAML stream, in apply order (`kubectl apply -f -`).
+pub fn to_yaml(desired: &Desired) -> anyhow::Result<String> {
+    let documents = desired
+        .in_apply_order()?
+        .iter()
+        .map(serde_norway::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(documents.join("---\n"))
+}
+
 /// A typed object with its `apiVersion` and `kind`, as an apply request carries it.
 fn to_object<T: serde::Serialize>(
     object: &T,

@@ -9,7 +9,7 @@ k() { kubectl -n "$ns" "$@"; }
 use_fresh_namespace "$ns"
 
 step "deploying a broker and a Kafka CLI pod"
-k apply -f "$E2E_DIR/broker/broker.yaml" >/dev/null
+k apply -f "$E2E_DIR/broker/broker.yaml" -f "$E2E_DIR/kafka-cli.yaml" >/dev/null
 check "broker pod becomes ready" k rollout status statefulset/broker --timeout=180s
 check "Kafka CLI pod becomes ready" k wait --for=condition=Ready pod/kafka-cli --timeout=180s
 check "broker runs as a non-root user" sh -c "[ \"\$(kubectl -n $ns exec broker-0 -- id -u)\" = 10001 ]"
