@@ -146,3 +146,13 @@ use_fresh_namespace() {
   # shellcheck disable=SC2064 # the name is fixed now, on purpose
   trap "kubectl delete namespace '$1' --ignore-not-found --wait=false >/dev/null 2>&1 || true" EXIT
 }
+
+# Runs the users' walkthrough (Kafka 3.6.0 CLI) from the kafka-cli pod of namespace NS
+# against BOOTSTRAP with replication factor RF; shows each step, fails unless all pass.
+walkthrough_from_pod() {
+  local ns=$1 bootstrap=$2 rf=$3 out
+  out=$(kubectl -n "$ns" exec kafka-cli -- bash compat/walkthrough.sh 3.6.0 "$bootstrap" "$rf" 2>&1) ||
+    { echo "$out"; return 1; }
+  echo "$out" | grep -E '^(PASS|FAIL)' | sed 's/^/    /' >&3
+  echo "$out" | grep -qE '^walkthrough: [1-9][0-9]* passed, 0 failed$' || { echo "$out"; return 1; }
+}

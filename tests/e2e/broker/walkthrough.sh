@@ -15,13 +15,8 @@ check "Kafka CLI pod becomes ready" k wait --for=condition=Ready pod/kafka-cli -
 check "broker runs as a non-root user" sh -c "[ \"\$(kubectl -n $ns exec broker-0 -- id -u)\" = 10001 ]"
 
 bootstrap=broker-0.broker.$ns.svc.cluster.local:9092
-walkthrough() {
-  local out
-  out=$(k exec kafka-cli -- bash compat/walkthrough.sh 3.6.0 "$bootstrap" 1 2>&1) || { echo "$out"; return 1; }
-  echo "$out" | grep -E '^(PASS|FAIL)' | sed 's/^/    /' >&3
-  echo "$out" | grep -qE '^walkthrough: [1-9][0-9]* passed, 0 failed$' || { echo "$out"; return 1; }
-}
-check "seed walkthrough (Kafka 3.6.0 CLI) from a pod against the broker pod" walkthrough
+check "seed walkthrough (Kafka 3.6.0 CLI) from a pod against the broker pod" \
+  walkthrough_from_pod "$ns" "$bootstrap" 1
 
 # Acknowledged data lives on the pod's volume: a restarted broker pod still serves it.
 cli() { k exec kafka-cli -- env KAFKA_HEAP_OPTS=-Xmx256m "/opt/tributary-cache/kafka-3.6.0/bin/$1" --bootstrap-server "$bootstrap" "${@:2}"; }

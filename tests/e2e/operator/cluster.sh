@@ -44,13 +44,8 @@ check "brokers run as a non-root user on a read-only root filesystem" locked_dow
 check "Kafka CLI pod becomes ready" k wait --for=condition=Ready pod/kafka-cli --timeout=180s
 
 bootstrap=demo-bootstrap.$ns.svc.cluster.local:9092
-walkthrough() {
-  local out
-  out=$(k exec kafka-cli -- bash compat/walkthrough.sh 3.6.0 "$bootstrap" 3 2>&1) || { echo "$out"; return 1; }
-  echo "$out" | grep -E '^(PASS|FAIL)' | sed 's/^/    /' >&3
-  echo "$out" | grep -qE '^walkthrough: [1-9][0-9]* passed, 0 failed$' || { echo "$out"; return 1; }
-}
-check "seed walkthrough (Kafka 3.6.0 CLI, replication factor 3) against the bootstrap Service" walkthrough
+check "seed walkthrough (Kafka 3.6.0 CLI, replication factor 3) against the bootstrap Service" \
+  walkthrough_from_pod "$ns" "$bootstrap" 3
 replicas_in_every_zone() {
   local described
   k exec kafka-cli -- /opt/tributary-cache/kafka-3.6.0/bin/kafka-topics.sh --bootstrap-server "$bootstrap" \
