@@ -56,7 +56,11 @@ impl OffsetsLog {
         let mut appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
         self.appended.notify();
         if let Some(flush) = appended.flush.take() {
-            flush.complete().await.map_err(|e| coordinator_error(&e))?;
+            flush
+                .start()
+                .wait()
+                .await
+                .map_err(|e| coordinator_error(&e))?;
         }
         log.wait_for_commit(&appended, COMMIT_TIMEOUT)
             .await

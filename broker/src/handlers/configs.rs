@@ -271,9 +271,11 @@ trait AlterTarget {
 
     fn resource_type(&self) -> i8;
     fn resource_name(&self) -> &StrBytes;
+    /// The new set; `current` reads the resource's current set from this broker's image
+    /// (only the incremental flavour needs it).
     fn new_configs(
         &self,
-        current: BTreeMap<String, String>,
+        current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
     ) -> Result<BTreeMap<String, String>, ApiError>;
     fn entry(&self) -> Self::Entry;
 }
@@ -305,7 +307,7 @@ impl AlterTarget for AlterConfigsResource {
 
     fn new_configs(
         &self,
-        _current: BTreeMap<String, String>,
+        _current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
     ) -> Result<BTreeMap<String, String>, ApiError> {
         Ok(self
             .configs
@@ -322,10 +324,11 @@ impl AlterTarget for IncrementalResource {
 
     fn new_configs(
         &self,
-        mut current: BTreeMap<String, String>,
+        current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
     ) -> Result<BTreeMap<String, String>, ApiError> {
-        apply_operations(&mut current, &self.configs)?;
-        Ok(current)
+        let mut configs = current()?;
+        apply_operations(&mut configs, &self.configs)?;
+        Ok(configs)
     }
 }
 
@@ -340,7 +343,7 @@ async fn alter_each<R: AlterTarget>(
     for r in resources {
         let outcome = async {
             let resource = scope(&ctx.broker, r.resource_type(), r.resource_name())?;
-            let configs = r.new_configs(current_configs(&ctx.broker, &resource)?)?;
+            let configs = r.new_configs(|| current_configs(&ctx.broker, &resource))?;
             ctx.broker
                 .alter_configs(resource, configs, validate_only)
                 .await

@@ -8,6 +8,7 @@ use kafka_protocol::messages::*;
 use tracing::debug;
 
 use super::{hosted_partition, resolve_topic, sb, RequestContext};
+use crate::partition::PendingFlush;
 
 fn partition_error(
     index: i32,
@@ -50,9 +51,11 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                     return Err((ResponseError::CorruptMessage, Some("no records".into())));
                 };
                 match partition.append(records, acks) {
-                    Ok(done) => {
+                    Ok(mut done) => {
                         appended_any = true;
-                        Ok((partition, done))
+                        // A due fsync starts now, so every partition's runs at once.
+                        let flush = done.flush.take().map(PendingFlush::start);
+                        Ok((partition, done, flush))
                     }
                     Err(e) => {
                         debug!(topic = ?name, partition = index, error = %e, "produce rejected");
@@ -73,9 +76,9 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
         for (index, outcome) in partitions {
             let response = match outcome {
                 Err((code, message)) => partition_error(index, code, message),
-                Ok((partition, mut done)) => {
-                    let flushed = match done.flush.take() {
-                        Some(flush) => flush.complete().await,
+                Ok((partition, done, flush)) => {
+                    let flushed = match flush {
+                        Some(flush) => flush.wait().await,
                         None => Ok(()),
                     };
                     let committed = match flushed {

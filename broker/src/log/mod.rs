@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use batch::{BatchHeader, Stamp};
 use epochs::LeaderEpochCache;
-use flush::FlushJob;
+use flush::{FlushJob, OwedSyncs};
 pub use segment::RecoveryMode;
 use segment::Segment;
 
@@ -85,8 +85,8 @@ pub struct Log {
     epochs: LeaderEpochCache,
     unflushed_messages: u64,
     last_flush: Instant,
-    /// Segments rolled since the last flush job: their tails still need an fsync.
-    rolled: FlushJob,
+    /// Rolled segments whose tails still need an fsync.
+    owed: OwedSyncs,
 }
 
 impl Log {
@@ -168,7 +168,7 @@ impl Log {
             epochs,
             unflushed_messages: 0,
             last_flush: Instant::now(),
-            rolled: FlushJob::default(),
+            owed: OwedSyncs::default(),
         })
     }
 
@@ -293,8 +293,7 @@ impl Log {
         if full || old || active.would_overflow(header.last_offset(), len) {
             let base = header.base_offset;
             info!(dir = %self.dir.display(), base, "rolling new segment");
-            let rolled = self.active().flush_job();
-            self.rolled.merge(rolled);
+            self.owed.owe(self.active().files());
             let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
             self.segments.insert(base, segment);
         }
@@ -308,20 +307,18 @@ impl Log {
                 || self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms))
     }
 
-    /// Everything written and not yet forced to disk, as a job to run once the caller
-    /// has released the partition: the log counts it as flushed from now on.
+    /// Everything written and not yet known to be on disk, as a job to run once the caller
+    /// has released the partition: the log counts its messages as flushed from now on.
     pub fn take_flush(&mut self) -> FlushJob {
-        let mut job = std::mem::take(&mut self.rolled);
-        job.merge(self.active().flush_job());
         self.unflushed_messages = 0;
         self.last_flush = Instant::now();
-        job
+        FlushJob::new(&self.owed, self.active().files())
     }
 
-    /// The tails of segments rolled since the last flush (Kafka flushes a rolled segment
-    /// in the background, not before acknowledging the write that rolled it).
-    pub fn take_rolled(&mut self) -> FlushJob {
-        std::mem::take(&mut self.rolled)
+    /// The tails of rolled segments still owed an fsync (Kafka flushes a rolled segment in
+    /// the background, not before acknowledging the write that rolled it).
+    pub fn take_owed(&self) -> Option<FlushJob> {
+        (!self.owed.is_empty()).then(|| FlushJob::new(&self.owed, []))
     }
 
     /// Forces unflushed data to disk now (start-up and tests; request paths use
@@ -535,15 +532,13 @@ mod tests {
         assert!(!job.is_empty());
         assert!(!log.flush_due(), "counted as flushed once taken");
         job.run().unwrap();
-        assert!(log.take_rolled().is_empty(), "nothing rolled yet");
+        assert!(log.take_owed().is_none(), "nothing rolled yet");
         append_n(&mut log, 40, 3);
-        let rolled = log.take_rolled();
-        assert!(
-            !rolled.is_empty(),
-            "rolled segments wait for a background flush"
-        );
-        rolled.run().unwrap();
-        assert!(log.take_rolled().is_empty());
+        let owed = log.take_owed().expect("rolled segments are owed a flush");
+        let again = log.take_owed().expect("still owed until a sync succeeds");
+        owed.run().unwrap();
+        assert!(log.take_owed().is_none(), "settled by the successful sync");
+        again.run().unwrap();
     }
 
     #[test]

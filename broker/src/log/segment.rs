@@ -10,7 +10,6 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
-use super::flush::FlushJob;
 use super::index::{OffsetIndex, TimeIndex};
 
 /// File name stem Kafka uses for a segment: the base offset padded to 20 digits.
@@ -324,13 +323,13 @@ impl Segment {
         Ok(())
     }
 
-    /// What forces the segment and its indexes to disk.
-    pub fn flush_job(&self) -> FlushJob {
-        FlushJob::of([
+    /// The segment's files (log and indexes), for flush jobs.
+    pub fn files(&self) -> [Arc<File>; 3] {
+        [
             self.file.clone(),
             self.offset_index.file(),
             self.time_index.file(),
-        ])
+        ]
     }
 
     /// Deletes the segment's files.

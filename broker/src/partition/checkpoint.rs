@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use tracing::warn;
-
 use super::{Partition, PartitionError, PartitionState};
 use crate::log::flush::FlushJob;
 use crate::log::Log;
@@ -13,40 +11,36 @@ use crate::log::Log;
 /// File holding the last checkpointed high watermark (Kafka's replication-offset-checkpoint).
 const HW_CHECKPOINT: &str = "high-watermark-checkpoint";
 
-/// An append's writes that still need an fsync.
+/// An append's writes that must be on disk before it is acknowledged (`flush.messages` or
+/// `flush.ms` came due).
 #[derive(Debug)]
-#[must_use = "a pending flush must be completed"]
+#[must_use = "a pending flush must be started"]
 pub struct PendingFlush {
     job: FlushJob,
-    /// `flush.messages` or `flush.ms` asked for it: the write is acknowledged only after.
-    before_ack: bool,
 }
 
+/// A flush running on a blocking thread; it runs to the end even if nobody waits for it.
+#[derive(Debug)]
+pub struct StartedFlush(tokio::task::JoinHandle<std::io::Result<()>>);
+
 impl PendingFlush {
-    /// What an append leaves to sync: everything when the topic's flush policy is due,
-    /// otherwise the tails of segments it rolled.
+    /// The flush an append leaves, if the topic's flush policy is due.
     pub(super) fn take(state: &mut PartitionState) -> Option<PendingFlush> {
-        let (job, before_ack) = if state.log.flush_due() {
-            (state.log.take_flush(), true)
-        } else {
-            (state.log.take_rolled(), false)
-        };
-        (!job.is_empty()).then_some(PendingFlush { job, before_ack })
+        state.log.flush_due().then(|| PendingFlush {
+            job: state.log.take_flush(),
+        })
     }
 
-    /// Runs the fsync on a blocking thread: awaited when the write must be on disk before
-    /// it is acknowledged, in the background otherwise.
-    pub async fn complete(self) -> Result<(), PartitionError> {
-        let sync = tokio::task::spawn_blocking(move || self.job.run());
-        if !self.before_ack {
-            tokio::spawn(async move {
-                if let Ok(Err(e)) = sync.await {
-                    warn!(error = %e, "flushing a rolled segment failed");
-                }
-            });
-            return Ok(());
-        }
-        match sync.await {
+    /// Starts the fsync at once, off the async threads.
+    pub fn start(self) -> StartedFlush {
+        StartedFlush(tokio::task::spawn_blocking(move || self.job.run()))
+    }
+}
+
+impl StartedFlush {
+    /// Waits for the fsync.
+    pub async fn wait(self) -> Result<(), PartitionError> {
+        match self.0.await {
             Ok(result) => Ok(result?),
             Err(e) => Err(PartitionError::Storage(std::io::Error::other(e))),
         }
@@ -97,16 +91,16 @@ impl Partition {
     }
 
     /// Flushes if `flush.ms` has elapsed with data waiting, and the tails of rolled
-    /// segments.
+    /// segments (run periodically, on a blocking thread).
     pub fn flush_if_due(&self) -> std::io::Result<()> {
         let job = {
             let mut state = self.lock();
             if state.log.flush_due() {
-                state.log.take_flush()
+                Some(state.log.take_flush())
             } else {
-                state.log.take_rolled()
+                state.log.take_owed()
             }
         };
-        job.run()
+        job.map_or(Ok(()), FlushJob::run)
     }
 }

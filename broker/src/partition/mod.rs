@@ -27,7 +27,7 @@ use crate::producer::state::{ProducerStateTable, SequenceError};
 use crate::replication::leader::LeaderView;
 
 pub use append::Appended;
-pub use checkpoint::PendingFlush;
+pub use checkpoint::{PendingFlush, StartedFlush};
 pub use follower::FollowerPosition;
 pub use reads::{
     FetchedData, LogOffsets, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP,

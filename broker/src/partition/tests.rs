@@ -83,7 +83,7 @@ async fn a_due_flush_runs_off_the_lock_before_the_write_is_acknowledged() {
     let flush = due.flush.take().expect("flush.messages reached");
     // The partition serves other requests while the fsync is pending.
     assert_eq!(bounds(&p).2, 6);
-    flush.complete().await.unwrap();
+    flush.start().wait().await.unwrap();
     let mut next = p.append(batch(1), -1).unwrap();
     assert!(next.flush.take().is_none(), "the counter restarted");
 }

@@ -242,7 +242,7 @@ async fn fetch_once(
                         data.high_watermark,
                         data.log_start_offset,
                     ) {
-                        Ok(Some(flush)) => flush.complete().await,
+                        Ok(Some(flush)) => flush.start().wait().await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };

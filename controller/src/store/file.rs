@@ -15,6 +15,24 @@ use super::{Claimed, MetadataStore, StoreError};
 
 const IMAGE_FILE: &str = "metadata.json";
 const EPOCH_FILE: &str = "controller-epoch";
+const LOCK_FILE: &str = ".lock";
+
+/// Runs `f` holding an exclusive lock on the store's directory, so a claim by another
+/// process cannot fall between a save's epoch check and its write.
+fn with_dir_lock<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    lock.lock()?;
+    let result = f();
+    drop(lock);
+    result
+}
 
 /// A metadata store in a local directory.
 #[derive(Debug)]
@@ -105,16 +123,18 @@ impl MetadataStore for FileMetadataStore {
         let data = serde_json::to_vec_pretty(image).map_err(io::Error::other)?;
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
-            let current = read_epoch(&dir)?;
-            if current != epoch {
-                return Err(StoreError::Conflict {
-                    expected: expected_version,
-                    epoch,
-                    found: format!("controller epoch {current}"),
-                });
-            }
-            replace_durably(&dir.join(IMAGE_FILE), &data)?;
-            Ok(())
+            with_dir_lock(&dir, || {
+                let current = read_epoch(&dir)?;
+                if current != epoch {
+                    return Err(StoreError::Conflict {
+                        expected: expected_version,
+                        epoch,
+                        found: format!("controller epoch {current}"),
+                    });
+                }
+                replace_durably(&dir.join(IMAGE_FILE), &data)?;
+                Ok(())
+            })
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
