@@ -48,12 +48,20 @@ pub struct RunningBroker {
     /// The embedded controller, when the broker runs without `--controller`.
     pub controller: Option<tributary_controller::RunningController>,
     shutdown: watch::Sender<bool>,
+    /// The heartbeat loop, stopped first on shutdown (a heartbeat would unfence the broker).
+    heartbeats: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningBroker {
-    /// Stops accepting, waits for background tasks and flushes to disk.
+    /// A controlled shutdown, as Kafka's: heartbeats stop, the controller moves this
+    /// broker's leaderships while it still answers (so clients are redirected, not left
+    /// waiting), then the broker stops accepting, waits for its background tasks and
+    /// flushes to disk.
     pub async fn shutdown(self) -> Result<()> {
+        self.heartbeats.abort();
+        let _ = self.heartbeats.await;
+        cluster::membership::controlled_shutdown(&self.broker).await;
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -118,6 +126,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         local_addr,
         controller: embedded,
         shutdown,
-        tasks: vec![serve, housekeeping, heartbeats, metadata],
+        heartbeats,
+        tasks: vec![serve, housekeeping, metadata],
     })
 }

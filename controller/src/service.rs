@@ -175,6 +175,13 @@ impl Controller {
                     (Err(e), _) => Resp::Error(e),
                 }
             }
+            Req::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => {
+                let (result, version) = commit!(state.controlled_shutdown(broker_id, broker_epoch));
+                Resp::Done { result, version }
+            }
             Req::AlterPartition(change) => {
                 let (result, _) = commit!(state.alter_partition(&change));
                 Resp::PartitionChanged(result)
@@ -283,7 +290,7 @@ impl Controller {
         let Ok(mut state) = self.lock().await else {
             return;
         };
-        if let Some(image) = state.rebalance_leaders() {
+        if let Some(image) = state.rebalance_leaders(self.now()) {
             info!("restoring preferred leaders");
             if let Err(e) = self.commit(&mut state, Change::to((), image)).await {
                 warn!(error = %e, "committing preferred leader election failed");

@@ -86,6 +86,12 @@ pub enum ControllerRequest {
     },
     /// AlterPartition: a leader proposes a new ISR.
     AlterPartition(IsrChange),
+    /// ControlledShutdown: the broker is about to stop; its leaderships move now, before it
+    /// stops serving (answered with `Done` and the version that moved them).
+    ControlledShutdown {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
     /// AllocateProducerIds: a block of producer ids for InitProducerId.
     AllocateProducerIds {
         broker_id: i32,

@@ -100,6 +100,37 @@ pub async fn await_first_image(broker: &Arc<Broker>) -> Result<()> {
     }
 }
 
+/// How long a stopping broker waits for the controller to move its leaderships.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the controller to move this broker's leaderships before it stops, and waits until
+/// this broker has applied the image that moved them, so in-flight acks=all requests fail
+/// over to the new leaders. A controller that does not answer in time only delays the stop.
+pub async fn controlled_shutdown(broker: &Broker) {
+    let request = ControllerRequest::ControlledShutdown {
+        broker_id: broker.config.broker_id,
+        broker_epoch: broker.broker_epoch(),
+    };
+    match broker
+        .controller
+        .call(&request, CONTROLLED_SHUTDOWN_TIMEOUT)
+        .await
+    {
+        Ok(ControllerResponse::Done {
+            result: Ok(()),
+            version,
+        }) => {
+            info!(version, "controlled shutdown: leaderships moved");
+            broker
+                .metadata
+                .wait_for_version(version, CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await;
+        }
+        Ok(other) => warn!(answer = ?other, "controlled shutdown refused; stopping anyway"),
+        Err(e) => warn!(error = %e, "controlled shutdown failed; stopping anyway"),
+    }
+}
+
 /// Heartbeats every `broker.heartbeat.interval.ms`, re-registering when the controller no
 /// longer knows this registration (a controller that lost it, or a session that was replaced).
 pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

@@ -98,6 +98,7 @@ impl ControllerState {
         self.set_fenced(&mut next, broker_id, false);
         self.sessions
             .insert(broker_id, now_ms + self.config.session_timeout_ms);
+        self.live_since.insert(broker_id, now_ms);
         Change::to(Ok(epoch), next)
     }
 
@@ -120,7 +121,34 @@ impl ControllerState {
         }
         let mut next = self.next_image();
         self.set_fenced(&mut next, broker_id, false);
+        self.live_since.insert(broker_id, now_ms);
         Change::to(Ok(false), next)
+    }
+
+    /// ControlledShutdown: fences a broker that is about to stop, so its leaderships move
+    /// while it still answers (Kafka's controlled shutdown). It is unfenced again when it
+    /// heartbeats or registers after its restart.
+    pub fn controlled_shutdown(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Change<Result<(), ApiError>> {
+        let fenced = match self.check_epoch(broker_id, broker_epoch) {
+            Ok(broker) => broker.fenced,
+            Err(e) => return Change::refused(e),
+        };
+        self.sessions.remove(&broker_id);
+        self.live_since.remove(&broker_id);
+        if fenced {
+            return Change::unchanged(Ok(()));
+        }
+        tracing::info!(
+            broker = broker_id,
+            "controlled shutdown: moving leaderships"
+        );
+        let mut next = self.next_image();
+        self.set_fenced(&mut next, broker_id, true);
+        Change::to(Ok(()), next)
     }
 
     /// The broker's session channel closed: its session now ends within
@@ -145,6 +173,7 @@ impl ControllerState {
         let mut next = self.next_image();
         for id in expired {
             self.sessions.remove(&id);
+            self.live_since.remove(&id);
             if next.brokers.get(&id).is_some_and(|b| !b.fenced) {
                 tracing::warn!(broker = id, "broker session expired: fencing");
                 self.set_fenced(&mut next, id, true);
@@ -237,6 +266,30 @@ mod tests {
             "leadership moved off the restarted broker"
         );
         assert!(!state.image().brokers[&leader].fenced);
+    }
+
+    #[test]
+    fn a_controlled_shutdown_moves_leadership_at_once() {
+        let mut state = state_with_topic(3, "t", 1, 3);
+        let leader = state.image().topics["t"].partitions[0].leader;
+        let epoch = state.image().brokers[&leader].epoch;
+        let change = state.controlled_shutdown(leader, epoch);
+        commit(&mut state, change).unwrap();
+        let p = &state.image().topics["t"].partitions[0];
+        assert_ne!(p.leader, leader);
+        assert!(!p.isr.contains(&leader));
+        assert!(state.image().brokers[&leader].fenced);
+        assert!(
+            !state.sessions.contains_key(&leader),
+            "no session left to expire"
+        );
+        let again = state.controlled_shutdown(leader, epoch);
+        assert!(again.image.is_none(), "already fenced: nothing to do");
+        let stale = state.controlled_shutdown(leader, epoch - 1);
+        assert_eq!(
+            stale.reply.unwrap_err().code,
+            ResponseError::StaleBrokerEpoch
+        );
     }
 
     #[test]

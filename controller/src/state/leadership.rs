@@ -1,11 +1,19 @@
 //! ElectLeaders (preferred or unclean, on request) and the periodic restoration of
 //! preferred leaders.
 
+use std::collections::BTreeSet;
+
 use tributary_metadata::rpc::ElectionResults;
 use tributary_metadata::{ApiError, MetadataImage, PartitionMeta, ResponseError};
 
 use super::{Change, ControllerState};
 use crate::election::{self, NO_LEADER};
+
+/// How long a broker must have been live before the automatic rebalance gives it its
+/// preferred leaderships back. A broker back from a restart often has a new address (a new
+/// pod IP), and Java clients keep a host's old address for 30 s (`networkaddress.cache.ttl`):
+/// moving leadership to it sooner leaves them unable to reach the leader until then.
+pub const PREFERRED_LEADER_SETTLE_MS: u64 = 60_000;
 
 impl ControllerState {
     /// ElectLeaders for the given partitions, or all of them. Only explicitly named
@@ -16,8 +24,17 @@ impl ControllerState {
         preferred: bool,
         partitions: Option<&[(String, i32)]>,
     ) -> Change<ElectionResults> {
+        self.elections(preferred, partitions, &self.image.live_brokers())
+    }
+
+    /// Elections among `eligible` brokers.
+    fn elections(
+        &self,
+        preferred: bool,
+        partitions: Option<&[(String, i32)]>,
+        eligible: &BTreeSet<i32>,
+    ) -> Change<ElectionResults> {
         let mut next = self.next_image();
-        let live = next.live_brokers();
         let targets: Vec<(String, i32)> = match partitions {
             Some(list) => list.to_vec(),
             None => next
@@ -46,9 +63,9 @@ impl ControllerState {
                 continue;
             };
             let outcome = if preferred {
-                preferred_election(&state, &live)
+                preferred_election(&state, eligible)
             } else {
-                unclean_election(&state, &live)
+                unclean_election(&state, eligible)
             };
             match outcome {
                 Ok(updated) => {
@@ -65,9 +82,16 @@ impl ControllerState {
         Change::maybe(results, changed.then_some(next))
     }
 
-    /// Automatic preferred-leader rebalance (`auto.leader.rebalance.enable`).
-    pub fn rebalance_leaders(&self) -> Option<MetadataImage> {
-        self.elect_leaders(true, None).image
+    /// Automatic preferred-leader rebalance (`auto.leader.rebalance.enable`). Only brokers
+    /// live for [`PREFERRED_LEADER_SETTLE_MS`] take their leaderships back.
+    pub fn rebalance_leaders(&self, now_ms: u64) -> Option<MetadataImage> {
+        let settled: BTreeSet<i32> = self
+            .live_since
+            .iter()
+            .filter(|(_, since)| now_ms.saturating_sub(**since) >= PREFERRED_LEADER_SETTLE_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        self.elections(true, None, &settled).image
     }
 }
 
@@ -107,8 +131,11 @@ fn unclean_election(
 
 #[cfg(test)]
 mod tests {
+    use tributary_metadata::rpc::{IsrChange, Registration};
+    use uuid::Uuid;
+
     use super::*;
-    use crate::state::testing::state_with_topic;
+    use crate::state::testing::{commit, state_with_topic};
 
     #[test]
     fn elections_report_what_they_could_not_do() {
@@ -130,6 +157,49 @@ mod tests {
             unclean.reply[0].1.as_ref().unwrap_err().code,
             ResponseError::ElectionNotNeeded
         );
-        assert!(state.rebalance_leaders().is_none());
+        assert!(state.rebalance_leaders(0).is_none());
+    }
+
+    #[test]
+    fn a_restarted_broker_leads_again_only_once_settled() {
+        let mut state = state_with_topic(3, "t", 1, 3);
+        let preferred = state.image().topics["t"].partitions[0].leader;
+        let info = state.image().brokers[&preferred].clone();
+        // The preferred leader restarts at t = 1 s: a new incarnation, fenced, then back.
+        let restart = state.register(
+            Registration {
+                broker_id: preferred,
+                incarnation: Uuid::new_v4(),
+                rack: info.rack.clone(),
+                host: info.host.clone(),
+                port: info.port,
+                cluster_id: None,
+            },
+            1_000,
+        );
+        commit(&mut state, restart).unwrap();
+        let p = state.image().topics["t"].partitions[0].clone();
+        assert_ne!(p.leader, preferred);
+        // Its new leader takes it back into the ISR once it has caught up.
+        let rejoin = state.alter_partition(&IsrChange {
+            broker_id: p.leader,
+            broker_epoch: state.image().brokers[&p.leader].epoch,
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: p.replicas.clone(),
+        });
+        commit(&mut state, rejoin).unwrap();
+        assert!(
+            state
+                .rebalance_leaders(1_000 + PREFERRED_LEADER_SETTLE_MS - 1)
+                .is_none(),
+            "clients may still hold the restarted broker's old address"
+        );
+        let image = state
+            .rebalance_leaders(1_000 + PREFERRED_LEADER_SETTLE_MS)
+            .expect("settled: the preferred leader leads again");
+        assert_eq!(image.topics["t"].partitions[0].leader, preferred);
     }
 }

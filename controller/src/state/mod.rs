@@ -117,6 +117,8 @@ pub struct ControllerState {
     image: MetadataImage,
     /// Session deadlines (controller clock, ms) of unfenced brokers.
     sessions: BTreeMap<i32, u64>,
+    /// When (controller clock, ms) each unfenced broker was last unfenced.
+    live_since: BTreeMap<i32, u64>,
     config: ControllerConfig,
 }
 
@@ -133,9 +135,16 @@ impl ControllerState {
             .filter(|b| !b.fenced)
             .map(|b| (b.id, now_ms + config.session_timeout_ms))
             .collect();
+        let live_since = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| (b.id, now_ms))
+            .collect();
         ControllerState {
             image,
             sessions,
+            live_since,
             config,
         }
     }
