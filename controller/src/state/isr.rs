@@ -49,21 +49,13 @@ impl ControllerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::{commit, state_with_topic};
+    use crate::state::testing::{commit, isr_change, state_with_topic};
 
     #[test]
     fn isr_changes_are_fenced_by_the_partition_epoch() {
         let mut state = state_with_topic(3, "t", 1, 3);
         let p = state.image().topics["t"].partitions[0].clone();
-        let shrink = IsrChange {
-            broker_id: p.leader,
-            broker_epoch: state.image().brokers[&p.leader].epoch,
-            topic: "t".into(),
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            new_isr: vec![p.leader],
-        };
+        let shrink = isr_change(&state, "t", vec![p.leader]);
         let shrunk = state.alter_partition(&shrink);
         assert_eq!(commit(&mut state, shrunk).unwrap().isr, vec![p.leader]);
         let stale = state.alter_partition(&IsrChange {

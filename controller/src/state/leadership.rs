@@ -131,11 +131,11 @@ fn unclean_election(
 
 #[cfg(test)]
 mod tests {
-    use tributary_metadata::rpc::{IsrChange, Registration};
+    use tributary_metadata::rpc::Registration;
     use uuid::Uuid;
 
     use super::*;
-    use crate::state::testing::{commit, state_with_topic};
+    use crate::state::testing::{commit, isr_change, state_with_topic};
 
     #[test]
     fn elections_report_what_they_could_not_do() {
@@ -181,15 +181,7 @@ mod tests {
         let p = state.image().topics["t"].partitions[0].clone();
         assert_ne!(p.leader, preferred);
         // Its new leader takes it back into the ISR once it has caught up.
-        let rejoin = state.alter_partition(&IsrChange {
-            broker_id: p.leader,
-            broker_epoch: state.image().brokers[&p.leader].epoch,
-            topic: "t".into(),
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            new_isr: p.replicas.clone(),
-        });
+        let rejoin = state.alter_partition(&isr_change(&state, "t", p.replicas.clone()));
         commit(&mut state, rejoin).unwrap();
         assert!(
             state

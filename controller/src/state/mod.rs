@@ -200,7 +200,7 @@ impl ControllerState {
 pub(crate) mod testing {
     use std::collections::BTreeMap;
 
-    use tributary_metadata::rpc::{Registration, TopicSpec};
+    use tributary_metadata::rpc::{IsrChange, Registration, TopicSpec};
     use tributary_metadata::MetadataImage;
     use uuid::Uuid;
 
@@ -233,6 +233,21 @@ pub(crate) mod testing {
         let created = state.create_topics(&[spec(name, partitions, rf)], false);
         assert!(commit(&mut state, created)[0].is_ok());
         state
+    }
+
+    /// An AlterPartition from the current leader of partition 0 of `topic`, proposing
+    /// `new_isr`.
+    pub fn isr_change(state: &ControllerState, topic: &str, new_isr: Vec<i32>) -> IsrChange {
+        let p = &state.image().topics[topic].partitions[0];
+        IsrChange {
+            broker_id: p.leader,
+            broker_epoch: state.image().brokers[&p.leader].epoch,
+            topic: topic.into(),
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr,
+        }
     }
 
     /// A topic spec with a partition count and replication factor.
