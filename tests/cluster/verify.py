@@ -70,21 +70,24 @@ def check(work):
     print(f"[failover] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries)")
     times = {}
     with open(os.path.join(work, "events")) as f:
-        for line in f:
-            kind, p, broker, t = line.split()
-            p, t = int(p), int(t)
-            after = [e["timestamp"] for e in acked if e["partition"] == p and e["timestamp"] > t]
-            if not after:
-                sys.exit(f"no acknowledged write to partition {p} after {kind} of broker {broker}")
-            took = min(after) - t
-            # A graceful stop keeps acknowledging for a moment: the outage is the longest
-            # pause between acknowledged writes from the event on.
-            window = sorted(after)
-            gap = max([took] + [b - a for a, b in zip(window, window[1:])])
-            print(f"[failover] {kind} of broker {broker} (leader of partition {p}): "
-                  f"next acks=all write acknowledged after {took} ms, "
-                  f"longest pause in acknowledged writes {gap} ms")
-            times.setdefault(kind, []).append(took)
+        events = [line.split() for line in f if line.strip()]
+    starts = sorted(int(e[3]) for e in events)
+    for kind, p, broker, t in events:
+        p, t = int(p), int(t)
+        # Each event is judged up to the next one, so later faults are not counted twice.
+        until = min([s for s in starts if s > t], default=None)
+        after = [e["timestamp"] for e in acked if e["partition"] == p and e["timestamp"] > t]
+        if not after:
+            sys.exit(f"no acknowledged write to partition {p} after {kind} of broker {broker}")
+        took = min(after) - t
+        # A graceful stop keeps acknowledging for a moment: the outage is the longest pause
+        # between acknowledged writes from the event until the next one.
+        window = sorted(x for x in after if until is None or x <= until)
+        gap = max([took] + [b - a for a, b in zip(window, window[1:])])
+        print(f"[failover] {kind} of broker {broker} (leader of partition {p}): "
+              f"next acks=all write acknowledged after {took} ms, "
+              f"longest pause in acknowledged writes {gap} ms")
+        times.setdefault(kind, []).append(took)
     for kind, took in times.items():
         took.sort()
         print(f"[failover] {kind} -> next acknowledged write: median {took[len(took)//2]} ms, "
