@@ -13,6 +13,7 @@
 //! - [`group`]: consumer groups (state machine, coordinator, committed offsets);
 //! - [`producer`]: idempotent-producer sequence state;
 //! - [`cluster`]: the controller client and the membership loops;
+//! - [`probe`]: the readiness check broker pods run;
 //! - [`config`]: broker settings and resolved topic policies; [`util`]: small helpers.
 //!
 //! The metadata image and the broker ↔ controller messages are
@@ -26,6 +27,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod partition;
+pub mod probe;
 pub mod producer;
 pub mod protocol;
 pub mod replication;

@@ -17,6 +17,9 @@ async fn main() -> Result<()> {
         .init();
     let args = BrokerArgs::parse();
     let config = BrokerConfig::from_args(&args)?;
+    if args.check_ready {
+        return tributary_broker::probe::check_ready(&config).await;
+    }
     let running = tributary_broker::start(config).await?;
     let b = &running.broker.config;
     println!(

@@ -48,6 +48,10 @@ pub struct BrokerArgs {
     /// controller and forms a single-broker cluster.
     #[arg(long, env = "TRIBUTARY_CONTROLLER")]
     pub controller: Option<String>,
+    /// Instead of running a broker, check that the broker these flags describe is ready
+    /// (serving, registered and live) and exit 0 if it is: a pod's readiness probe.
+    #[arg(long)]
+    pub check_ready: bool,
 }
 
 /// Fully resolved broker configuration.

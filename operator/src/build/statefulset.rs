@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    ExecAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, TCPSocketAction, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -21,6 +21,8 @@ use super::{
 };
 use crate::crd::KafkaCluster;
 
+/// The broker binary in the broker image.
+const BROKER_BINARY: &str = "/usr/local/bin/tributary-broker";
 /// Where a broker keeps its logs.
 const DATA_DIR: &str = "/var/lib/tributary";
 /// The user and group the broker image runs as.
@@ -101,7 +103,7 @@ pub fn for_zone(
     pod_labels.insert(ZONE_LABEL.to_string(), zone.to_string());
     let mut annotations = spec.template.annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string());
-    let tcp_probe = |initial_delay| Probe {
+    let liveness = Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::String(
                 spec.listeners
@@ -110,7 +112,7 @@ pub fn for_zone(
             ),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
+        initial_delay_seconds: Some(30),
         period_seconds: Some(5),
         ..Default::default()
     };
@@ -133,8 +135,17 @@ pub fn for_zone(
                 .collect(),
         ),
         resources: spec.resources.clone(),
-        readiness_probe: Some(tcp_probe(0)),
-        liveness_probe: Some(tcp_probe(30)),
+        // Ready means serving and registered (live in the broker's own metadata), which an
+        // open port alone does not show: the check reads the pod's own TRIBUTARY_* env.
+        readiness_probe: Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(vec![BROKER_BINARY.into(), "--check-ready".into()]),
+            }),
+            period_seconds: Some(5),
+            timeout_seconds: Some(4),
+            ..Default::default()
+        }),
+        liveness_probe: Some(liveness),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
