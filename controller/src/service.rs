@@ -75,11 +75,6 @@ impl Controller {
         self.published.borrow().clone()
     }
 
-    /// Subscribes to every published image.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.published.subscribe()
-    }
-
     /// Whether another controller has taken the store over.
     pub fn is_deposed(&self) -> bool {
         self.deposed.load(Ordering::SeqCst)

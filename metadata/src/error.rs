@@ -41,12 +41,6 @@ impl ApiError {
     }
 }
 
-impl From<ResponseError> for ApiError {
-    fn from(code: ResponseError) -> Self {
-        ApiError::new(code, code.to_string())
-    }
-}
-
 /// Serialises a [`ResponseError`] as its wire code, so the channel's JSON stays readable
 /// and stable across protocol-crate versions.
 mod wire_code {

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""verify.py caught-up|check WORK: reads the JSON lines that Kafka's verifiable producer
+"""verify.py caught-up|is-caught-up|check WORK: reads the JSON lines that Kafka's verifiable producer
 (WORK/producer.jsonl) and consumer (WORK/consumer.jsonl) wrote during failover.sh.
 
   caught-up  waits up to 90 s until the consumer has reached every partition's last
              acknowledged offset; exits 1 if it never does.
+  is-caught-up  the same, checked once (for logs copied in from elsewhere).
   check      every acknowledged record was consumed with its value, no offset carries two
              values, consumption never went backwards; prints the failover times of the
              events in WORK/events (kind partition broker epoch-ms per line), and their
@@ -36,12 +37,17 @@ def last_offsets(events):
     return last
 
 
-def caught_up(work):
+def is_caught_up(work):
+    """0 if the consumer has reached every partition's last acknowledged offset now."""
     want = last_offsets(load(work, "producer.jsonl", "producer_send_success"))
+    got = last_offsets(load(work, "consumer.jsonl", "record_data"))
+    return 0 if want and all(got.get(p, -1) >= o for p, o in want.items()) else 1
+
+
+def caught_up(work):
     deadline = time.time() + 90
     while time.time() < deadline:
-        got = last_offsets(load(work, "consumer.jsonl", "record_data"))
-        if all(got.get(p, -1) >= o for p, o in want.items()):
+        if is_caught_up(work) == 0:
             return 0
         time.sleep(1)
     return 1
@@ -96,6 +102,7 @@ def check(work):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("caught-up", "check"):
+    commands = {"caught-up": caught_up, "is-caught-up": is_caught_up, "check": check}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    sys.exit(caught_up(sys.argv[2]) if sys.argv[1] == "caught-up" else check(sys.argv[2]))
+    sys.exit(commands[sys.argv[1]](sys.argv[2]))

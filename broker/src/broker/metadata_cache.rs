@@ -100,11 +100,6 @@ impl MetadataCache {
             img.brokers.get(&leader).filter(|b| !b.fenced).cloned()
         })
     }
-
-    /// Where a live broker is reached (`host:port`).
-    pub fn address_of(&self, broker: i32) -> Option<String> {
-        self.with_image(|img| address_of(img, broker))
-    }
 }
 
 /// Where a live broker of `image` is reached (`host:port`).

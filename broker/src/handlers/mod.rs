@@ -117,12 +117,7 @@ pub fn hosted_partition(
         });
     };
     broker.replicas.get(name, index).ok_or_else(|| {
-        let exists = broker.metadata.with_image(|img| {
-            img.topics
-                .get(name)
-                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
-        });
-        if exists {
+        if broker.metadata.has_partition(name, index) {
             ResponseError::NotLeaderOrFollower
         } else {
             ResponseError::UnknownTopicOrPartition

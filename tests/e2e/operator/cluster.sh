@@ -89,22 +89,7 @@ leader_pod_deleted() {
   k exec kafka-cli -- cat /tmp/producer.jsonl >"$work/producer.jsonl"
   caught_up() {
     k exec kafka-cli -- cat /tmp/consumer.jsonl >"$work/consumer.jsonl"
-    python3 - "$work" <<'PY'
-import json, os, sys
-work = sys.argv[1]
-def offsets(name, kind):
-    out = {}
-    for line in open(os.path.join(work, name)):
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("name") == kind:
-            out[e["partition"]] = max(out.get(e["partition"], -1), e["offset"])
-    return out
-want, got = offsets("producer.jsonl", "producer_send_success"), offsets("consumer.jsonl", "record_data")
-sys.exit(0 if want and all(got.get(p, -1) >= o for p, o in want.items()) else 1)
-PY
+    python3 "$REPO_DIR/tests/cluster/verify.py" is-caught-up "$work"
   }
   wait_until 90 caught_up
   k exec kafka-cli -- pkill -f VerifiableConsumer || true
