@@ -72,8 +72,17 @@ async fn main() -> Result<()> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let mut cluster: crd::KafkaCluster = serde_norway::from_str(&text)
-                .with_context(|| format!("{} is not a KafkaCluster", file.display()))?;
+            let manifest: serde_json::Value = serde_norway::from_str(&text)
+                .with_context(|| format!("{} is not YAML", file.display()))?;
+            let (api_version, kind) = (&manifest["apiVersion"], &manifest["kind"]);
+            if api_version != "tributary.dev/v1alpha1" || kind != "KafkaCluster" {
+                anyhow::bail!(
+                    "{} is {kind} {api_version}, not a tributary.dev/v1alpha1 KafkaCluster",
+                    file.display()
+                );
+            }
+            let mut cluster: crd::KafkaCluster = serde_json::from_value(manifest)
+                .with_context(|| format!("{} is not a valid KafkaCluster", file.display()))?;
             cluster.metadata.namespace.get_or_insert(namespace);
             let context = build::BuildContext {
                 controller,
