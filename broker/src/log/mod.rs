@@ -321,12 +321,6 @@ impl Log {
         (!self.owed.is_empty()).then(|| FlushJob::new(&self.owed, []))
     }
 
-    /// Forces unflushed data to disk now (start-up and tests; request paths use
-    /// [`Log::take_flush`]).
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.take_flush().run()
-    }
-
     /// Reads batches starting at `offset`, at most `max_bytes` (at least one whole batch),
     /// never returning data at or beyond `limit_offset` (the high watermark for consumers).
     pub fn read(
