@@ -17,14 +17,15 @@ check "examples/cluster.yaml is accepted" k apply -f "$REPO_DIR/examples/cluster
 check "examples/topic.yaml is accepted" k apply -f "$REPO_DIR/examples/topic.yaml"
 columns() {
   local header
-  header=$(k get "$1" --no-headers=false | head -n1)
+  header=$(k get "$1" 2>&1 | head -n1)
   echo "$header"
   [ "$(echo "$header" | tr -s ' ')" = "$2" ]
 }
+# kubectl learns new resource types through discovery, which may lag the CRD by a moment.
 check "kubectl get kafkaclusters shows the status columns" \
-  columns kafkaclusters "NAME READY BROKERS BOOTSTRAP SERVERS AGE"
+  wait_until 30 columns kafkaclusters "NAME READY BROKERS BOOTSTRAP SERVERS AGE"
 check "kubectl get kafkatopics shows the spec columns" \
-  columns kafkatopics "NAME CLUSTER PARTITIONS REPLICAS READY AGE"
+  wait_until 30 columns kafkatopics "NAME CLUSTER PARTITIONS REPLICAS READY AGE"
 
 # refused NAME EXPECTED MANIFEST: applying MANIFEST fails with EXPECTED in the message.
 refused() {
