@@ -11,7 +11,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint unit compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
+.PHONY: all build release run run-broker deps lint chart unit compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
 
 all: build
 
@@ -38,6 +38,15 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -S warning $(SHELL_SCRIPTS)
 
+# The Helm chart: lint, and render with the default values and with one watched namespace.
+HELM = $${TRIBUTARY_CACHE:-$$HOME/.cache/tributary}/bin/helm
+chart:
+	tests/e2e/tools.sh
+	$(HELM) lint --strict charts/tributary-operator
+	$(HELM) template tributary charts/tributary-operator --namespace tributary >/dev/null
+	$(HELM) template tributary charts/tributary-operator --namespace tributary --set watchNamespace=kafka >/dev/null
+	! $(HELM) template tributary charts/tributary-operator --set replicaCount=0 >/dev/null 2>&1
+
 unit: deps
 	$(CARGO) test --workspace
 
@@ -61,7 +70,7 @@ images: deps release
 e2e: deps release
 	tests/e2e/run.sh
 
-test: lint unit compat cluster e2e
+test: lint chart unit compat cluster e2e
 
 bench: deps release
 	tests/bench/compare.sh
@@ -72,6 +81,7 @@ bench-cluster: deps release
 # The CRDs are generated from the operator's Rust types (a unit test fails when they drift).
 crds:
 	$(CARGO) run -q -p tributary-operator -- crd --write crds
+	$(CARGO) run -q -p tributary-operator -- crd --write charts/tributary-operator/crds
 
 clean:
 	$(CARGO) clean

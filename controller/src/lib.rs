@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-pub use server::RunningController;
+pub use server::{ControllerSet, RunningController, RunningServer};
 pub use service::Controller;
 pub use state::ControllerConfig;
 pub use store::{FileMetadataStore, MetadataStore};

@@ -75,6 +75,17 @@ impl Controller {
         self.published.borrow().clone()
     }
 
+    /// Follows the published image: every committed change, newest first.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.published.subscribe()
+    }
+
+    /// Stops this controller deciding: it answers NOT_CONTROLLER from now on (its host
+    /// no longer holds the cluster).
+    pub fn retire(&self) {
+        self.deposed.store(true, Ordering::SeqCst);
+    }
+
     /// Whether another controller has taken the store over.
     pub fn is_deposed(&self) -> bool {
         self.deposed.load(Ordering::SeqCst)
@@ -146,6 +157,11 @@ impl Controller {
         }
         match request {
             Req::FetchMetadata { .. } => unreachable!("answered above"),
+            // A host with one controller serves whichever cluster a broker names.
+            Req::Attach { .. } => Resp::Done {
+                result: Ok(()),
+                version: state.image().version,
+            },
             Req::Register(registration) => {
                 let broker_id = registration.broker_id;
                 let change = state.register(registration, now);

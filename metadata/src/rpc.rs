@@ -70,6 +70,12 @@ pub type ElectionResults = Vec<((String, i32), Result<(), ApiError>)>;
 /// Requests a broker sends to the controller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
+    /// The first message on a connection to a controller host that serves several
+    /// clusters (the Kubernetes operator): which cluster's controller the connection is for.
+    /// Answered with `Done`, or `Error(NOT_CONTROLLER)` when this host does not control it.
+    Attach {
+        cluster: String,
+    },
     /// BrokerRegistration: join (or rejoin) the cluster; answered with a new broker epoch.
     Register(Registration),
     /// BrokerHeartbeat: keeps the session alive.
@@ -159,6 +165,16 @@ pub enum ControllerResponse {
     Error(ApiError),
 }
 
+/// Splits a controller address, `HOST:PORT` or `HOST:PORT/CLUSTER`, into where to connect
+/// and which cluster to attach to.
+pub fn split_controller_address(address: &str) -> (&str, Option<&str>) {
+    match address.split_once('/') {
+        Some((host_port, cluster)) if !cluster.is_empty() => (host_port, Some(cluster)),
+        Some((host_port, _)) => (host_port, None),
+        None => (address, None),
+    }
+}
+
 /// Writes one message.
 pub async fn write_message<W: AsyncWrite + Unpin, M: Serialize>(
     w: &mut W,
@@ -195,6 +211,16 @@ pub async fn read_message<R: AsyncRead + Unpin, M: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controller_addresses_may_name_a_cluster() {
+        assert_eq!(split_controller_address("c:9090"), ("c:9090", None));
+        assert_eq!(
+            split_controller_address("c.ns.svc:9090/kafka/demo"),
+            ("c.ns.svc:9090", Some("kafka/demo"))
+        );
+        assert_eq!(split_controller_address("c:9090/"), ("c:9090", None));
+    }
 
     #[tokio::test]
     async fn messages_roundtrip_and_limits() {

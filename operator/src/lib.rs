@@ -10,4 +10,7 @@
 pub mod build;
 pub mod crd;
 pub mod local;
+pub mod operate;
+pub mod reconcile;
 pub mod standalone;
+pub mod store;

@@ -4,7 +4,7 @@
 //! processes on 127.0.0.1, one per zone slot — the embedded default for machines without
 //! Kubernetes. The Kubernetes operator mode embeds the same controller.
 
-use tributary_operator::{build, crd, local, standalone};
+use tributary_operator::{build, crd, local, operate, standalone};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -25,6 +25,9 @@ struct Args {
 enum Command {
     /// Run a local multi-zone cluster: the controller plus broker processes on 127.0.0.1.
     Local(local::LocalArgs),
+    /// Run the Kubernetes operator: KafkaClusters and KafkaTopics, and the controllers of
+    /// their clusters (one active replica, elected with a Lease).
+    Run(operate::RunArgs),
     /// Run the controller alone, for brokers started by other means.
     Controller(standalone::ControllerArgs),
     /// Print the Kubernetes objects a KafkaCluster manifest should have, as YAML.
@@ -63,6 +66,7 @@ async fn main() -> Result<()> {
         .init();
     match Args::parse().command {
         Command::Local(args) => local::run(args).await,
+        Command::Run(args) => operate::run(args).await,
         Command::Controller(args) => standalone::run(args).await,
         Command::Render {
             file,

@@ -51,6 +51,36 @@ impl ControllerClient {
         }
     }
 
+    /// Connects, and attaches to the named cluster when the address names one.
+    async fn connect(&self) -> Result<Connection> {
+        let (host_port, cluster) = rpc::split_controller_address(&self.addr);
+        let stream = TcpStream::connect(host_port)
+            .await
+            .with_context(|| format!("connecting to controller {}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let (mut reader, mut writer) = (BufReader::new(r), BufWriter::new(w));
+        if let Some(cluster) = cluster {
+            let attach = ControllerRequest::Attach {
+                cluster: cluster.to_string(),
+            };
+            rpc::write_message(&mut writer, &attach).await?;
+            match rpc::read_message::<_, ControllerResponse>(&mut reader).await? {
+                Some(ControllerResponse::Done { result: Ok(()), .. }) => {}
+                Some(
+                    ControllerResponse::Error(e) | ControllerResponse::Done { result: Err(e), .. },
+                ) => {
+                    return Err(anyhow!(
+                        "controller {} refused cluster {cluster}: {e}",
+                        self.addr
+                    ))
+                }
+                other => return Err(anyhow!("unexpected answer to Attach: {other:?}")),
+            }
+        }
+        Ok((reader, writer))
+    }
+
     async fn attempt(
         &self,
         slot: &mut Option<Connection>,
@@ -59,12 +89,7 @@ impl ControllerClient {
     ) -> Result<ControllerResponse> {
         let exchange = async {
             if slot.is_none() {
-                let stream = TcpStream::connect(&self.addr)
-                    .await
-                    .with_context(|| format!("connecting to controller {}", self.addr))?;
-                let _ = stream.set_nodelay(true);
-                let (r, w) = stream.into_split();
-                *slot = Some((BufReader::new(r), BufWriter::new(w)));
+                *slot = Some(self.connect().await?);
             }
             let (reader, writer) = slot.as_mut().expect("connected above");
             rpc::write_message(writer, request).await?;

@@ -21,6 +21,7 @@ use thiserror::Error;
 
 use crate::crd::KafkaCluster;
 pub use names::ClusterNames;
+pub use statefulset::broker_id;
 
 /// Where broker settings are mounted in a broker pod.
 pub const CONFIG_DIR: &str = "/etc/tributary";

@@ -36,6 +36,11 @@ impl ClusterNames {
         format!("{}-config", self.cluster)
     }
 
+    /// The ConfigMap holding the controller's metadata image.
+    pub fn metadata(&self) -> String {
+        format!("{}-metadata", self.cluster)
+    }
+
     /// The headless Service (broker DNS names) and the PodDisruptionBudget.
     pub fn brokers(&self) -> String {
         format!("{}-brokers", self.cluster)

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
     ExecAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -31,6 +33,12 @@ const BROKER_UID: i64 = 10001;
 /// names its zone and a zone can hold that many brokers.
 pub const ZONE_ID_STRIDE: i32 = 1000;
 
+/// The id of the broker at `ordinal` in the StatefulSet of the `zone_index`th zone: stable
+/// for the pod's life and across restarts (the pod adds its index to the zone's first id).
+pub fn broker_id(zone_index: usize, ordinal: i32) -> i32 {
+    (zone_index as i32 + 1) * ZONE_ID_STRIDE + ordinal
+}
+
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
@@ -55,11 +63,7 @@ fn launch(
     zone: &str,
 ) -> BrokerLaunch {
     let port = super::network::client_port(cluster);
-    let mut launch = BrokerLaunch::new(
-        (index as i32 + 1) * ZONE_ID_STRIDE,
-        DATA_DIR,
-        format!("0.0.0.0:{port}"),
-    );
+    let mut launch = BrokerLaunch::new(broker_id(index, 0), DATA_DIR, format!("0.0.0.0:{port}"));
     // Kubernetes expands `$(POD_NAME)`: each pod advertises its own stable name.
     launch.advertised_listener = Some(format!("{}:{port}", names.broker_host("$(POD_NAME)")));
     launch.rack = Some(zone.to_string());
@@ -237,6 +241,21 @@ pub fn for_zone(
                 spec: Some(pod),
             },
             volume_claim_templates: Some(vec![claim]),
+            // Volumes outlive their brokers unless the spec asks otherwise: a scaled-down or
+            // deleted cluster keeps its data.
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(
+                        if spec.storage.delete_claim {
+                            "Delete"
+                        } else {
+                            "Retain"
+                        }
+                        .into(),
+                    ),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
             ..Default::default()
         }),
         ..Default::default()

@@ -17,8 +17,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use schemars::{json_schema, Schema, SchemaGenerator};
 
-pub use cluster::KafkaCluster;
-pub use topic::KafkaTopic;
+pub use cluster::{BrokerStatus, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus};
+pub use topic::{KafkaTopic, KafkaTopicSpec, KafkaTopicStatus, PartitionStatus};
 
 /// Every CRD the operator serves, in install order.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
@@ -49,6 +49,22 @@ pub fn write_all(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Kafka settings from a spec (`2`, `false`, `"604800000"`) as the strings Kafka keeps.
+pub fn settings_as_strings(
+    config: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, String> {
+    config
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        })
+        .collect()
+}
+
 /// Schema of a free-form map of Kafka settings (`min.insync.replicas: 2`,
 /// `auto.create.topics.enable: false`, `retention.ms: "604800000"`): values keep the type
 /// the user wrote, and the operator judges keys and values (a status condition names the
@@ -64,11 +80,15 @@ pub(crate) fn kafka_settings(_: &mut SchemaGenerator) -> Schema {
 mod tests {
     use super::*;
 
-    /// The checked-in CRDs are exactly what the types generate.
+    /// The checked-in CRDs (top level and in the chart) are exactly what the types generate.
     #[test]
     fn checked_in_crds_match_the_types() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-        for crd in definitions() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dirs = ["crds", "charts/tributary-operator/crds"].map(|dir| repo.join(dir));
+        for (dir, crd) in dirs
+            .iter()
+            .flat_map(|dir| definitions().into_iter().map(move |crd| (dir, crd)))
+        {
             let path = dir.join(file_name(&crd));
             let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
             assert_eq!(
