@@ -33,7 +33,7 @@ run_suite() {
 run_suite "$E2E_DIR/smoke/smoke.sh"
 run_suite "$E2E_DIR/broker/walkthrough.sh"
 run_suite "$E2E_DIR/operator/crds.sh"
-run_suite "$E2E_DIR/operator/cluster.sh"
+run_suite "$E2E_DIR/operator/journey.sh"
 
 if [ $suites_failed = 1 ]; then
   logs=$CACHE_DIR/logs/kind-$(date +%Y%m%d-%H%M%S)

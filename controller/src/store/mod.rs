@@ -59,14 +59,15 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn save(&self, image: &MetadataImage, expected_version: u64) -> Result<(), StoreError>;
 }
 
-#[cfg(test)]
-pub(crate) mod contract {
+#[cfg(any(test, feature = "store-contract"))]
+pub mod contract {
     //! The behaviour every store implementation must show.
 
     use super::*;
 
     /// Runs the store contract against a fresh store from `open` (a second `open` of the
     /// same backing storage stands for a second controller).
+    #[allow(clippy::unwrap_used)]
     pub async fn check<S: MetadataStore>(open: impl Fn() -> S) {
         let first = open();
         let claimed = first.claim().await.unwrap();

@@ -89,10 +89,14 @@ async fn host_controller(
     let controller = Controller::open(store, ControllerConfig::from_settings(&wanted)).await?;
     info!(cluster = %key, epoch = controller.epoch, "hosting the cluster's controller");
     context.controllers.insert(key, controller.clone());
+    let topics_of = super::topic::ClusterOfTopics {
+        namespace: names.namespace.clone(),
+        name: names.cluster.clone(),
+        owner: cluster.controller_owner_ref(&()),
+    };
     let mirror = tokio::spawn(super::topic::mirror_topics(
         context.client.clone(),
-        names.namespace.clone(),
-        names.cluster.clone(),
+        topics_of,
         controller.clone(),
     ));
     let hosted = Hosted {

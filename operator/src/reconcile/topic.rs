@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -37,6 +37,8 @@ pub const CLUSTER_LABEL: &str = "tributary.dev/cluster";
 const REFRESH: Duration = Duration::from_secs(10);
 /// How soon a topic whose cluster is not ready is looked at again.
 const RETRY: Duration = Duration::from_secs(3);
+/// How often a topic whose cluster does not exist is looked at again.
+const CLUSTER_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a topic reconcile failed (it is retried with backoff).
 #[derive(Debug, Error)]
@@ -228,10 +230,50 @@ fn controller_of(context: &Context, topic: &KafkaTopic) -> Result<Arc<Controller
         .ok_or(TopicError::NoController(key))
 }
 
+/// Writes `status` unless the KafkaTopic already shows it.
+async fn write_status(
+    context: &Context,
+    topic: &KafkaTopic,
+    status: KafkaTopicStatus,
+) -> Result<(), kube::Error> {
+    if topic.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let namespace = topic.namespace().unwrap_or_default();
+    let patch = serde_json::json!({ "status": status });
+    Api::<KafkaTopic>::namespaced(context.client.clone(), &namespace)
+        .patch_status(
+            &topic.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+}
+
+/// Whether the KafkaCluster a topic names exists.
+async fn cluster_exists(context: &Context, topic: &KafkaTopic) -> Result<bool, kube::Error> {
+    let namespace = topic.namespace().unwrap_or_default();
+    let clusters = Api::<KafkaCluster>::namespaced(context.client.clone(), &namespace);
+    Ok(clusters.get_opt(&topic.spec.cluster_ref).await?.is_some())
+}
+
 /// Brings the topic to the KafkaTopic's spec and writes its status.
 async fn apply(topic: Arc<KafkaTopic>, context: &Context) -> Result<Action, TopicError> {
     let name = topic_name(&topic);
-    let controller = controller_of(context, &topic)?;
+    let controller = match controller_of(context, &topic) {
+        Ok(controller) => controller,
+        Err(e) => {
+            if cluster_exists(context, &topic).await? {
+                return Err(e);
+            }
+            let problem = format!("KafkaCluster {} does not exist", topic.spec.cluster_ref);
+            let mut status = topic_status(&topic, None, Some(problem), &super::now());
+            status.conditions[0].reason = "ClusterNotFound".into();
+            write_status(context, &topic, status).await?;
+            return Ok(Action::requeue(CLUSTER_WAIT));
+        }
+    };
     let image = controller.image();
     let change = next_change(&name, &topic.spec, image.topics.get(&name));
     let mut problem = match &change {
@@ -245,21 +287,8 @@ async fn apply(topic: Arc<KafkaTopic>, context: &Context) -> Result<Action, Topi
         }
     }
     let image = controller.image();
-    let now = super::now();
-    let status = topic_status(&topic, image.topics.get(&name), problem, &now);
-    if topic.status.as_ref() != Some(&status) {
-        let patch = serde_json::json!({ "status": status });
-        Api::<KafkaTopic>::namespaced(
-            context.client.clone(),
-            &topic.namespace().unwrap_or_default(),
-        )
-        .patch_status(
-            &topic.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    }
+    let status = topic_status(&topic, image.topics.get(&name), problem, &super::now());
+    write_status(context, &topic, status).await?;
     Ok(Action::requeue(REFRESH))
 }
 
@@ -268,15 +297,9 @@ async fn cleanup(topic: Arc<KafkaTopic>, context: &Context) -> Result<Action, To
     let name = topic_name(&topic);
     let controller = match controller_of(context, &topic) {
         Ok(controller) => controller,
-        Err(e) => {
-            // Without its cluster there is no topic left to delete.
-            let namespace = topic.namespace().unwrap_or_default();
-            let clusters = Api::<KafkaCluster>::namespaced(context.client.clone(), &namespace);
-            if clusters.get_opt(&topic.spec.cluster_ref).await?.is_none() {
-                return Ok(Action::await_change());
-            }
-            return Err(e);
-        }
+        // Without its cluster there is no topic left to delete.
+        Err(_) if !cluster_exists(context, &topic).await? => return Ok(Action::await_change()),
+        Err(e) => return Err(e),
     };
     let request = ControllerRequest::DeleteTopics {
         names: vec![name.clone()],
@@ -340,8 +363,14 @@ pub fn resource_name_for(topic: &str) -> String {
     format!("{}-{:08x}", base.trim_matches('-'), hash as u32)
 }
 
-/// The KafkaTopic that describes `meta`, a topic created through the Admin API.
-pub fn resource_for(cluster: &str, namespace: &str, meta: &TopicMeta) -> KafkaTopic {
+/// The KafkaTopic that describes `meta`, a topic created through the Admin API; `owner`
+/// (the cluster) takes it away with the cluster.
+pub fn resource_for(
+    cluster: &str,
+    namespace: &str,
+    meta: &TopicMeta,
+    owner: Option<OwnerReference>,
+) -> KafkaTopic {
     let name = resource_name_for(&meta.name);
     let mut resource = KafkaTopic::new(
         &name,
@@ -364,24 +393,32 @@ pub fn resource_for(cluster: &str, namespace: &str, meta: &TopicMeta) -> KafkaTo
             CLUSTER_LABEL.to_string(),
             cluster.to_string(),
         )])),
+        owner_references: owner.map(|o| vec![o]),
         ..Default::default()
     };
     resource
+}
+
+/// The cluster whose topics are mirrored, and the owner reference its KafkaTopics get.
+#[derive(Debug, Clone)]
+pub struct ClusterOfTopics {
+    pub namespace: String,
+    pub name: String,
+    pub owner: Option<OwnerReference>,
 }
 
 /// Follows a hosted controller's image and mirrors Admin API topic changes into
 /// KafkaTopics as they are committed, until the task is aborted.
 pub async fn mirror_topics(
     client: kube::Client,
-    namespace: String,
-    cluster_name: String,
+    cluster: ClusterOfTopics,
     controller: Arc<Controller>,
 ) {
     let mut images = controller.subscribe();
     loop {
         let image = images.borrow_and_update().clone();
-        if let Err(e) = mirror_admin_changes(&client, &namespace, &cluster_name, &image).await {
-            warn!(error = %e, cluster = %cluster_name, "mirroring Admin API topics into KafkaTopics failed");
+        if let Err(e) = mirror_admin_changes(&client, &cluster, &image).await {
+            warn!(error = %e, cluster = %cluster.name, "mirroring Admin API topics into KafkaTopics failed");
             tokio::time::sleep(RETRY).await;
             continue;
         }
@@ -402,10 +439,10 @@ fn is_internal(topic: &str) -> bool {
 /// Mirrors Admin API creations and deletions of the cluster's topics into KafkaTopics.
 async fn mirror_admin_changes(
     client: &kube::Client,
-    namespace: &str,
-    cluster_name: &str,
+    cluster: &ClusterOfTopics,
     image: &MetadataImage,
 ) -> Result<(), kube::Error> {
+    let (namespace, cluster_name) = (cluster.namespace.as_str(), cluster.name.as_str());
     let api = Api::<KafkaTopic>::namespaced(client.clone(), namespace);
     let resources: Vec<KafkaTopic> = api
         .list(&ListParams::default())
@@ -418,7 +455,7 @@ async fn mirror_admin_changes(
         if is_internal(name) || resources.iter().any(|r| topic_name(r) == *name) {
             continue;
         }
-        let resource = resource_for(cluster_name, namespace, meta);
+        let resource = resource_for(cluster_name, namespace, meta, cluster.owner.clone());
         info!(topic = %name, resource = %resource.name_any(), "topic created through the Admin API: adding its KafkaTopic");
         match api.create(&PostParams::default(), &resource).await {
             Ok(_) => {}
@@ -553,11 +590,14 @@ mod tests {
                 name: "Orders_V1".into(),
                 ..meta(2, 3, &[])
             },
+            None,
         );
         assert_eq!(resource.spec.topic_name.as_deref(), Some("Orders_V1"));
         assert_eq!((resource.spec.partitions, resource.spec.replicas), (2, 3));
         assert_eq!(
-            resource_for("demo", "ns", &meta(1, 1, &[])).spec.topic_name,
+            resource_for("demo", "ns", &meta(1, 1, &[]), None)
+                .spec
+                .topic_name,
             None
         );
     }
