@@ -115,6 +115,27 @@ store_contract() {
 check "the Kubernetes metadata store fences a superseded controller (store contract on the API server)" \
   store_contract
 
+wide_topic() {
+  local bytes
+  kubectl apply -f - <<'EOF2'
+apiVersion: tributary.dev/v1alpha1
+kind: KafkaTopic
+metadata:
+  name: wide
+spec:
+  clusterRef: demo
+  partitions: 1000
+  replicas: 3
+EOF2
+  kubectl wait kafkatopic/wide --for=condition=Ready --timeout=120s
+  [ "$(kubectl get kafkatopic wide -o jsonpath='{.status.partitions[999].partition}')" = 999 ]
+  [ "$(cli kafka-topics.sh --describe --topic wide | grep -c 'Isr: ')" = 1000 ]
+  bytes=$(kubectl get configmap demo-metadata -o jsonpath='{.data.image\.json}' | wc -c)
+  note "1,000 partitions x 3 replicas: metadata image of ${bytes} bytes in ConfigMap demo-metadata"
+  kubectl delete kafkatopic wide --timeout=60s
+}
+check "a KafkaTopic of 1,000 partitions over 3 brokers becomes Ready, and is deleted" wide_topic
+
 # Kafka's verifiable producer (acks=all, 200 records/s) and consumer on a new topic, the
 # fault, and the verdict: nothing acknowledged lost, and the longest pause in acknowledged
 # writes from the fault on (printed, and returned in $pause_ms).
