@@ -63,7 +63,13 @@ impl RunningBroker {
     pub async fn shutdown(self) -> Result<()> {
         self.heartbeats.abort();
         let _ = self.heartbeats.await;
-        cluster::membership::controlled_shutdown(&self.broker).await;
+        if cluster::membership::controlled_shutdown(&self.broker).await {
+            // Keep answering for a moment, as a Kafka broker does while it shuts down:
+            // clients told NOT_LEADER_OR_FOLLOWER ask this broker for metadata next, and
+            // learn the new leaders from it instead of waiting out a connection timeout
+            // on an address that is about to disappear.
+            tokio::time::sleep(SHUTDOWN_LINGER).await;
+        }
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -76,6 +82,9 @@ impl RunningBroker {
         flushed
     }
 }
+
+/// How long a broker keeps serving after its leaderships moved away, before it stops.
+const SHUTDOWN_LINGER: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Binds the listener, joins the controller (starting an embedded one when none is
 /// configured), waits for the first metadata image, and starts serving.

@@ -359,6 +359,40 @@ mod tests {
         assert_eq!(image.cluster_id, image_of("ns/b").cluster_id);
         assert_ne!(image.cluster_id, image_of("ns/a").cluster_id);
 
+        // A long poll on a controller that stops being hosted ends at once.
+        let mut to_a = connect(server.addr).await;
+        let attached = call(
+            &mut to_a,
+            ControllerRequest::Attach {
+                cluster: "ns/a".into(),
+            },
+        )
+        .await;
+        assert!(matches!(
+            attached,
+            Some(ControllerResponse::Done { result: Ok(()), .. })
+        ));
+        let version = image_of("ns/a").version;
+        let epoch = set.get("ns/a").unwrap().epoch;
+        let poll = tokio::spawn(async move {
+            let request = ControllerRequest::FetchMetadata {
+                broker_id: 1,
+                known_version: version,
+                known_controller_epoch: epoch,
+                max_wait_ms: 30_000,
+            };
+            call(&mut to_a, request).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(set.remove("ns/a"));
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(2), poll)
+            .await
+            .expect("the long poll ends when its controller retires")
+            .unwrap();
+        assert!(
+            matches!(answer, Some(ControllerResponse::Error(e)) if e.code == ResponseError::NotController)
+        );
+
         // A cluster no longer hosted here closes its connections after one refusal.
         assert!(set.remove("ns/b"));
         let after = call(&mut to_b, ControllerRequest::DeleteTopics { names: vec![] }).await;

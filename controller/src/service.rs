@@ -75,6 +75,12 @@ impl Controller {
         self.published.borrow().clone()
     }
 
+    /// Applies new cluster-wide settings to the changes that follow, without a new
+    /// controller epoch.
+    pub async fn reconfigure(&self, config: ControllerConfig) {
+        self.state.lock().await.set_config(config);
+    }
+
     /// Follows the published image: every committed change, newest first.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.published.subscribe()
@@ -83,7 +89,14 @@ impl Controller {
     /// Stops this controller deciding: it answers NOT_CONTROLLER from now on (its host
     /// no longer holds the cluster).
     pub fn retire(&self) {
+        self.depose();
+    }
+
+    /// Marks this controller deposed and wakes its long polls, so brokers waiting on it
+    /// learn at once to look for the current controller.
+    fn depose(&self) {
         self.deposed.store(true, Ordering::SeqCst);
+        self.published.send_modify(|_| {});
     }
 
     /// Whether another controller has taken the store over.
@@ -111,7 +124,7 @@ impl Controller {
         if let Err(e) = self.store.save(&image, state.image().version).await {
             if matches!(e, StoreError::Conflict { .. }) {
                 error!(error = %e, "another controller holds the metadata store: stepping down");
-                self.deposed.store(true, Ordering::SeqCst);
+                self.depose();
                 return Err(not_controller());
             }
             return Err(ApiError::new(
@@ -258,6 +271,9 @@ impl Controller {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let current = rx.borrow_and_update().clone();
+            if self.is_deposed() {
+                return ControllerResponse::Error(not_controller());
+            }
             if current.version > known_version || known_epoch != self.epoch {
                 return ControllerResponse::Metadata {
                     controller_epoch: self.epoch,

@@ -14,8 +14,11 @@ impl Broker {
     pub fn maintain_isr(self: &Arc<Self>) {
         let lag_max = self.config.setting_i64("replica.lag.time.max.ms").max(100) as u64;
         let now = self.now_ms();
+        let live: std::collections::BTreeSet<i32> =
+            self.metadata.live_brokers().iter().map(|b| b.id).collect();
+        let eligible = |id: i32| live.contains(&id);
         for partition in self.replicas.all() {
-            let Some(proposal) = partition.isr_proposal(now, lag_max) else {
+            let Some(proposal) = partition.isr_proposal(now, lag_max, &eligible) else {
                 continue;
             };
             info!(topic = %partition.topic, partition = partition.index, isr = ?proposal.new_isr, "proposing ISR change");

@@ -106,30 +106,48 @@ const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Asks the controller to move this broker's leaderships before it stops, and waits until
 /// this broker has applied the image that moved them, so in-flight acks=all requests fail
 /// over to the new leaders. A controller that does not answer in time only delays the stop.
-pub async fn controlled_shutdown(broker: &Broker) {
+/// Returns whether the leaderships moved.
+pub async fn controlled_shutdown(broker: &Broker) -> bool {
     let request = ControllerRequest::ControlledShutdown {
         broker_id: broker.config.broker_id,
         broker_epoch: broker.broker_epoch(),
     };
-    match broker
-        .controller
-        .call(&request, CONTROLLED_SHUTDOWN_TIMEOUT)
-        .await
-    {
-        Ok(ControllerResponse::Done {
-            result: Ok(()),
-            version,
-        }) => {
-            info!(version, "controlled shutdown: leaderships moved");
-            broker
-                .metadata
-                .wait_for_version(version, CONTROLLED_SHUTDOWN_TIMEOUT)
-                .await;
+    let deadline = tokio::time::Instant::now() + CONTROLLED_SHUTDOWN_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match broker.controller.call(&request, left).await {
+            Ok(ControllerResponse::Done {
+                result: Ok(()),
+                version,
+            }) => {
+                info!(version, "controlled shutdown: leaderships moved");
+                broker
+                    .metadata
+                    .wait_for_version(version, CONTROLLED_SHUTDOWN_TIMEOUT)
+                    .await;
+                return true;
+            }
+            // The controller this broker knew has just been replaced: ask its successor.
+            Ok(ControllerResponse::Error(e))
+                if e.code == ResponseError::NotController
+                    && tokio::time::Instant::now() + NOT_CONTROLLER_RETRY < deadline =>
+            {
+                tokio::time::sleep(NOT_CONTROLLER_RETRY).await;
+            }
+            Ok(other) => {
+                warn!(answer = ?other, "controlled shutdown refused; stopping anyway");
+                return false;
+            }
+            Err(e) => {
+                warn!(error = %e, "controlled shutdown failed; stopping anyway");
+                return false;
+            }
         }
-        Ok(other) => warn!(answer = ?other, "controlled shutdown refused; stopping anyway"),
-        Err(e) => warn!(error = %e, "controlled shutdown failed; stopping anyway"),
     }
 }
+
+/// How long a broker waits before asking again when its controller was just replaced.
+const NOT_CONTROLLER_RETRY: Duration = Duration::from_millis(200);
 
 /// Heartbeats every `broker.heartbeat.interval.ms`, re-registering when the controller no
 /// longer knows this registration (a controller that lost it, or a session that was replaced).
@@ -202,7 +220,16 @@ pub async fn metadata_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bo
                     .await;
                 }
             }
-            Ok(other) => warn!(answer = ?other, "unexpected metadata answer"),
+            // A replaced controller answers NOT_CONTROLLER and closes the connection: the
+            // next poll reaches its successor.
+            Ok(ControllerResponse::Error(e)) if e.code == ResponseError::NotController => {
+                tracing::debug!(error = %e, "metadata poll reached a replaced controller");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(other) => {
+                warn!(answer = ?other, "unexpected metadata answer");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "metadata poll failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -101,7 +101,13 @@ impl Partition {
     }
 
     /// The ISR change the leader should propose now, if any and none is pending.
-    pub fn isr_proposal(&self, now_ms: u64, lag_max_ms: u64) -> Option<IsrProposal> {
+    /// Only replicas `eligible` says are live may be added.
+    pub fn isr_proposal(
+        &self,
+        now_ms: u64,
+        lag_max_ms: u64,
+        eligible: &dyn Fn(i32) -> bool,
+    ) -> Option<IsrProposal> {
         let mut state = self.lock();
         if state.pending_isr.is_some() {
             return None;
@@ -110,7 +116,7 @@ impl Partition {
         let Role::Leader(view) = &state.role else {
             return None;
         };
-        let new_isr = view.proposed_isr(hw, now_ms, lag_max_ms)?;
+        let new_isr = view.proposed_isr(hw, now_ms, lag_max_ms, eligible)?;
         state.pending_isr = Some(new_isr.clone());
         Some(IsrProposal {
             leader_epoch: state.leader_epoch,

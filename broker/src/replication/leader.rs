@@ -122,6 +122,7 @@ impl LeaderView {
         high_watermark: i64,
         now_ms: u64,
         lag_max_ms: u64,
+        eligible: &dyn Fn(i32) -> bool,
     ) -> Option<Vec<i32>> {
         let keep = |r: &i32| -> bool {
             if *r == self.leader {
@@ -131,8 +132,11 @@ impl LeaderView {
                 Some(f) if self.isr.contains(r) => {
                     now_ms.saturating_sub(f.last_caught_up_ms) <= lag_max_ms
                 }
+                // A fenced or stopping broker is not proposed back (KIP-841): the controller
+                // would refuse the whole change, and replicas that did catch up with it.
                 Some(f) => {
-                    f.log_end_offset >= high_watermark.max(self.epoch_start_offset)
+                    eligible(*r)
+                        && f.log_end_offset >= high_watermark.max(self.epoch_start_offset)
                         && f.log_end_offset >= 0
                         && now_ms.saturating_sub(f.last_fetch_ms) <= FETCH_RECENT_MS
                 }
@@ -179,19 +183,19 @@ mod tests {
         view.on_follower_fetch(2, 10, 10, 100);
         view.on_follower_fetch(3, 4, 10, 100);
         assert_eq!(
-            view.proposed_isr(4, 500, 1000),
+            view.proposed_isr(4, 500, 1000, &|_| true),
             None,
             "within the lag bound"
         );
         assert_eq!(
-            view.proposed_isr(4, 1050, 1000),
+            view.proposed_isr(4, 1050, 1000, &|_| true),
             Some(vec![1, 2]),
             "replica 3 lags"
         );
         view.isr = vec![1, 2];
         view.on_follower_fetch(3, 10, 10, 1100);
         assert_eq!(
-            view.proposed_isr(10, 1100, 1000),
+            view.proposed_isr(10, 1100, 1000, &|_| true),
             Some(vec![1, 2, 3]),
             "caught up: rejoins"
         );
@@ -199,7 +203,7 @@ mod tests {
         view.on_follower_fetch(3, 9, 12, 1200);
         view.isr = vec![1, 2];
         assert_eq!(
-            view.proposed_isr(10, 1200, 1000),
+            view.proposed_isr(10, 1200, 1000, &|_| true),
             None,
             "below the HW: not yet"
         );
@@ -220,9 +224,12 @@ mod tests {
         let mut late = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 70, 0);
         late.on_follower_fetch(2, 70, 70, 10);
         late.on_follower_fetch(3, 60, 70, 10);
-        assert_eq!(late.proposed_isr(45, 10, 1000), None);
+        assert_eq!(late.proposed_isr(45, 10, 1000, &|_| true), None);
         late.on_follower_fetch(3, 70, 70, 20);
-        assert_eq!(late.proposed_isr(45, 20, 1000), Some(vec![1, 2, 3]));
+        assert_eq!(
+            late.proposed_isr(45, 20, 1000, &|_| true),
+            Some(vec![1, 2, 3])
+        );
     }
 
     #[test]
@@ -235,13 +242,13 @@ mod tests {
             leo += 5;
             view.on_follower_fetch(2, follower_at, leo, t * 100);
         }
-        assert_eq!(view.proposed_isr(leo - 5, 100 * 100, 1000), None);
+        assert_eq!(view.proposed_isr(leo - 5, 100 * 100, 1000, &|_| true), None);
     }
 
     #[test]
     fn single_replica_hw_follows_leader() {
         let view = LeaderView::new(1, vec![1], vec![1], 0, 0);
         assert_eq!(view.high_watermark(42, 0, None), 42);
-        assert_eq!(view.proposed_isr(42, 10_000, 10), None);
+        assert_eq!(view.proposed_isr(42, 10_000, 10, &|_| true), None);
     }
 }

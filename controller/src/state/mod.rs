@@ -154,6 +154,12 @@ impl ControllerState {
         &self.image
     }
 
+    /// Replaces the configuration (cluster-wide broker settings changed); it applies to
+    /// the changes that follow.
+    pub fn set_config(&mut self, config: ControllerConfig) {
+        self.config = config;
+    }
+
     /// Installs a committed image.
     pub fn set_image(&mut self, image: MetadataImage) {
         self.image = image;

@@ -2,7 +2,7 @@
 //! reconcile loop applies them (server-side apply, one field manager) in the order of
 //! [`Desired::in_apply_order`], and tests compare them with fixtures.
 //!
-//! Per cluster: a ConfigMap with the broker settings, a headless Service that gives every
+//! Per cluster: the brokers' ServiceAccount, a ConfigMap with the broker settings, a headless Service that gives every
 //! broker a stable DNS name, a bootstrap Service, a PodDisruptionBudget (one broker down at
 //! a time), and one StatefulSet per zone pinned to that zone's nodes.
 
@@ -13,7 +13,7 @@ mod statefulset;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -56,6 +56,8 @@ pub enum SpecError {
 /// Every object a cluster should have.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    /// The brokers' ServiceAccount (no API access, no token mounted).
+    pub account: ServiceAccount,
     pub config: ConfigMap,
     pub headless: Service,
     pub bootstrap: Service,
@@ -65,10 +67,11 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// The objects as JSON values in apply order: configuration first, then Services and
+    /// The objects as JSON values in apply order: the account and configuration first, then Services and
     /// the PodDisruptionBudget, StatefulSets last (they need all the rest).
     pub fn in_apply_order(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
         let mut objects = vec![
+            to_object(&self.account, "v1", "ServiceAccount")?,
             to_object(&self.config, "v1", "ConfigMap")?,
             to_object(&self.headless, "v1", "Service")?,
             to_object(&self.bootstrap, "v1", "Service")?,
@@ -123,6 +126,11 @@ pub fn desired(cluster: &KafkaCluster, ctx: &BuildContext) -> Result<Desired, Sp
         .map(|(index, zone)| statefulset::for_zone(cluster, &names, ctx, index, zone, &config_hash))
         .collect::<Result<_, _>>()?;
     Ok(Desired {
+        account: ServiceAccount {
+            metadata: names.meta(names.broker_account(), ctx),
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        },
         config,
         headless: network::headless(cluster, &names, ctx),
         bootstrap: network::bootstrap(cluster, &names, ctx),

@@ -36,6 +36,11 @@ impl ClusterNames {
         format!("{}-config", self.cluster)
     }
 
+    /// The ServiceAccount broker pods run as.
+    pub fn broker_account(&self) -> String {
+        format!("{}-broker", self.cluster)
+    }
+
     /// The ConfigMap holding the controller's metadata image.
     pub fn metadata(&self) -> String {
         format!("{}-metadata", self.cluster)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
@@ -192,6 +193,9 @@ pub fn for_zone(
             ..Default::default()
         }),
         termination_grace_period_seconds: Some(30),
+        // Brokers never call the Kubernetes API: their own account, with no token.
+        service_account_name: Some(names.broker_account()),
+        automount_service_account_token: Some(false),
         volumes: Some(vec![Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -241,6 +245,13 @@ pub fn for_zone(
                 spec: Some(pod),
             },
             volume_claim_templates: Some(vec![claim]),
+            // The operator restarts brokers itself, one at a time across all zones and only
+            // while every partition is fully in sync (see `reconcile::roll`); a
+            // StatefulSet's own rolling update would restart every zone's brokers at once.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                rolling_update: None,
+            }),
             // Volumes outlive their brokers unless the spec asks otherwise: a scaled-down or
             // deleted cluster keeps its data.
             persistent_volume_claim_retention_policy: Some(

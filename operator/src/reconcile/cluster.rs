@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -17,6 +17,7 @@ use thiserror::Error;
 use tracing::{info, instrument, warn};
 use tributary_controller::{Controller, ControllerConfig, MetadataStore};
 
+use super::roll::{self, RollCandidate, RollDecision};
 use super::status::{self, Observed, PodView};
 use super::{Context, Hosted, FIELD_MANAGER};
 use crate::build::{self, BuildContext, ClusterNames};
@@ -60,8 +61,8 @@ pub fn forget(context: &Context, key: &str) {
         .remove(key);
 }
 
-/// Makes sure this operator hosts the cluster's controller, opened with the cluster's
-/// current settings (a settings change reopens it: a new controller epoch).
+/// Makes sure this operator hosts the cluster's controller, configured with the cluster's
+/// current settings.
 async fn host_controller(
     cluster: &KafkaCluster,
     names: &ClusterNames,
@@ -76,9 +77,21 @@ async fn host_controller(
         .get(key)
         .map(|hosted| hosted.settings.clone());
     if let Some(controller) = context.controllers.get(key) {
-        if current.as_ref() == Some(&wanted) {
-            return Ok(controller);
+        if current.as_ref() != Some(&wanted) {
+            info!(cluster = %key, "broker settings changed: reconfiguring the controller");
+            controller
+                .reconfigure(ControllerConfig::from_settings(&wanted))
+                .await;
+            if let Some(hosted) = context
+                .hosted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(key)
+            {
+                hosted.settings = wanted;
+            }
         }
+        return Ok(controller);
     }
     let store: Arc<dyn MetadataStore> = Arc::new(KubeMetadataStore::new(
         Api::namespaced(context.client.clone(), &names.namespace),
@@ -140,6 +153,9 @@ async fn apply_all(
     let client = &context.client;
     for object in desired.in_apply_order()? {
         match object["kind"].as_str() {
+            Some("ServiceAccount") => {
+                apply_as::<ServiceAccount>(client, namespace, &object).await?
+            }
             Some("ConfigMap") => apply_as::<ConfigMap>(client, namespace, &object).await?,
             Some("Service") => apply_as::<Service>(client, namespace, &object).await?,
             Some("PodDisruptionBudget") => {
@@ -152,20 +168,90 @@ async fn apply_all(
     Ok(())
 }
 
-/// Whether every StatefulSet runs its latest spec on every desired pod.
-fn rolled_out(sets: &[StatefulSet], desired: &build::Desired) -> bool {
-    desired.stateful_sets.iter().all(|want| {
-        let Some(have) = sets.iter().find(|s| s.metadata.name == want.metadata.name) else {
-            return false;
+/// Every desired broker as the roll sees it: its pod's readiness, and whether the pod runs
+/// an older revision of its StatefulSet's template.
+fn roll_candidates(
+    cluster: &KafkaCluster,
+    names: &ClusterNames,
+    sets: &[StatefulSet],
+    pods: &[Pod],
+) -> Vec<RollCandidate> {
+    let mut candidates = Vec::new();
+    for (index, zone) in cluster.spec.zones.iter().enumerate() {
+        let Ok(set_name) = names.stateful_set(zone) else {
+            continue;
         };
-        let replicas = want.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        have.status.as_ref().is_some_and(|status| {
-            status.observed_generation == have.metadata.generation
-                && status.updated_replicas.unwrap_or(0) >= replicas
-                && status.ready_replicas.unwrap_or(0) >= replicas
-                && status.update_revision == status.current_revision
-        })
-    })
+        let revision = sets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(set_name.as_str()))
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.update_revision.clone());
+        for ordinal in 0..cluster.spec.brokers_per_zone.max(0) {
+            let name = format!("{set_name}-{ordinal}");
+            let pod = pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+            let pod_revision = pod
+                .and_then(|p| p.metadata.labels.as_ref())
+                .and_then(|l| l.get("controller-revision-hash"));
+            candidates.push(RollCandidate {
+                broker_id: build::broker_id(index, ordinal),
+                ready_for: pod.and_then(ready_for),
+                outdated: matches!((pod_revision, &revision), (Some(have), Some(want)) if have != want),
+                pod: name,
+            });
+        }
+    }
+    candidates
+}
+
+/// Takes the roll's next step: restarts one outdated broker when that is safe. Returns
+/// what the roll is doing or waiting for while brokers run an older spec.
+async fn roll(
+    context: &Context,
+    cluster: &KafkaCluster,
+    namespace: &str,
+    candidates: &[RollCandidate],
+    image: &tributary_metadata::MetadataImage,
+) -> Result<Option<String>, ReconcileError> {
+    match roll::next_step(candidates, image) {
+        RollDecision::Done => Ok(None),
+        RollDecision::Wait(why) => Ok(Some(why)),
+        RollDecision::Restart { pod, broker_id } => {
+            let note = format!("restarting broker {broker_id} ({pod}) to apply the current spec");
+            info!(%pod, broker = broker_id, "restarting a broker to apply the current spec");
+            publish(
+                context,
+                cluster,
+                EventType::Normal,
+                "RestartingBroker",
+                note.clone(),
+            )
+            .await;
+            Api::<Pod>::namespaced(context.client.clone(), namespace)
+                .delete(&pod, &Default::default())
+                .await?;
+            Ok(Some(note))
+        }
+    }
+}
+
+/// How long `pod` has been Ready, if it is.
+fn ready_for(pod: &Pod) -> Option<Duration> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let since = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()?;
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
+    Some(Duration::try_from(elapsed).unwrap_or_default())
 }
 
 fn pod_view(pod: &Pod) -> PodView {
@@ -280,10 +366,18 @@ pub async fn reconcile(
         let sets = Api::<StatefulSet>::namespaced(context.client.clone(), &namespace)
             .list(&ListParams::default().labels(&selector(&names.selector())))
             .await?;
-        observed.rolled_out = rolled_out(&sets.items, desired);
         let pods = Api::<Pod>::namespaced(context.client.clone(), &namespace)
             .list(&ListParams::default().labels(&selector(&names.selector())))
             .await?;
+        let candidates = roll_candidates(&cluster, &names, &sets.items, &pods.items);
+        observed.rollout = roll(
+            &context,
+            &cluster,
+            &namespace,
+            &candidates,
+            &controller.image(),
+        )
+        .await?;
         observed.pods = pods.items.iter().map(pod_view).collect();
     }
     observed.image = image.as_deref();
@@ -308,7 +402,8 @@ pub async fn reconcile(
         warn!(%error, "applying the cluster's objects failed");
         return Ok(Action::requeue(REQUEUE_UNREADY));
     }
-    Ok(match (desired, ready) {
+    let settled = ready && observed.rollout.is_none();
+    Ok(match (desired, settled) {
         // An invalid spec waits for the next edit.
         (None, _) => Action::await_change(),
         (Some(_), true) => Action::requeue(REQUEUE_READY),

@@ -8,6 +8,7 @@
 //! ([`status`], pure). Errors back off and requeue; transitions are Kubernetes Events.
 
 mod cluster;
+pub mod roll;
 pub mod status;
 pub mod topic;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
@@ -117,6 +118,7 @@ pub async fn run(context: Arc<Context>, namespace: Option<&str>) {
         .owns(owned!(StatefulSet), watcher::Config::default())
         .owns(owned!(Service), watcher::Config::default())
         .owns(owned!(ConfigMap), watcher::Config::default())
+        .owns(owned!(ServiceAccount), watcher::Config::default())
         .owns(owned!(PodDisruptionBudget), watcher::Config::default());
     let clusters = controller.store();
     let sweeper = tokio::spawn({

@@ -21,8 +21,8 @@ pub struct PodView {
 pub struct Observed<'a> {
     /// The cluster's broker pods.
     pub pods: Vec<PodView>,
-    /// Whether every StatefulSet runs its latest spec on all its pods.
-    pub rolled_out: bool,
+    /// While brokers run an older spec: what their roll is doing or waiting for.
+    pub rollout: Option<String>,
     /// The controller's current image, when the controller is hosted.
     pub image: Option<&'a MetadataImage>,
     /// Why the spec cannot be built, if it cannot.
@@ -82,7 +82,13 @@ pub fn cluster_status(
     } else {
         condition(READY, false, "BrokersNotReady", summary.clone())
     };
-    let progressing = !observed.rolled_out;
+    let find = |kind: &str| previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == kind));
+    let was_ready_now =
+        find(READY).is_some_and(|c| c.status == "True" && c.observed_generation == generation);
+    let was_degraded = find(DEGRADED).is_some_and(|c| c.status == "True");
+    // Brokers missing while a spec is first brought up are progress; once the cluster was
+    // ready for this spec, or is already degraded, they are degradation.
+    let progressing = observed.rollout.is_some() || (!all_ready && !was_ready_now && !was_degraded);
     let progressing_condition = if progressing {
         condition(
             PROGRESSING,
@@ -243,7 +249,6 @@ mod tests {
         let image = image(&[1000, 2000, 3000], &[1000, 1000, 3000]);
         let observed = Observed {
             pods: pods(&[true, true, true]),
-            rolled_out: true,
             image: Some(&image),
             ..Default::default()
         };
@@ -278,14 +283,30 @@ mod tests {
     #[test]
     fn a_broker_down_outside_a_rollout_degrades_the_cluster() {
         let mut cluster = demo();
+        // While the cluster is first brought up, missing brokers are progress.
+        let all = image(&[1000, 2000, 3000], &[]);
+        let starting = Observed {
+            pods: pods(&[true, false, true]),
+            image: Some(&all),
+            ..Default::default()
+        };
+        let status = cluster_status(&cluster, &starting, &at(10));
+        assert_eq!(find(&status, PROGRESSING).status, "True");
+        assert_eq!(find(&status, DEGRADED).status, "False");
+        let up = Observed {
+            pods: pods(&[true, true, true]),
+            ..starting
+        };
+        cluster.status = Some(cluster_status(&cluster, &up, &at(20)));
+        assert_eq!(find(cluster.status.as_ref().unwrap(), READY).status, "True");
+
+        // Once it was ready: the pod is ready but the controller has fenced broker 2000.
         let image = image(&[1000, 3000], &[]);
         let ready = Observed {
             pods: pods(&[true, true, true]),
-            rolled_out: true,
             image: Some(&image),
             ..Default::default()
         };
-        // The pod is ready but the controller has fenced broker 2000: not ready.
         let status = cluster_status(&cluster, &ready, &at(100));
         assert_eq!(find(&status, READY).status, "False");
         assert_eq!(find(&status, DEGRADED).reason, "BrokersDown");
@@ -295,7 +316,7 @@ mod tests {
         // keeps its transition time while its status holds.
         cluster.status = Some(status);
         let rolling = Observed {
-            rolled_out: false,
+            rollout: Some("restarting broker 2000".into()),
             ..ready.clone()
         };
         let status = cluster_status(&cluster, &rolling, &at(200));

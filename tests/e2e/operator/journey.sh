@@ -216,6 +216,42 @@ operator_killed() {
 check "kill -9 of the active operator: another replica takes over, brokers keep serving, nothing lost" \
   operator_killed
 
+rolled_out() {
+  local revisions
+  revisions=$(for zone in zone-a zone-b zone-c; do
+    echo "$(kubectl get statefulset "demo-$zone" -o jsonpath='{.status.updateRevision}')" \
+      "$(kubectl get pod "demo-$zone-0" -o jsonpath='{.metadata.labels.controller-revision-hash}')"
+  done)
+  [ -z "$(awk '$1 != $2' <<<"$revisions")" ] &&
+    [ "$(kubectl get kafkacluster demo -o jsonpath='{.status.readyBrokers}')" = 3/3 ]
+}
+config_rolled() {
+  local deadline most=0 down uids
+  uids=$(kubectl get pods -l app.kubernetes.io/instance=demo -o jsonpath='{.items[*].metadata.uid}')
+  MESSAGES=27000 traffic_begin rolling --partitions 1 --replication-factor 3
+  fault roll "$(leader_of rolling)"
+  kubectl patch kafkacluster demo --type=merge -p '{"spec":{"config":{"log.retention.ms":"86400000"}}}'
+  sleep 2
+  deadline=$((SECONDS + 300))
+  until rolled_out; do
+    down=$(kubectl get pods -l app.kubernetes.io/instance=demo \
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -vc True || true)
+    [ "$down" -le "$most" ] || most=$down
+    [ $SECONDS -lt $deadline ] || { echo "the roll did not finish in 300 s"; return 1; }
+    sleep 1
+  done
+  # Every broker pod was replaced.
+  for uid in $(kubectl get pods -l app.kubernetes.io/instance=demo -o jsonpath='{.items[*].metadata.uid}'); do
+    ! grep -q "$uid" <<<"$uids"
+  done
+  traffic_end rolling
+  note "config change rolled 3 brokers (at most $most down at once); longest pause in acks=all writes: ${pause_ms} ms"
+  [ "$most" -le 1 ]
+  [ "$pause_ms" -lt 2000 ]
+}
+check "a config change restarts the brokers one at a time, each back in the ISR first; nothing lost" \
+  config_rolled
+
 zone_lost() {
   local operator_node zone node broker others leader
   # The zone of neither the CLI pod (zone-a) nor the active operator: losing the
