@@ -8,6 +8,8 @@
 //! ([`status`], pure). Errors back off and requeue; transitions are Kubernetes Events.
 
 mod cluster;
+#[cfg(test)]
+mod fixtures;
 pub mod roll;
 pub mod status;
 pub mod topic;

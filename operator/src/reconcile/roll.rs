@@ -99,44 +99,10 @@ pub fn next_step(brokers: &[RollCandidate], image: &MetadataImage) -> RollDecisi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_metadata::{BrokerInfo, PartitionMeta, TopicMeta};
 
     fn image(isr: &[&[i32]]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in [1000, 2000, 3000] {
-            image.brokers.insert(
-                id,
-                BrokerInfo {
-                    id,
-                    rack: None,
-                    host: "h".into(),
-                    port: 9092,
-                    epoch: 1,
-                    incarnation: Default::default(),
-                    fenced: false,
-                },
-            );
-        }
-        let partitions = isr
-            .iter()
-            .map(|isr| PartitionMeta {
-                replicas: vec![1000, 2000, 3000],
-                isr: isr.to_vec(),
-                leader: isr[0],
-                leader_epoch: 0,
-                partition_epoch: 0,
-            })
-            .collect();
-        image.topics.insert(
-            "t".into(),
-            TopicMeta {
-                name: "t".into(),
-                id: Default::default(),
-                partitions,
-                configs: Default::default(),
-            },
-        );
-        image
+        let partitions: Vec<(i32, &[i32])> = isr.iter().map(|isr| (isr[0], *isr)).collect();
+        super::super::fixtures::image(&[1000, 2000, 3000], &partitions)
     }
 
     fn brokers(outdated: [bool; 3], ready: [bool; 3]) -> Vec<RollCandidate> {

@@ -172,7 +172,6 @@ mod tests {
     use super::*;
     use crate::crd::KafkaClusterSpec;
     use k8s_openapi::jiff::Timestamp;
-    use tributary_metadata::{BrokerInfo, PartitionMeta, TopicMeta};
 
     fn demo() -> KafkaCluster {
         let text = include_str!("../../../examples/cluster.yaml");
@@ -187,44 +186,9 @@ mod tests {
     }
 
     fn image(live: &[i32], leaders: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage {
-            cluster_id: "abc".into(),
-            ..Default::default()
-        };
-        for &id in live {
-            image.brokers.insert(
-                id,
-                BrokerInfo {
-                    id,
-                    rack: None,
-                    host: "h".into(),
-                    port: 9092,
-                    epoch: 1,
-                    incarnation: Default::default(),
-                    fenced: false,
-                },
-            );
-        }
-        let partitions = leaders
-            .iter()
-            .map(|&leader| PartitionMeta {
-                replicas: vec![1000, 2000, 3000],
-                isr: vec![1000, 2000, 3000],
-                leader,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            })
-            .collect();
-        image.topics.insert(
-            "t".into(),
-            TopicMeta {
-                name: "t".into(),
-                id: Default::default(),
-                partitions,
-                configs: Default::default(),
-            },
-        );
-        image
+        const ALL: &[i32] = &[1000, 2000, 3000];
+        let partitions: Vec<(i32, &[i32])> = leaders.iter().map(|&l| (l, ALL)).collect();
+        super::super::fixtures::image(live, &partitions)
     }
 
     fn pods(ready: &[bool]) -> Vec<PodView> {
