@@ -19,6 +19,7 @@ use tributary_controller::{Controller, ControllerConfig, MetadataStore};
 
 use super::roll::{self, RollCandidate, RollDecision};
 use super::status::{self, Observed, PodView};
+use super::storage;
 use super::{Context, Hosted, FIELD_MANAGER};
 use crate::build::{self, BuildContext, ClusterNames};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
@@ -41,6 +42,8 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("encoding objects: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Storage(#[from] super::storage::GrowError),
 }
 
 /// `namespace/name` of a cluster: the key its controller is hosted under.
@@ -151,6 +154,13 @@ async fn apply_all(
     desired: &build::Desired,
 ) -> Result<(), ReconcileError> {
     let client = &context.client;
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    for want in &desired.stateful_sets {
+        let name = want.metadata.name.clone().unwrap_or_default();
+        if let Some(have) = sets.get_opt(&name).await? {
+            storage::grow_if_needed(client, namespace, &have, want).await?;
+        }
+    }
     for object in desired.in_apply_order()? {
         match object["kind"].as_str() {
             Some("ServiceAccount") => {

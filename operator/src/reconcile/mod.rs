@@ -12,6 +12,7 @@ mod cluster;
 mod fixtures;
 pub mod roll;
 pub mod status;
+mod storage;
 pub mod topic;
 
 use std::collections::HashMap;

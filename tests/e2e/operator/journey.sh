@@ -281,6 +281,24 @@ zone_lost() {
 check "docker stop of a zone's node: writable with acks=all, nothing lost; its broker rejoins after docker start" \
   zone_lost
 
+storage_refused() {
+  local uids
+  uids=$(kubectl get pods -l app.kubernetes.io/instance=demo -o jsonpath='{.items[*].metadata.uid}')
+  ! kubectl patch kafkacluster demo --type=merge -p '{"spec":{"storage":{"size":"5Gi"}}}' 2>&1 |
+    tee /dev/stderr | grep -q patched
+  kubectl patch kafkacluster demo --type=merge -p '{"spec":{"storage":{"size":"20Gi"}}}'
+  degraded() {
+    kubectl get kafkacluster demo \
+      -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}' | grep -q 'growing volume'
+  }
+  wait_until 60 degraded
+  kubectl get kafkacluster demo -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}'
+  echo
+  [ "$(kubectl get pods -l app.kubernetes.io/instance=demo -o jsonpath='{.items[*].metadata.uid}')" = "$uids" ]
+}
+check "storage cannot shrink; growing it where the StorageClass cannot expand volumes shows as Degraded" \
+  storage_refused
+
 cluster_deleted() {
   local left
   kubectl delete kafkacluster demo --timeout=120s
