@@ -42,12 +42,14 @@ pub struct KafkaClusterSpec {
         inner(length(min = 1, max = 63)),
         extend("x-kubernetes-list-type" = "set")
     )]
+    #[x_kube(validation = Rule::new("oldSelf.all(z, self.indexOf(z) == oldSelf.indexOf(z))").message("zones can only be added at the end: broker ids follow each zone's position, and brokers cannot be removed until partitions can be reassigned"))]
     pub zones: Vec<String>,
     /// The node label whose value is a node's zone.
     #[serde(default = "default_zone_label")]
     pub zone_label: String,
     /// Brokers in each zone.
     #[schemars(range(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("brokersPerZone cannot shrink until partitions can be reassigned"))]
     pub brokers_per_zone: i32,
     /// Each broker's volume.
     pub storage: StorageSpec,

@@ -75,6 +75,17 @@ patch_refused() {
 check "storage cannot shrink" patch_refused kafkacluster/demo \
   '{"spec":{"storage":{"size":"5Gi"}}}' "storage.size can only grow"
 check "storage can grow" k patch kafkacluster demo --type merge -p '{"spec":{"storage":{"size":"20Gi"}}}'
+check "brokersPerZone cannot shrink" patch_refused kafkacluster/demo \
+  '{"spec":{"brokersPerZone":0}}' "spec.brokersPerZone"
+check "brokers per zone can grow" k patch kafkacluster demo --type merge -p '{"spec":{"brokersPerZone":2}}'
+check "brokersPerZone cannot go back down" patch_refused kafkacluster/demo \
+  '{"spec":{"brokersPerZone":1}}' "brokersPerZone cannot shrink"
+check "a zone cannot be removed" patch_refused kafkacluster/demo \
+  '{"spec":{"zones":["zone-a","zone-b"]}}' "zones can only be added at the end"
+check "zones cannot be reordered" patch_refused kafkacluster/demo \
+  '{"spec":{"zones":["zone-b","zone-a","zone-c"]}}' "zones can only be added at the end"
+check "a zone can be added at the end" k patch kafkacluster demo --type merge \
+  -p '{"spec":{"zones":["zone-a","zone-b","zone-c","zone-d"]}}'
 check "partitions cannot go below one" patch_refused kafkatopic/testtopic \
   '{"spec":{"partitions":0}}' "spec.partitions"
 check "partitions can grow" k patch kafkatopic testtopic --type merge -p '{"spec":{"partitions":3}}'
