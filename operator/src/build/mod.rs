@@ -195,8 +195,8 @@ fn broker_properties(config: &BTreeMap<String, serde_json::Value>) -> Result<Str
     Ok(out)
 }
 
-/// 64-bit FNV-1a: a stable fingerprint of the settings (not a security measure).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// 64-bit FNV-1a: a stable fingerprint of settings or names (not a security measure).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

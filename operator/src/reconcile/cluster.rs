@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodCondition, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -246,38 +246,31 @@ async fn roll(
     }
 }
 
-/// How long `pod` has been Ready, if it is.
-fn ready_for(pod: &Pod) -> Option<Duration> {
+/// The Ready condition of a pod that is Ready and not being deleted.
+fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }
-    let since = pod
-        .status
+    pod.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()?;
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// How long `pod` has been Ready, if it is.
+fn ready_for(pod: &Pod) -> Option<Duration> {
+    let since = ready_condition(pod)?.last_transition_time.as_ref()?;
     let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
     Some(Duration::try_from(elapsed).unwrap_or_default())
 }
 
 fn pod_view(pod: &Pod) -> PodView {
-    let ready = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        });
     PodView {
         name: pod.name_any(),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        ready: ready && pod.metadata.deletion_timestamp.is_none(),
+        ready: ready_condition(pod).is_some(),
     }
 }
 

@@ -357,9 +357,7 @@ pub fn resource_name_for(topic: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(200)
         .collect();
-    let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = crate::build::fnv1a(topic.as_bytes());
     format!("{}-{:08x}", base.trim_matches('-'), hash as u32)
 }
 
