@@ -55,6 +55,7 @@ compat: deps release
 	tests/compat/run-tributary.sh --cluster 3.6.0
 
 cluster: deps release
+	tests/cluster/launcher.sh
 	tests/cluster/failover.sh 3.6.0
 
 # The Kubernetes test plane: a kind cluster with three zone-labeled workers (tests/e2e/).

@@ -5,8 +5,25 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tributary_broker::{BrokerArgs, BrokerConfig};
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// A broker that cannot run says why on one line, which supervisors (the local launcher,
+/// `kubectl logs`) show as the reason it exited.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fatal(&anyhow::Error::from(e)),
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fatal(&e),
+    }
+}
+
+fn fatal(error: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("tributary-broker: fatal: {error:#}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::Decodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -19,7 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::broker::Broker;
 use crate::handlers::{self, RequestContext};
-use crate::protocol::{self, versions, FrameError};
+use crate::protocol::{self, versions, Decoded, FrameError};
 
 /// Accepts connections until `shutdown` flips to true.
 pub async fn serve(
@@ -90,15 +89,14 @@ async fn handle_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketA
 }
 
 macro_rules! dispatch {
-    ($key:expr, $ctx:expr, $body:expr, $corr:expr, { $($api:ident => $req:ty => $handler:path),* $(,)? }) => {
-        match $key {
-            $(ApiKey::$api => {
-                let request = <$req>::decode(&mut $body, $ctx.version)
-                    .map_err(|e| FrameError::Malformed(format!("{:?} v{}: {e}", ApiKey::$api, $ctx.version)))?;
+    ($request:expr, $key:expr, $ctx:expr, $corr:expr, { $($api:ident => $handler:path),* $(,)? }) => {
+        match $request {
+            $(RequestKind::$api(request) => {
                 let response = $handler(&$ctx, request).await;
                 Some(protocol::encode_response(ApiKey::$api, $ctx.version, $corr, &response)?)
             })*
-            other => return Err(FrameError::UnsupportedVersion { key: other, version: $ctx.version }.into()),
+            // Decoding admits only advertised APIs, and each has an arm above.
+            _ => return Err(FrameError::UnsupportedVersion { key: $key, version: $ctx.version }.into()),
         }
     };
 }
@@ -109,44 +107,29 @@ pub async fn process(
     frame: Bytes,
     client_host: &str,
 ) -> Result<Option<BytesMut>> {
-    let peek = protocol::peek_header(&frame)?;
-    let key =
-        ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
-    if key == ApiKey::ApiVersions {
-        if let Some((_, max)) = versions::advertised(key) {
-            if peek.api_version > max {
-                let body = versions::unsupported_api_versions_response();
-                return Ok(Some(protocol::encode_response(
-                    key,
-                    0,
-                    peek.correlation_id,
-                    &body,
-                )?));
-            }
+    let request = match protocol::decode_request(frame)? {
+        Decoded::Request(request) => *request,
+        Decoded::NewerApiVersions { correlation_id } => {
+            let body = versions::unsupported_api_versions_response();
+            return Ok(Some(protocol::encode_response(
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                &body,
+            )?));
         }
-    }
-    if !versions::is_servable(key, peek.api_version) {
-        return Err(FrameError::UnsupportedVersion {
-            key,
-            version: peek.api_version,
-        }
-        .into());
-    }
-    let mut body = frame;
-    let header = protocol::decode_header(key, peek.api_version, &mut body)?;
+    };
     let ctx = RequestContext {
         broker: broker.clone(),
-        version: peek.api_version,
-        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        version: request.version,
+        client_id: request.client_id.unwrap_or_default(),
         client_host: client_host.to_string(),
     };
-    let corr = peek.correlation_id;
-    if key == ApiKey::Produce {
-        let request = ProduceRequest::decode(&mut body, ctx.version)
-            .map_err(|e| FrameError::Malformed(format!("Produce v{}: {e}", ctx.version)))?;
-        return match handlers::produce::handle_produce(&ctx, request).await {
+    let corr = request.correlation_id;
+    if let RequestKind::Produce(produce) = request.body {
+        return match handlers::produce::handle_produce(&ctx, produce).await {
             Some(response) => Ok(Some(protocol::encode_response(
-                key,
+                ApiKey::Produce,
                 ctx.version,
                 corr,
                 &response,
@@ -154,38 +137,38 @@ pub async fn process(
             None => Ok(None),
         };
     }
-    let response = dispatch!(key, ctx, body, corr, {
-        ApiVersions => ApiVersionsRequest => api_versions,
-        Metadata => MetadataRequest => handlers::metadata::handle_metadata,
-        DescribeCluster => DescribeClusterRequest => handlers::metadata::handle_describe_cluster,
-        FindCoordinator => FindCoordinatorRequest => handlers::metadata::handle_find_coordinator,
-        InitProducerId => InitProducerIdRequest => handlers::produce::handle_init_producer_id,
-        Fetch => FetchRequest => handlers::fetch::handle_fetch,
-        ListOffsets => ListOffsetsRequest => handlers::fetch::handle_list_offsets,
-        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::fetch::handle_offset_for_leader_epoch,
-        CreateTopics => CreateTopicsRequest => handlers::admin::handle_create_topics,
-        DeleteTopics => DeleteTopicsRequest => handlers::admin::handle_delete_topics,
-        CreatePartitions => CreatePartitionsRequest => handlers::admin::handle_create_partitions,
-        DeleteRecords => DeleteRecordsRequest => handlers::admin::handle_delete_records,
-        DescribeLogDirs => DescribeLogDirsRequest => handlers::admin::handle_describe_log_dirs,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest => handlers::admin::handle_list_partition_reassignments,
-        DescribeAcls => DescribeAclsRequest => handlers::admin::handle_describe_acls,
-        CreateAcls => CreateAclsRequest => handlers::admin::handle_create_acls,
-        DeleteAcls => DeleteAclsRequest => handlers::admin::handle_delete_acls,
-        DescribeConfigs => DescribeConfigsRequest => handlers::configs::handle_describe_configs,
-        AlterConfigs => AlterConfigsRequest => handlers::configs::handle_alter_configs,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::configs::handle_incremental_alter_configs,
-        JoinGroup => JoinGroupRequest => handlers::groups::handle_join_group,
-        SyncGroup => SyncGroupRequest => handlers::groups::handle_sync_group,
-        Heartbeat => HeartbeatRequest => handlers::groups::handle_heartbeat,
-        LeaveGroup => LeaveGroupRequest => handlers::groups::handle_leave_group,
-        OffsetCommit => OffsetCommitRequest => handlers::groups::handle_offset_commit,
-        OffsetFetch => OffsetFetchRequest => handlers::groups::handle_offset_fetch,
-        ListGroups => ListGroupsRequest => handlers::groups::handle_list_groups,
-        DescribeGroups => DescribeGroupsRequest => handlers::groups::handle_describe_groups,
-        DeleteGroups => DeleteGroupsRequest => handlers::groups::handle_delete_groups,
-        OffsetDelete => OffsetDeleteRequest => handlers::groups::handle_offset_delete,
-        ElectLeaders => ElectLeadersRequest => handlers::admin::handle_elect_leaders,
+    let response = dispatch!(request.body, request.key, ctx, corr, {
+        ApiVersions => api_versions,
+        Metadata => handlers::metadata::handle_metadata,
+        DescribeCluster => handlers::metadata::handle_describe_cluster,
+        FindCoordinator => handlers::metadata::handle_find_coordinator,
+        InitProducerId => handlers::produce::handle_init_producer_id,
+        Fetch => handlers::fetch::handle_fetch,
+        ListOffsets => handlers::fetch::handle_list_offsets,
+        OffsetForLeaderEpoch => handlers::fetch::handle_offset_for_leader_epoch,
+        CreateTopics => handlers::admin::handle_create_topics,
+        DeleteTopics => handlers::admin::handle_delete_topics,
+        CreatePartitions => handlers::admin::handle_create_partitions,
+        DeleteRecords => handlers::admin::handle_delete_records,
+        DescribeLogDirs => handlers::admin::handle_describe_log_dirs,
+        ListPartitionReassignments => handlers::admin::handle_list_partition_reassignments,
+        DescribeAcls => handlers::admin::handle_describe_acls,
+        CreateAcls => handlers::admin::handle_create_acls,
+        DeleteAcls => handlers::admin::handle_delete_acls,
+        DescribeConfigs => handlers::configs::handle_describe_configs,
+        AlterConfigs => handlers::configs::handle_alter_configs,
+        IncrementalAlterConfigs => handlers::configs::handle_incremental_alter_configs,
+        JoinGroup => handlers::groups::handle_join_group,
+        SyncGroup => handlers::groups::handle_sync_group,
+        Heartbeat => handlers::groups::handle_heartbeat,
+        LeaveGroup => handlers::groups::handle_leave_group,
+        OffsetCommit => handlers::groups::handle_offset_commit,
+        OffsetFetch => handlers::groups::handle_offset_fetch,
+        ListGroups => handlers::groups::handle_list_groups,
+        DescribeGroups => handlers::groups::handle_describe_groups,
+        DeleteGroups => handlers::groups::handle_delete_groups,
+        OffsetDelete => handlers::groups::handle_offset_delete,
+        ElectLeaders => handlers::admin::handle_elect_leaders,
     });
     Ok(response)
 }

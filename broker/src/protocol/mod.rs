@@ -4,7 +4,7 @@
 pub mod versions;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
@@ -69,6 +69,59 @@ pub fn decode_header(
 ) -> Result<RequestHeader, FrameError> {
     let header_version = key.request_header_version(version);
     RequestHeader::decode(frame, header_version).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A request decoded from one frame, ready for its handler.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    pub key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub body: RequestKind,
+}
+
+/// What one request frame holds.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A request of an API and version this broker serves.
+    Request(Box<DecodedRequest>),
+    /// ApiVersions at a version above ours: answered at v0 with UNSUPPORTED_VERSION and
+    /// our table, so the client can pick a version (KIP-511), never closed.
+    NewerApiVersions { correlation_id: i32 },
+}
+
+/// Decodes one request frame (without its size prefix). Every frame either decodes or
+/// gets a [`FrameError`] (the connection is then closed, as Kafka closes it): unknown API
+/// keys, versions outside the advertised range and undecodable headers or bodies.
+pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
+    let peek = peek_header(&frame)?;
+    let key =
+        ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
+    if key == ApiKey::ApiVersions
+        && versions::advertised(key).is_some_and(|(_, max)| peek.api_version > max)
+    {
+        return Ok(Decoded::NewerApiVersions {
+            correlation_id: peek.correlation_id,
+        });
+    }
+    if !versions::is_servable(key, peek.api_version) {
+        return Err(FrameError::UnsupportedVersion {
+            key,
+            version: peek.api_version,
+        });
+    }
+    let mut body = frame;
+    let header = decode_header(key, peek.api_version, &mut body)?;
+    let request = RequestKind::decode(key, &mut body, peek.api_version)
+        .map_err(|e| FrameError::Malformed(format!("{key:?} v{}: {e}", peek.api_version)))?;
+    Ok(Decoded::Request(Box::new(DecodedRequest {
+        key,
+        version: peek.api_version,
+        correlation_id: peek.correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+        body: request,
+    })))
 }
 
 /// Encodes a complete response frame: size, header, body.
