@@ -11,7 +11,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint chart unit compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
+.PHONY: all build release run run-broker deps lint chart unit fuzz compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
 
 all: build
 
@@ -30,11 +30,12 @@ run-broker: release
 deps:
 	KAFKA_VERSIONS="$(KAFKA_CLI_VERSIONS)" scripts/install-deps.sh
 
-SHELL_SCRIPTS = $(wildcard scripts/*.sh tests/*/*.sh tests/e2e/*/*.sh) .ci/run tests/e2e/runc-capfilter \
+SHELL_SCRIPTS = $(wildcard scripts/*.sh tests/*/*.sh tests/e2e/*/*.sh fuzz/*.sh) .ci/run tests/e2e/runc-capfilter \
 	tests/e2e/node-image/images/iptables-wrapper
 
 lint: deps
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -S warning $(SHELL_SCRIPTS)
 
@@ -49,6 +50,12 @@ chart:
 
 unit: deps
 	$(CARGO) test --workspace
+
+# Coverage-guided fuzzing (libFuzzer): request framing and decoding, record-batch
+# validation, log recovery; FUZZ_SECONDS per target (fuzz/run.sh documents longer runs).
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 compat: deps release
 	tests/compat/run-tributary.sh $(KAFKA_CLI_VERSIONS)
@@ -71,7 +78,7 @@ images: deps release
 e2e: deps release
 	tests/e2e/run.sh
 
-test: lint chart unit compat cluster e2e
+test: lint chart unit fuzz compat cluster e2e
 
 bench: deps release
 	tests/bench/compare.sh

@@ -49,6 +49,10 @@ pub enum BatchError {
     /// Header fields contradict each other (negative counts, bad compression id, ...).
     #[error("invalid record batch: {0}")]
     Invalid(&'static str),
+    /// A record inside an uncompressed batch is not well formed (its length, a varint or a
+    /// key, value or header running past the record).
+    #[error("corrupt record: {0}")]
+    CorruptRecord(&'static str),
 }
 
 impl BatchError {
@@ -56,7 +60,9 @@ impl BatchError {
     pub fn kafka_error(&self) -> ResponseError {
         match self {
             BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-            BatchError::Truncated | BatchError::CorruptCrc => ResponseError::CorruptMessage,
+            BatchError::Truncated | BatchError::CorruptCrc | BatchError::CorruptRecord(_) => {
+                ResponseError::CorruptMessage
+            }
             BatchError::Invalid(_) => ResponseError::InvalidRecord,
         }
     }
@@ -201,7 +207,94 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     if header.record_count == 0 && !header.is_control() {
         return Err(BatchError::Invalid("empty batch"));
     }
+    if header.compression() == 0 {
+        check_records(&batch[HEADER_LEN..], header.record_count)?;
+    }
     Ok(header)
+}
+
+/// Walks the records of an uncompressed batch without copying them: exactly `count`
+/// well-formed records must fill `body`, as a consumer will parse them. Compressed batches
+/// are stored as received; their records are checked by the consumer's decompression
+/// (see README, "Known divergences").
+fn check_records(mut body: &[u8], count: i32) -> Result<(), BatchError> {
+    for _ in 0..count {
+        let len = read_varint(&mut body)?;
+        let len = usize::try_from(len).map_err(|_| BatchError::CorruptRecord("negative length"))?;
+        if len > body.len() {
+            return Err(BatchError::CorruptRecord("record runs past the batch"));
+        }
+        let (mut record, rest) = body.split_at(len);
+        body = rest;
+        take(&mut record, 1)?; // attributes
+        read_varlong(&mut record)?; // timestamp delta
+        read_varint(&mut record)?; // offset delta
+        take_bytes(&mut record, true)?; // key
+        take_bytes(&mut record, true)?; // value
+        let headers = read_varint(&mut record)?;
+        if headers < 0 {
+            return Err(BatchError::CorruptRecord("negative header count"));
+        }
+        for _ in 0..headers {
+            take_bytes(&mut record, false)?; // header key
+            take_bytes(&mut record, true)?; // header value
+        }
+        if !record.is_empty() {
+            return Err(BatchError::CorruptRecord(
+                "record length does not match its fields",
+            ));
+        }
+    }
+    if !body.is_empty() {
+        return Err(BatchError::CorruptRecord("bytes after the last record"));
+    }
+    Ok(())
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], BatchError> {
+    if n > buf.len() {
+        return Err(BatchError::CorruptRecord("field runs past the record"));
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(head)
+}
+
+/// A length-prefixed byte string; `-1` is null where `nullable`.
+fn take_bytes(buf: &mut &[u8], nullable: bool) -> Result<(), BatchError> {
+    match read_varint(buf)? {
+        -1 if nullable => Ok(()),
+        len if len >= 0 => take(buf, len as usize).map(|_| ()),
+        _ => Err(BatchError::CorruptRecord("negative length")),
+    }
+}
+
+/// A zigzag varint of at most 5 bytes (Kafka's `ByteUtils.readVarint`).
+fn read_varint(buf: &mut &[u8]) -> Result<i32, BatchError> {
+    let raw = read_unsigned(buf, 5)?;
+    let raw = u32::try_from(raw).map_err(|_| BatchError::CorruptRecord("varint too long"))?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// A zigzag varlong of at most 10 bytes.
+fn read_varlong(buf: &mut &[u8]) -> Result<i64, BatchError> {
+    let raw = read_unsigned(buf, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Result<u64, BatchError> {
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let Some((&byte, rest)) = buf.split_first() else {
+            return Err(BatchError::CorruptRecord("varint runs past the record"));
+        };
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(BatchError::CorruptRecord("varint too long"))
 }
 
 /// Splits a produce request's record bytes into batches, validating each.
@@ -300,6 +393,7 @@ pub fn encode_records(records: &[Record], compression: Compression) -> std::io::
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::TimestampType;
 
     /// Builds a real v2 batch with the reference encoder.
@@ -350,6 +444,74 @@ pub(crate) mod tests {
             assert_eq!(header.last_sequence(), 14);
             assert_eq!(header.total_len(), batch.len());
         }
+    }
+
+    /// Recomputes the CRC of a batch whose contents a test edited.
+    fn reseal(batch: &mut [u8]) {
+        let crc = compute_crc(batch);
+        (&mut batch[CRC..CRC + 4]).put_u32(crc);
+    }
+
+    #[test]
+    fn records_with_headers_and_null_values_are_well_formed() {
+        let mut record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: None,
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        record.headers.insert(
+            StrBytes::from_static_str("trace"),
+            Some(Bytes::from_static(b"abc")),
+        );
+        record
+            .headers
+            .insert(StrBytes::from_static_str("empty"), None);
+        let mut second = record.clone();
+        second.offset = 1;
+        second.sequence = 0;
+        let batch = encode_records(&[record, second], Compression::None).unwrap();
+        assert_eq!(validate(&batch).unwrap().record_count, 2);
+    }
+
+    #[test]
+    fn malformed_records_under_a_valid_crc_are_corrupt() {
+        let batch = make_batch(3, -1, -1, -1, Compression::None);
+        // The first record claims to be longer than the batch.
+        let mut long = batch.clone();
+        long[HEADER_LEN] = 0x7e;
+        reseal(&mut long);
+        assert!(matches!(validate(&long), Err(BatchError::CorruptRecord(_))));
+        assert_eq!(
+            validate(&long).unwrap_err().kafka_error(),
+            ResponseError::CorruptMessage
+        );
+        // One record fewer than the header counts.
+        let mut short = batch.clone();
+        (&mut short[RECORD_COUNT..RECORD_COUNT + 4]).put_i32(4);
+        (&mut short[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]).put_i32(3);
+        reseal(&mut short);
+        assert!(matches!(
+            validate(&short),
+            Err(BatchError::CorruptRecord(_))
+        ));
+        // A key length running past its record.
+        let mut key = batch.clone();
+        // length (a 2-byte varint: the records are over 63 bytes), attributes, timestamp
+        // delta, offset delta, then the key's length.
+        let key_len_at = HEADER_LEN + 2 + 1 + 1 + 1;
+        key[key_len_at] = 0x7e;
+        reseal(&mut key);
+        assert!(matches!(validate(&key), Err(BatchError::CorruptRecord(_))));
     }
 
     #[test]

@@ -120,7 +120,16 @@ impl Log {
         let mut epochs = LeaderEpochCache::default();
         let mut segments = BTreeMap::new();
         let mut truncated_from: Option<i64> = None;
+        let mut previous_end: Option<i64> = None;
         for base in bases {
+            if truncated_from.is_none() && previous_end.is_some_and(|end| end != base) {
+                // Segments continue one another; a hole or an overlap means a segment lost
+                // data (a file cut short or emptied), and what follows it cannot be served
+                // as if the missing offsets existed.
+                warn!(dir = %dir.display(), base, expected = previous_end,
+                      "segment does not continue the log");
+                truncated_from = previous_end;
+            }
             if truncated_from.is_some() {
                 // Everything after a corrupt segment is unreachable: drop it.
                 warn!(dir = %dir.display(), base, "removing segment after corrupt data");
@@ -145,6 +154,7 @@ impl Log {
                       "truncated torn or corrupt log tail");
                 truncated_from = Some(segment.next_offset());
             }
+            previous_end = Some(segment.next_offset());
             segments.insert(base, segment);
         }
         let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
@@ -600,6 +610,33 @@ mod tests {
         let all = log.read(0, 1 << 20, 100).unwrap();
         for (_, bytes) in batch::BatchIter::new(all) {
             batch::validate(&bytes).expect("only valid batches are served");
+        }
+    }
+
+    #[test]
+    fn an_emptied_segment_ends_the_log_where_its_data_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
+        append_n(&mut log, 30, 3);
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 4, "{bases:?}");
+        drop(log);
+        // A middle segment loses its contents (a crash before its data reached the disk).
+        let emptied = bases[1];
+        fs::write(
+            dir.path()
+                .join(format!("{}.log", segment::file_stem(emptied))),
+            b"",
+        )
+        .unwrap();
+        let log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
+        assert_eq!(log.log_end_offset(), emptied);
+        assert_eq!(log.segments.keys().next_back(), Some(&emptied));
+        for later in &bases[2..] {
+            assert!(!dir
+                .path()
+                .join(format!("{}.log", segment::file_stem(*later)))
+                .exists());
         }
     }
 
