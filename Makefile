@@ -3,6 +3,7 @@
 #   make run     build and run a local 3-zone cluster (prints its bootstrap servers)
 #   make test    install what the tests need, then run every test
 #   make bench   produce/consume throughput beside Apache Kafka on this machine
+#   make chaos   network faults, disk faults and crashes under Kafka's verifiable clients
 #   make e2e     the Kubernetes suite on a kind cluster (make kind-up / kind-down for one to use)
 
 CARGO ?= cargo
@@ -11,7 +12,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint chart unit fuzz compat cluster e2e kind-up kind-down images test bench bench-cluster crds clean
+.PHONY: all build release run run-broker deps lint chart unit fuzz compat cluster chaos e2e kind-up kind-down images test bench bench-cluster crds clean
 
 all: build
 
@@ -63,7 +64,12 @@ compat: deps release
 
 cluster: deps release
 	tests/cluster/launcher.sh
+	tests/cluster/limits.sh
 	tests/cluster/failover.sh 3.6.0
+
+# Faults in network namespaces (needs root): partitions, one-way cuts, flapping, resets.
+chaos: deps release
+	tests/chaos/chaos.sh 3.6.0
 
 # The Kubernetes test plane: a kind cluster with three zone-labeled workers (tests/e2e/).
 kind-up:
@@ -78,7 +84,7 @@ images: deps release
 e2e: deps release
 	tests/e2e/run.sh
 
-test: lint chart unit fuzz compat cluster e2e
+test: lint chart unit fuzz compat cluster chaos e2e
 
 bench: deps release
 	tests/bench/compare.sh

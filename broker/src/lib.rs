@@ -131,6 +131,10 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         broker.clone(),
         rx.clone(),
     ));
+    let storage = tokio::spawn(cluster::membership::storage_watch(
+        broker.clone(),
+        rx.clone(),
+    ));
     let metadata = tokio::spawn(cluster::membership::metadata_loop(broker.clone(), rx));
     Ok(RunningBroker {
         broker,
@@ -138,6 +142,6 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         controller: embedded,
         shutdown,
         heartbeats,
-        tasks: vec![serve, housekeeping, metadata],
+        tasks: vec![serve, housekeeping, metadata, storage],
     })
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""leader.py HOST:PORT TOPIC PARTITION: prints the partition's leader id, from a Metadata v1
-request (no JVM start-up, so it does not disturb timing-sensitive tests)."""
+"""leader.py HOST:PORT[,HOST:PORT...] TOPIC PARTITION [isr]: prints the partition's leader id
+(or, with `isr`, its in-sync replicas, comma-separated), from a Metadata v1 request to the
+first broker that answers (no JVM start-up, so it does not disturb timing-sensitive tests)."""
 import socket
 import struct
 import sys
@@ -12,7 +13,7 @@ def metadata(host, port, topic):
     body = struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
     header = struct.pack(">hhih", 3, 1, 7, len(client)) + client
     request = header + body
-    with socket.create_connection((host, port), timeout=5) as s:
+    with socket.create_connection((host, port), timeout=2) as s:
         s.sendall(struct.pack(">i", len(request)) + request)
         size = struct.unpack(">i", recv(s, 4))[0]
         return recv(s, size)
@@ -60,16 +61,21 @@ def leader(addr, topic, partition):
         r.take(">h"); name = r.string(); r.take(">b")
         for _ in range(r.take(">i")):
             err, index, lead = r.take(">hii")
-            r.int_array(); r.int_array()
+            r.int_array()
+            isr = r.int_array()
             if name == topic and index == partition:
-                return lead
-    return -1
+                return lead, isr
+    return -1, []
 
 
 if __name__ == "__main__":
     for addr in sys.argv[1].split(","):
         try:
-            print(leader(addr, sys.argv[2], int(sys.argv[3])))
+            lead, isr = leader(addr, sys.argv[2], int(sys.argv[3]))
+            if sys.argv[4:] == ["isr"]:
+                print(",".join(str(b) for b in sorted(isr)))
+            else:
+                print(lead)
             break
         except OSError:
             continue

@@ -8,11 +8,17 @@
   check      every acknowledged record was consumed with its value, no offset carries two
              values, consumption never went backwards; prints the failover times of the
              events in WORK/events (kind partition broker epoch-ms per line), and their
-             median and maximum per kind of event."""
+             median and maximum per kind of event. Also fails if an acknowledged value
+             was stored at two offsets (a duplicate) or a successful offset commit moved a
+             partition's committed offset backwards.
+
+VERIFY_LABEL (default "failover") prefixes the printed lines."""
 import json
 import os
 import sys
 import time
+
+LABEL = os.environ.get("VERIFY_LABEL", "failover")
 
 
 def load(work, name, kind):
@@ -73,7 +79,26 @@ def check(work):
         if p in last and o <= last[p] and (last[p] - o) > 100000:
             sys.exit(f"partition {p} went backwards from {last[p]} to {o}")
         last[p] = o
-    print(f"[failover] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries)")
+    offsets_of = {}
+    for (p, o), value in seen.items():
+        offsets_of.setdefault((p, value), []).append(o)
+    acked_values = {(e["partition"], e["value"]) for e in acked}
+    duplicates = [(k, v) for k, v in offsets_of.items() if len(v) > 1 and k in acked_values]
+    if duplicates:
+        sys.exit(f"{len(duplicates)} acknowledged records stored more than once, e.g. {duplicates[:5]}")
+    committed = {}
+    commits = 0
+    for e in load(work, "consumer.jsonl", "offsets_committed"):
+        if not e.get("success"):
+            continue
+        for c in e.get("offsets", []):
+            p, o = c["partition"], c["offset"]
+            if o < committed.get(p, -1):
+                sys.exit(f"committed offset of partition {p} went back from {committed[p]} to {o}")
+            committed[p] = o
+            commits += 1
+    print(f"[{LABEL}] {len(acked)} acknowledged records, all consumed ({len(consumed)} deliveries), "
+          f"0 lost, 0 duplicated; {commits} committed offsets, none moved back")
     times = {}
     with open(os.path.join(work, "events")) as f:
         events = [line.split() for line in f if line.strip()]
@@ -90,14 +115,14 @@ def check(work):
         # between acknowledged writes from the event until the next one.
         window = sorted(x for x in after if until is None or x <= until)
         gap = max([took] + [b - a for a, b in zip(window, window[1:])])
-        print(f"[failover] {kind} of broker {broker} (leader of partition {p}): "
+        print(f"[{LABEL}] {kind} of broker {broker} (leader of partition {p}): "
               f"next acks=all write acknowledged after {took} ms, "
               f"longest pause in acknowledged writes {gap} ms")
-        times.setdefault(kind, []).append(took)
-    for kind, took in times.items():
-        took.sort()
-        print(f"[failover] {kind} -> next acknowledged write: median {took[len(took)//2]} ms, "
-              f"max {took[-1]} ms over {len(took)}")
+        times.setdefault(kind, []).append(gap)
+    for kind, gaps in times.items():
+        gaps.sort()
+        print(f"[{LABEL}] {kind} -> longest pause in acknowledged writes: median "
+              f"{gaps[len(gaps)//2]} ms, max {gaps[-1]} ms over {len(gaps)}")
     return 0
 
 

@@ -10,9 +10,10 @@ pub mod forwarding;
 pub mod log_dirs;
 pub mod metadata_cache;
 pub mod replica_manager;
+pub mod storage;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use self::forwarding::ProducerIdBlock;
 use self::log_dirs::LogDirs;
 use self::metadata_cache::{address_of, config_layers, MetadataCache};
 use self::replica_manager::ReplicaManager;
+use self::storage::StorageHealth;
 use crate::cluster::client::ControllerClient;
 use crate::config::policy::TopicPolicy;
 use crate::config::BrokerConfig;
@@ -32,7 +34,7 @@ use crate::group::coordinator::GroupCoordinator;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::persistence::OffsetsLog;
 use crate::group::state::GroupLimits;
-use crate::partition::RoleChange;
+use crate::partition::{Partition, RoleChange};
 use crate::replication::fetcher_manager::{FetcherManager, FollowerSet};
 use crate::util::Signal;
 
@@ -46,6 +48,10 @@ pub struct Broker {
     /// This process's identity towards the controller.
     pub incarnation: Uuid,
     broker_epoch: AtomicI64,
+    /// Whether the data directory takes writes.
+    pub storage: StorageHealth,
+    /// When (broker clock, ms) the controller last acknowledged this broker's session.
+    session_acknowledged_ms: AtomicU64,
     cluster_id: RwLock<String>,
     /// The applied metadata image.
     pub metadata: MetadataCache,
@@ -85,13 +91,16 @@ impl Broker {
         ));
         let replicas = Arc::new(ReplicaManager::new(config.broker_id, dirs));
         let appended = Signal::default();
+        let storage = StorageHealth::default();
         Ok(Arc::new(Broker {
+            storage: storage.clone(),
             incarnation: Uuid::new_v4(),
             broker_epoch: AtomicI64::new(-1),
+            session_acknowledged_ms: AtomicU64::new(0),
             cluster_id: RwLock::new(cluster_id),
             metadata: MetadataCache::default(),
             offsets: OffsetsLog::new(groups.clone(), replicas.clone(), appended.clone()),
-            fetchers: FetcherManager::new(config.broker_id, appended.clone()),
+            fetchers: FetcherManager::new(config.broker_id, appended.clone(), storage),
             replicas,
             controller: ControllerClient::new(controller_addr),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
@@ -130,6 +139,31 @@ impl Broker {
     /// Sets the registration epoch.
     pub fn set_broker_epoch(&self, epoch: i64) {
         self.broker_epoch.store(epoch, Ordering::SeqCst);
+        self.session_acknowledged();
+    }
+
+    /// Whether this broker leads `partition` but is cut off from the controller and from
+    /// every follower in the ISR: a zombie leader, which refuses writes and stops
+    /// advertising itself as leader rather than keep clients waiting on writes that cannot
+    /// commit (and that the new leader will truncate).
+    pub fn is_isolated_leader(&self, partition: &Partition) -> bool {
+        self.session_lapsed() && partition.is_cut_off_leader(self.now_ms())
+    }
+
+    /// The controller answered a registration or heartbeat: the session is alive now.
+    pub fn session_acknowledged(&self) {
+        self.session_acknowledged_ms
+            .store(self.now_ms(), Ordering::SeqCst);
+    }
+
+    /// Whether the controller has not acknowledged this broker for longer than a session
+    /// (`broker.session.timeout.ms`): it has probably fenced this broker and moved its
+    /// leaderships. Used to stop holding acks=all writes that followers no longer fetch.
+    pub fn session_lapsed(&self) -> bool {
+        let session = self.config.setting_i64("broker.session.timeout.ms").max(0) as u64;
+        self.now_ms()
+            .saturating_sub(self.session_acknowledged_ms.load(Ordering::SeqCst))
+            > session
     }
 
     /// The broker id admin clients send controller requests to. Every broker forwards them

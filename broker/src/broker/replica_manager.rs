@@ -154,11 +154,11 @@ impl ReplicaManager {
     /// Time-based flushing (`flush.ms`) and high-watermark checkpoints.
     pub fn flush_due(&self) {
         for partition in self.all() {
-            if let Err(e) = partition
-                .flush_if_due()
-                .and_then(|_| partition.checkpoint_hw())
-            {
-                warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            if let Err(e) = partition.flush_if_due() {
+                super::storage::sync_failed(&e);
+            }
+            if let Err(e) = partition.checkpoint_hw() {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "high watermark checkpoint failed");
             }
         }
     }

@@ -165,12 +165,16 @@ pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<b
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
+        if broker.storage.is_failed() {
+            // Stay fenced until the data directory takes writes again (storage_watch).
+            continue;
+        }
         let request = ControllerRequest::Heartbeat {
             broker_id: broker.config.broker_id,
             broker_epoch: broker.broker_epoch(),
         };
         match client.call(&request, interval * 5).await {
-            Ok(ControllerResponse::Heartbeat { .. }) => {}
+            Ok(ControllerResponse::Heartbeat { .. }) => broker.session_acknowledged(),
             Ok(ControllerResponse::Error(e)) if e.code == ResponseError::StaleBrokerEpoch => {
                 warn!("controller does not know this registration: registering again");
                 if let Err(e) = register(&broker).await {
@@ -179,6 +183,44 @@ pub async fn heartbeat_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<b
             }
             Ok(other) => warn!(answer = ?other, "unexpected heartbeat answer"),
             Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// How often a broker whose storage failed probes whether it takes writes again.
+const STORAGE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Handles storage failures (see [`crate::broker::storage`]): the broker asks the
+/// controller to move its leaderships, if another broker is live to take them, and
+/// heartbeats stop; once a probe write succeeds, heartbeats resume and the controller
+/// unfences the broker, whose replicas then catch up as followers.
+pub async fn storage_watch(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = broker.storage.failure() => {}
+            _ = shutdown.changed() => return,
+        }
+        let others_live = broker
+            .metadata
+            .image()
+            .live_brokers()
+            .iter()
+            .any(|id| *id != broker.config.broker_id);
+        if others_live && controlled_shutdown(&broker).await {
+            warn!("storage failed: leaderships moved to other brokers; serving reads");
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(STORAGE_PROBE_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+            let dir = broker.config.data_dir.clone();
+            let probed =
+                tokio::task::spawn_blocking(move || crate::broker::storage::probe(&dir)).await;
+            if matches!(probed, Ok(Ok(()))) {
+                broker.storage.mark_recovered();
+                break;
+            }
         }
     }
 }

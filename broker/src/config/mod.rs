@@ -76,6 +76,12 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("num.partitions", "1"),
     ("default.replication.factor", "1"),
     ("socket.request.max.bytes", "104857600"),
+    // Kafka leaves these three unbounded; a bound keeps a flood of connections or of large
+    // requests from exhausting memory (see README, "Limits").
+    ("max.connections", "20000"),
+    ("max.connections.per.ip", "10000"),
+    ("queued.max.request.bytes", "268435456"),
+    ("connections.max.idle.ms", "600000"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),

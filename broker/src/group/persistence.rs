@@ -62,7 +62,8 @@ impl OffsetsLog {
                 .await
                 .map_err(|e| coordinator_error(&e))?;
         }
-        log.wait_for_commit(&appended, COMMIT_TIMEOUT)
+        // The commit timeout is short already; a lapsed session does not cut it shorter.
+        log.wait_for_commit(&appended, COMMIT_TIMEOUT, &|| false)
             .await
             .map_err(|e| coordinator_error(&e))?;
         self.groups.apply(partition, entries);

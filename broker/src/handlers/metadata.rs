@@ -35,7 +35,11 @@ macro_rules! live_brokers {
     };
 }
 
+/// A topic's metadata. A partition this broker leads while cut off from the controller and
+/// its followers is reported without a leader: its leadership has most likely moved, and
+/// clients should ask another broker rather than send their writes here.
 fn topic_response(
+    broker: &crate::Broker,
     live: &std::collections::BTreeSet<i32>,
     topic: &TopicMeta,
 ) -> MetadataResponseTopic {
@@ -44,7 +48,13 @@ fn topic_response(
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let leader_live = p.leader >= 0 && live.contains(&p.leader);
+            let leader_live = p.leader >= 0
+                && live.contains(&p.leader)
+                && !(p.leader == broker.config.broker_id
+                    && broker
+                        .replicas
+                        .get(&topic.name, index as i32)
+                        .is_some_and(|local| broker.is_isolated_leader(&local)));
             MetadataResponsePartition::default()
                 .with_error_code(code_of(
                     (!leader_live).then_some(ResponseError::LeaderNotAvailable),
@@ -93,7 +103,12 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
     };
     let mut topics = Vec::new();
     if all {
-        topics.extend(image.topics.values().map(|t| topic_response(&live, t)));
+        topics.extend(
+            image
+                .topics
+                .values()
+                .map(|t| topic_response(broker, &live, t)),
+        );
     } else {
         let auto_create = req.allow_auto_topic_creation
             && broker.config.setting_bool("auto.create.topics.enable");
@@ -114,7 +129,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                 },
             };
             if let Some(topic) = image.topics.get(&name) {
-                topics.push(topic_response(&live, topic));
+                topics.push(topic_response(broker, &live, topic));
             } else if validate_topic_name(&name).is_err() {
                 topics.push(error_topic(
                     Some(name),
@@ -136,9 +151,9 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
                     .next();
                 image = broker.metadata.image();
                 match (result, image.topics.get(&name)) {
-                    (Some(Ok(_)), Some(topic)) => topics.push(topic_response(&live, topic)),
+                    (Some(Ok(_)), Some(topic)) => topics.push(topic_response(broker, &live, topic)),
                     (Some(Err(e)), Some(topic)) if e.code == ResponseError::TopicAlreadyExists => {
-                        topics.push(topic_response(&live, topic))
+                        topics.push(topic_response(broker, &live, topic))
                     }
                     (Some(Err(e)), _) if e.code != ResponseError::TopicAlreadyExists => {
                         topics.push(error_topic(Some(name), uuid::Uuid::nil(), e.code))

@@ -8,7 +8,8 @@ use kafka_protocol::messages::*;
 use tracing::debug;
 
 use super::{hosted_partition, resolve_topic, sb, RequestContext};
-use crate::partition::PendingFlush;
+use crate::broker::storage;
+use crate::partition::{PartitionError, PendingFlush};
 
 fn partition_error(
     index: i32,
@@ -47,6 +48,12 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                 }
                 let partition = hosted_partition(broker, &name, topic.topic_id, index)
                     .map_err(|e| (e, None))?;
+                if broker.is_isolated_leader(&partition) {
+                    return Err((
+                        ResponseError::NotLeaderOrFollower,
+                        Some("leader cut off from the controller and its followers".into()),
+                    ));
+                }
                 let Some(records) = data.records else {
                     return Err((ResponseError::CorruptMessage, Some("no records".into())));
                 };
@@ -58,6 +65,9 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                         Ok((partition, done, flush))
                     }
                     Err(e) => {
+                        if let PartitionError::Storage(cause) = &e {
+                            broker.storage.report_write_failure(cause);
+                        }
                         debug!(topic = ?name, partition = index, error = %e, "produce rejected");
                         Err((e.kafka_error(), Some(e.to_string())))
                     }
@@ -78,7 +88,10 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                 Err((code, message)) => partition_error(index, code, message),
                 Ok((partition, done, flush)) => {
                     let flushed = match flush {
-                        Some(flush) => flush.wait().await,
+                        Some(flush) => match flush.wait().await {
+                            Err(PartitionError::Storage(e)) => storage::sync_failed(&e),
+                            other => other,
+                        },
                         None => Ok(()),
                     };
                     let committed = match flushed {
@@ -87,6 +100,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                                 .wait_for_commit(
                                     &done,
                                     deadline.saturating_duration_since(tokio::time::Instant::now()),
+                                    &|| ctx.broker.session_lapsed(),
                                 )
                                 .await
                         }

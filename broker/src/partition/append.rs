@@ -7,6 +7,12 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::{Partition, PartitionError, PendingFlush, Role};
+
+/// How long an acks=all write waits before a lapsed controller session fails it. Writes
+/// commit within milliseconds while followers fetch, so only a leader whose followers
+/// stopped fetching (cut off with it from the controller) waits this long; a leader that
+/// lost only the controller keeps committing.
+pub const LAPSED_SESSION_GRACE: Duration = Duration::from_millis(500);
 use crate::log::batch;
 use crate::producer::state::SequenceCheck;
 
@@ -101,14 +107,19 @@ impl Partition {
     }
 
     /// Waits until the high watermark reaches `end_offset` (acks=all), failing if this broker
-    /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes.
+    /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes, or
+    /// (NOT_LEADER_OR_FOLLOWER) if the write is still pending after
+    /// [`LAPSED_SESSION_GRACE`] while `session_lapsed` says the controller has stopped
+    /// hearing from this broker.
     pub async fn wait_for_commit(
         &self,
         appended: &Appended,
         timeout: Duration,
+        session_lapsed: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), PartitionError> {
         let mut rx = self.hw.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         loop {
             let reached = *rx.borrow_and_update() >= appended.end_offset;
             {
@@ -127,6 +138,12 @@ impl Partition {
                         Ok(())
                     };
                 }
+            }
+            if started.elapsed() >= LAPSED_SESSION_GRACE && session_lapsed() {
+                // A leader cut off from the controller and from its followers: it has most
+                // likely been replaced, and the write cannot commit here. Sending the
+                // client to refresh its metadata beats holding it until its timeout.
+                return Err(PartitionError::NotLeader);
             }
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Err(PartitionError::NotLeader) },

@@ -24,7 +24,7 @@ use tributary_metadata::ResponseError;
 use crate::config::policy::TopicPolicy;
 use crate::log::{batch, Log, LogError, RecoveryMode};
 use crate::producer::state::{ProducerStateTable, SequenceError};
-use crate::replication::leader::LeaderView;
+use crate::replication::leader::{LeaderView, FETCH_RECENT_MS};
 
 pub use append::Appended;
 pub use checkpoint::{PendingFlush, StartedFlush};
@@ -206,6 +206,15 @@ impl Partition {
     /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
         matches!(self.lock().role, Role::Leader(_))
+    }
+
+    /// Whether this replica leads while every other ISR member has stopped fetching from it
+    /// (none for [`FETCH_RECENT_MS`]).
+    pub fn is_cut_off_leader(&self, now_ms: u64) -> bool {
+        match &self.lock().role {
+            Role::Leader(view) => view.followers_silent(now_ms, FETCH_RECENT_MS),
+            _ => false,
+        }
     }
 
     /// The leader this replica follows, if it is a follower.

@@ -207,7 +207,7 @@ async fn replication_advances_the_high_watermark_over_the_isr() {
     );
     assert!(matches!(
         leader
-            .wait_for_commit(&done, Duration::from_millis(50))
+            .wait_for_commit(&done, Duration::from_millis(50), &|| false)
             .await,
         Err(PartitionError::Timeout)
     ));
@@ -223,7 +223,7 @@ async fn replication_advances_the_high_watermark_over_the_isr() {
     let (_, moved) = leader.read_for_follower(2, 3, 1 << 20, 20).unwrap();
     assert!(moved);
     leader
-        .wait_for_commit(&done, Duration::from_millis(50))
+        .wait_for_commit(&done, Duration::from_millis(50), &|| false)
         .await
         .unwrap();
     let (data, _) = leader.read_for_follower(2, 3, 1 << 20, 30).unwrap();
@@ -307,7 +307,7 @@ async fn isr_shrinking_below_min_after_the_append_is_reported() {
     meta.partition_epoch = 1;
     p.apply_metadata(&meta, 0);
     let err = p
-        .wait_for_commit(&done, Duration::from_secs(1))
+        .wait_for_commit(&done, Duration::from_secs(1), &|| false)
         .await
         .unwrap_err();
     assert_eq!(
@@ -330,4 +330,34 @@ fn truncation_uses_the_epoch_both_logs_share() {
     p.apply_metadata(&meta(&[1, 2], &[2], 2, 4, 2), 0);
     p.truncate_to_leader_epoch(4, 3, 2, 8).unwrap();
     assert_eq!(p.offsets().log_end, 5);
+}
+
+#[tokio::test]
+async fn a_leader_whose_controller_session_lapsed_stops_holding_acks_all_writes() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let meta = meta(&[1, 2], &[1, 2], 1, 4, 0);
+    let leader = replica(dirs.0.path(), 1, &meta);
+    let done = leader.append(batch(3), -1).unwrap();
+    // The follower does not fetch. With the session alive, the write waits out its timeout.
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        leader
+            .wait_for_commit(&done, Duration::from_secs(1), &|| false)
+            .await,
+        Err(PartitionError::Timeout)
+    ));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    // With the session lapsed, it is sent to find the new leader after the grace period.
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        leader
+            .wait_for_commit(&done, Duration::from_secs(5), &|| true)
+            .await,
+        Err(PartitionError::NotLeader)
+    ));
+    let waited = started.elapsed();
+    assert!(
+        waited >= super::append::LAPSED_SESSION_GRACE && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
 }

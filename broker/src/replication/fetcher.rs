@@ -25,7 +25,8 @@ use tributary_metadata::ResponseError;
 
 use super::client::KafkaConnection;
 use super::fetcher_manager::FollowerSet;
-use crate::partition::{FollowerPosition, Partition};
+use crate::broker::storage::{self, StorageHealth};
+use crate::partition::{FollowerPosition, Partition, PartitionError};
 use crate::util::Signal;
 
 /// Fetch version used between brokers (topic names, leader epochs, diverging epochs).
@@ -42,6 +43,7 @@ pub async fn run(
     leader: i32,
     mut assignment: watch::Receiver<Arc<FollowerSet>>,
     appended: Signal,
+    storage: StorageHealth,
 ) {
     info!("replica fetcher started");
     let mut connection: Option<(String, KafkaConnection)> = None;
@@ -76,7 +78,7 @@ pub async fn run(
         let result = tokio::select! {
             r = async {
                 truncate_diverged(broker_id, conn, &set.partitions).await?;
-                fetch_once(broker_id, conn, &set.partitions, &appended).await
+                fetch_once(broker_id, conn, &set.partitions, &appended, &storage).await
             } => r,
             changed = assignment.changed() => {
                 if changed.is_err() {
@@ -178,6 +180,7 @@ async fn fetch_once(
     conn: &mut KafkaConnection,
     partitions: &[Arc<Partition>],
     appended: &Signal,
+    storage: &StorageHealth,
 ) -> Result<()> {
     let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
     // Each partition with the epoch the request was made in.
@@ -242,8 +245,15 @@ async fn fetch_once(
                         data.high_watermark,
                         data.log_start_offset,
                     ) {
-                        Ok(Some(flush)) => flush.start().wait().await,
+                        Ok(Some(flush)) => match flush.start().wait().await {
+                            Err(PartitionError::Storage(e)) => storage::sync_failed(&e),
+                            other => other,
+                        },
                         Ok(None) => Ok(()),
+                        Err(PartitionError::Storage(e)) => {
+                            storage.report_write_failure(&e);
+                            Err(PartitionError::Storage(e))
+                        }
                         Err(e) => Err(e),
                     };
                     if let Err(e) = written {

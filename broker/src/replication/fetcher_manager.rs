@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::fetcher;
+use crate::broker::storage::StorageHealth;
 use crate::partition::Partition;
 use crate::util::Signal;
 
@@ -44,16 +45,19 @@ struct Fetcher {
 pub struct FetcherManager {
     broker_id: i32,
     appended: Signal,
+    storage: StorageHealth,
     fetchers: Mutex<HashMap<i32, Fetcher>>,
 }
 
 impl FetcherManager {
     /// Fetchers for broker `broker_id`; `appended` is notified after every replicated
-    /// append (it wakes consumers reading from this follower).
-    pub fn new(broker_id: i32, appended: Signal) -> Self {
+    /// append (it wakes consumers reading from this follower); `storage` hears of failed
+    /// writes.
+    pub fn new(broker_id: i32, appended: Signal, storage: StorageHealth) -> Self {
         FetcherManager {
             broker_id,
             appended,
+            storage,
             fetchers: Mutex::new(HashMap::new()),
         }
     }
@@ -87,7 +91,14 @@ impl FetcherManager {
             let (assignment, rx) = watch::channel(Arc::new(set));
             let span = tracing::info_span!("replica-fetcher", broker = self.broker_id, leader);
             let task = tokio::spawn(
-                fetcher::run(self.broker_id, leader, rx, self.appended.clone()).instrument(span),
+                fetcher::run(
+                    self.broker_id,
+                    leader,
+                    rx,
+                    self.appended.clone(),
+                    self.storage.clone(),
+                )
+                .instrument(span),
             );
             fetchers.insert(leader, Fetcher { assignment, task });
         }

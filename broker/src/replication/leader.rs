@@ -115,6 +115,19 @@ impl LeaderView {
         min_isr_leo.max(current)
     }
 
+    /// Whether every other member of the ISR has stopped fetching (none within
+    /// `silence_ms`): the leader is cut off from its followers, so it can no longer commit
+    /// writes. Never true for a leader alone in its ISR, which needs no one to commit.
+    pub fn followers_silent(&self, now_ms: u64, silence_ms: u64) -> bool {
+        let mut others = self.isr.iter().filter(|r| **r != self.leader).peekable();
+        others.peek().is_some()
+            && others.all(|r| {
+                self.followers
+                    .get(r)
+                    .is_none_or(|f| now_ms.saturating_sub(f.last_fetch_ms) > silence_ms)
+            })
+    }
+
     /// The ISR the leader should propose now, if it differs from the current one: lagging
     /// followers removed, caught-up replicas added. The leader always stays in.
     pub fn proposed_isr(
@@ -155,6 +168,26 @@ impl LeaderView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_is_cut_off_only_when_every_follower_in_the_isr_went_silent() {
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0, 0);
+        assert!(!view.followers_silent(1000, 1000));
+        view.on_follower_fetch(2, 0, 0, 1500);
+        assert!(
+            !view.followers_silent(2400, 1000),
+            "follower 2 fetched recently"
+        );
+        assert!(
+            view.followers_silent(2600, 1000),
+            "neither follower fetched for 1 s"
+        );
+        let alone = LeaderView::new(1, vec![1, 2], vec![1], 0, 0);
+        assert!(
+            !alone.followers_silent(10_000, 1000),
+            "a lone leader commits by itself"
+        );
+    }
 
     #[test]
     fn hw_is_min_isr_leo_and_monotonic() {

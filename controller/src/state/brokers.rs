@@ -65,6 +65,7 @@ impl ControllerState {
                 ));
             }
         }
+        self.heard_from_a_broker(now_ms);
         if let Some(existing) = self.image.brokers.get(&broker_id) {
             if existing.incarnation == incarnation
                 && existing.host == host
@@ -114,6 +115,7 @@ impl ControllerState {
             Ok(broker) => broker.fenced,
             Err(e) => return Change::refused(e),
         };
+        self.heard_from_a_broker(now_ms);
         self.sessions
             .insert(broker_id, now_ms + self.config.session_timeout_ms);
         if !fenced {
@@ -123,6 +125,19 @@ impl ControllerState {
         self.set_fenced(&mut next, broker_id, false);
         self.live_since.insert(broker_id, now_ms);
         Change::to(Ok(false), next)
+    }
+
+    /// Notes that a broker was heard from. After a silence longer than a session (the
+    /// controller was cut off, or everyone was down), every broker gets a full session to
+    /// be heard from too before any is fenced.
+    fn heard_from_a_broker(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_heard_ms) > self.config.session_timeout_ms {
+            tracing::info!("brokers heard from again after a silence: every session renewed");
+            for deadline in self.sessions.values_mut() {
+                *deadline = (*deadline).max(now_ms + self.config.session_timeout_ms);
+            }
+        }
+        self.last_heard_ms = self.last_heard_ms.max(now_ms);
     }
 
     /// ControlledShutdown: fences a broker that is about to stop, so its leaderships move
@@ -160,11 +175,19 @@ impl ControllerState {
     }
 
     /// Fences brokers whose session expired, moving their leaderships.
+    ///
+    /// A broker is fenced only if the controller heard from some broker during the last
+    /// half of its session: a controller that hears from no one fences no one. Either it is
+    /// the one cut off from the brokers (which keep serving, and fencing them would move
+    /// every leadership to whichever broker it hears from first when it returns), or every
+    /// broker is down and there is no one to move leaderships to. Brokers heartbeat several
+    /// times per half session, so one that died is fenced as soon as its session ends.
     pub fn expire_sessions(&mut self, now_ms: u64) -> Option<MetadataImage> {
+        let heard = self.last_heard_ms + self.config.session_timeout_ms / 2;
         let expired: Vec<i32> = self
             .sessions
             .iter()
-            .filter(|(_, deadline)| **deadline < now_ms)
+            .filter(|(_, deadline)| **deadline < now_ms && **deadline < heard)
             .map(|(id, _)| *id)
             .collect();
         if expired.is_empty() {
@@ -189,6 +212,38 @@ mod tests {
 
     use super::*;
     use crate::state::testing::{commit, state_with_brokers, state_with_topic};
+
+    #[test]
+    fn a_controller_that_hears_from_no_broker_fences_none() {
+        let mut state = state_with_topic(3, "t", 1, 3);
+        let before = state.image().clone();
+        // Brokers heartbeat a little apart, then the controller hears nothing: their
+        // sessions end one after the other, and none is fenced.
+        for (i, b) in before.brokers.values().enumerate() {
+            let change = state.heartbeat(b.id, b.epoch, 1000 + 100 * i as u64);
+            commit(&mut state, change).unwrap();
+        }
+        for now in [2050, 2150, 2250, 60_000] {
+            assert!(state.expire_sessions(now).is_none(), "fenced at {now}");
+        }
+        assert_eq!(state.image(), &before);
+        // Two brokers are heard from again: everyone gets a fresh session first.
+        for b in before.brokers.values().filter(|b| b.id != 1) {
+            let change = state.heartbeat(b.id, b.epoch, 60_100);
+            commit(&mut state, change).unwrap();
+        }
+        assert!(state.expire_sessions(60_200).is_none());
+        // Broker 1 stays silent while the others heartbeat: it is fenced a session later.
+        for b in before.brokers.values().filter(|b| b.id != 1) {
+            let change = state.heartbeat(b.id, b.epoch, 61_000);
+            commit(&mut state, change).unwrap();
+        }
+        let image = state
+            .expire_sessions(61_150)
+            .expect("the broker still silent is fenced");
+        assert!(image.brokers[&1].fenced);
+        assert!(!image.brokers[&2].fenced && !image.brokers[&3].fenced);
+    }
 
     #[test]
     fn session_expiry_fences_and_moves_leadership() {

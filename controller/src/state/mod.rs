@@ -119,6 +119,8 @@ pub struct ControllerState {
     sessions: BTreeMap<i32, u64>,
     /// When (controller clock, ms) each unfenced broker was last unfenced.
     live_since: BTreeMap<i32, u64>,
+    /// When (controller clock, ms) the controller last heard from any broker.
+    last_heard_ms: u64,
     config: ControllerConfig,
 }
 
@@ -145,6 +147,7 @@ impl ControllerState {
             image,
             sessions,
             live_since,
+            last_heard_ms: now_ms,
             config,
         }
     }

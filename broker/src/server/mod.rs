@@ -3,7 +3,11 @@
 //!
 //! Each connection handles one request at a time, like Kafka (which mutes a channel until
 //! its response is sent), so pipelined requests are answered in order. Malformed input
-//! closes only the offending connection.
+//! closes only the offending connection. [`limits`] bounds connections and the memory
+//! requests hold: a frame's buffer grows with the bytes that actually arrive, never to a
+//! declared size up front.
+
+pub mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,14 +15,16 @@ use std::sync::Arc;
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::broker::Broker;
 use crate::handlers::{self, RequestContext};
 use crate::protocol::{self, versions, Decoded, FrameError};
+use limits::Limits;
 
 /// Accepts connections until `shutdown` flips to true.
 pub async fn serve(
@@ -26,6 +32,7 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    let limits = Limits::new(&broker.config);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -36,13 +43,22 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let admitted = match limits.admit(peer.ip()) {
+                    Ok(admitted) => admitted,
+                    Err(refused) => {
+                        debug!(%peer, %refused, "connection refused");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
+                let limits = limits.clone();
                 let span = tracing::info_span!("connection", %peer);
                 tokio::spawn(async move {
-                    if let Err(e) = handle_connection(broker, stream, peer).await {
+                    if let Err(e) = handle_connection(broker, stream, peer, &limits).await {
                         debug!(error = %e, "connection closed");
                     }
+                    drop(admitted);
                 }.instrument(span));
             }
             _ = shutdown.changed() => {
@@ -53,17 +69,32 @@ pub async fn serve(
     }
 }
 
-async fn handle_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) -> Result<()> {
-    let (read, write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+/// Read buffer of a connection: small, since idle connections keep it; a large frame is
+/// read past it, straight into the frame's own buffer.
+const READ_BUFFER: usize = 8 * 1024;
+/// Request memory is reserved in steps of this size as a frame's bytes arrive, so a
+/// client holds at most this much more than it has sent.
+const FRAME_CHUNK: usize = 256 * 1024;
+
+async fn handle_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: &Limits,
+) -> Result<()> {
+    let (read, mut writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read);
     let max = broker.config.max_request_bytes();
     let client_host = format!("/{}", peer.ip());
     loop {
-        let size = match reader.read_i32().await {
-            Ok(size) => size,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let size = match tokio::time::timeout(limits.idle, reader.read_i32()).await {
+            Err(_) => {
+                debug!("closing idle connection (connections.max.idle.ms)");
+                return Ok(());
+            }
+            Ok(Ok(size)) => size,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
         };
         let size = match protocol::check_frame_size(size, max) {
             Ok(size) => size,
@@ -72,13 +103,10 @@ async fn handle_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketA
                 return Err(e.into());
             }
         };
-        let mut frame = BytesMut::zeroed(size);
-        reader.read_exact(&mut frame).await?;
+        // Held until the response is written: the request's bytes stay in memory until then.
+        let (frame, _memory) = read_frame(&mut reader, size, limits).await?;
         match process(&broker, frame.freeze(), &client_host).await {
-            Ok(Some(response)) => {
-                writer.write_all(&response).await?;
-                writer.flush().await?;
-            }
+            Ok(Some(response)) => writer.write_all(&response).await?,
             Ok(None) => {}
             Err(e) => {
                 warn!(error = %e, "closing connection after bad request");
@@ -86,6 +114,36 @@ async fn handle_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketA
             }
         }
     }
+}
+
+/// Reads a `size`-byte frame, growing its buffer and its reservation of request memory
+/// as bytes arrive, and closing the connection if none arrive for `connections.max.idle.ms`.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+    limits: &Limits,
+) -> Result<(BytesMut, OwnedSemaphorePermit)> {
+    let mut frame = BytesMut::new();
+    let mut memory = limits.reserve(size.min(FRAME_CHUNK)).await;
+    let mut reserved = size.min(FRAME_CHUNK);
+    frame.reserve(reserved);
+    while frame.len() < size {
+        if frame.len() == reserved {
+            let more = (size - reserved).min(FRAME_CHUNK);
+            memory.merge(limits.reserve(more).await);
+            reserved += more;
+            frame.reserve(more);
+        }
+        let want = (reserved - frame.len()) as u64;
+        let mut limited = (&mut *reader).take(want);
+        match tokio::time::timeout(limits.idle, limited.read_buf(&mut frame)).await {
+            Err(_) => anyhow::bail!("request stalled for connections.max.idle.ms"),
+            Ok(Ok(0)) => anyhow::bail!("connection closed mid-request"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+    Ok((frame, memory))
 }
 
 macro_rules! dispatch {
@@ -204,5 +262,56 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(bytes: &str, idle_ms: &str) -> Arc<Limits> {
+        let mut launch = tributary_metadata::launch::BrokerLaunch::new(1, "/unused", "127.0.0.1:0");
+        launch.overrides = [
+            ("queued.max.request.bytes", bytes),
+            ("connections.max.idle.ms", idle_ms),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Limits::new(&crate::config::BrokerConfig::from_launch(&launch).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_read_as_it_arrives_and_holds_memory_until_dropped() {
+        let limits = limits("1000000", "5000");
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let size = 700_000;
+        let sender = tokio::spawn(async move {
+            for chunk in vec![7u8; size].chunks(10_000) {
+                client.write_all(chunk).await.unwrap();
+            }
+            client
+        });
+        let (frame, memory) = read_frame(&mut server, size, &limits).await.unwrap();
+        assert_eq!(frame.len(), size);
+        assert!(frame.iter().all(|b| *b == 7));
+        assert_eq!(memory.num_permits(), size);
+        drop(memory);
+        drop(sender.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_declared_size_is_not_allocated_before_its_bytes_arrive() {
+        let limits = limits("1000000", "200");
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(&[1u8; 100]).await.unwrap();
+        // 100 MB declared, 100 bytes sent, then silence: the read gives up after the idle
+        // time, having reserved one chunk, not the declared size.
+        let started = tokio::time::Instant::now();
+        let result = read_frame(&mut server, 100 << 20, &limits).await;
+        assert!(result.is_err());
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        drop(client);
     }
 }
