@@ -65,6 +65,7 @@ compat: deps release
 cluster: deps release
 	tests/cluster/launcher.sh
 	tests/cluster/limits.sh
+	tests/cluster/clock.sh 3.6.0
 	tests/cluster/failover.sh 3.6.0
 
 # Faults in network namespaces (needs root): partitions, one-way cuts, flapping, resets.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tributary needs on a Debian machine, idempotently:
 # C toolchain pieces for librdkafka (built from source by the tests), Java 17 and Maven
-# for the Apache Kafka CLI, shellcheck and jq for the scripts, and the Kafka CLI jars
+# for the Apache Kafka CLI, shellcheck and jq for the scripts, libfaketime, and the Kafka CLI jars
 # themselves (cached under ${TRIBUTARY_CACHE:-~/.cache/tributary}). The Kubernetes test
 # plane installs what it needs itself (tests/e2e/docker.sh and tools.sh).
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 command -v jq >/dev/null || need_apt+=(jq)
+# libfaketime, for the clock-jump test.
+ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || need_apt+=(faketime)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
