@@ -252,11 +252,24 @@ with open(path, "r+b") as f:
     f.write(bytes(b ^ 0x5A for b in data))
 PY
 t0=$(now_ms)
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
   [[ ,$(isr_of 0 "$L"), == *,${F#b},* ]] && break
   sleep 0.1
 done
-[[ ,$(isr_of 0 "$L"), == *,${F#b},* ]] || fail "$F did not rejoin the ISR of partition 0 after its restart"
+if [[ ,$(isr_of 0 "$L"), != *,${F#b},* ]]; then
+  # Where the restarted broker is, for whoever reads this failure.
+  for pid in $(pgrep -f -- "--data-dir $WORK/$F "); do
+    say "  $F (pid $pid): $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80) state $(awk '{print $3}' "/proc/$pid/stat")"
+    for task in /proc/"$pid"/task/*; do
+      say "    thread $(cat "$task/comm"): $(tr '\n' ' ' <"$task/stack" 2>/dev/null | cut -c1-200)"
+    done
+    if command -v gdb >/dev/null; then
+      gdb -batch -p "$pid" -ex "thread apply all bt 12" 2>/dev/null | grep -E "^(Thread|#)" | head -n 120 | sed 's/^/    /'
+    fi
+  done
+  tail -n 30 "$WORK/$F.log" | sed "s/^/  $F | /"
+  fail "$F did not rejoin the ISR of partition 0 within 60 s of its restart"
+fi
 grep -q "truncated torn or corrupt log tail" "$WORK/$F.log" || fail "$F's recovery did not report the damage"
 say "  $F cut its damaged segment at the corruption and was back in the ISR after $(($(now_ms) - t0)) ms"
 sleep 4
