@@ -51,6 +51,8 @@ fn topic_response(
             let leader_live = p.leader >= 0
                 && live.contains(&p.leader)
                 && !(p.leader == broker.config.broker_id
+                    // The atomic check first: the replica lookup only for a lapsed session.
+                    && broker.session_lapsed()
                     && broker
                         .replicas
                         .get(&topic.name, index as i32)
