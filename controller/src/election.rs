@@ -6,7 +6,7 @@
 //! change at all bumps the partition epoch, so stale leaders and stale ISR updates are
 //! fenced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
@@ -147,7 +147,8 @@ pub fn alter_isr(
     leader_epoch: i32,
     partition_epoch: i32,
     new_isr: &[i32],
-    live: &BTreeSet<i32>,
+    new_isr_epochs: &[i64],
+    registered: &BTreeMap<i32, i64>,
 ) -> Result<PartitionMeta, IsrChangeError> {
     if leader != state.leader || leader_epoch != state.leader_epoch {
         return Err(IsrChangeError::FencedLeaderEpoch {
@@ -169,10 +170,18 @@ pub fn alter_isr(
         .copied()
         .filter(|r| !state.isr.contains(r))
         .collect();
-    if let Some(bad) = new_isr
+    // A replica joins only as the live registration whose fetches caught it up (KIP-903):
+    // an earlier incarnation's progress may have been lost in a crash.
+    let eligible = |i: usize, r: i32| {
+        registered
+            .get(&r)
+            .is_some_and(|epoch| new_isr_epochs.get(i) == Some(epoch))
+    };
+    if let Some((_, bad)) = new_isr
         .iter()
         .copied()
-        .find(|r| !state.replicas.contains(r) || (added.contains(r) && !live.contains(r)))
+        .enumerate()
+        .find(|&(i, r)| !state.replicas.contains(&r) || (added.contains(&r) && !eligible(i, r)))
     {
         return Err(IsrChangeError::IneligibleReplica(bad));
     }
@@ -207,6 +216,11 @@ mod tests {
 
     fn live(ids: &[i32]) -> BTreeSet<i32> {
         ids.iter().copied().collect()
+    }
+
+    /// Live brokers, each registered as epoch 1.
+    fn registered(ids: &[i32]) -> BTreeMap<i32, i64> {
+        ids.iter().map(|id| (*id, 1)).collect()
     }
 
     #[test]
@@ -258,38 +272,43 @@ mod tests {
     #[test]
     fn isr_changes_are_fenced_by_epochs() {
         let state = partition(&[1, 2, 3], &[1, 2], 1);
-        let all = live(&[1, 2, 3]);
-        let next = alter_isr(&state, 1, 5, 9, &[1, 2, 3], &all).unwrap();
+        let all = registered(&[1, 2, 3]);
+        let next = alter_isr(&state, 1, 5, 9, &[1, 2, 3], &[1, 1, 1], &all).unwrap();
         assert_eq!(next.isr, vec![1, 2, 3]);
         assert_eq!(next.partition_epoch, 10);
         assert_eq!(
-            alter_isr(&state, 2, 5, 9, &[2], &all),
+            alter_isr(&state, 2, 5, 9, &[2], &[1], &all),
             Err(IsrChangeError::FencedLeaderEpoch {
                 leader: 2,
                 epoch: 5
             })
         );
         assert_eq!(
-            alter_isr(&state, 1, 4, 9, &[1], &all),
+            alter_isr(&state, 1, 4, 9, &[1], &[1], &all),
             Err(IsrChangeError::FencedLeaderEpoch {
                 leader: 1,
                 epoch: 4
             })
         );
         assert_eq!(
-            alter_isr(&state, 1, 5, 8, &[1], &all),
+            alter_isr(&state, 1, 5, 8, &[1], &[1], &all),
             Err(IsrChangeError::InvalidUpdateVersion { got: 8, current: 9 })
         );
         assert_eq!(
-            alter_isr(&state, 1, 5, 9, &[1, 4], &all),
+            alter_isr(&state, 1, 5, 9, &[1, 4], &[1, 1], &all),
             Err(IsrChangeError::IneligibleReplica(4))
         );
         assert_eq!(
-            alter_isr(&state, 1, 5, 9, &[1, 3], &live(&[1, 2])),
+            alter_isr(&state, 1, 5, 9, &[1, 3], &[1, 1], &registered(&[1, 2])),
             Err(IsrChangeError::IneligibleReplica(3))
         );
         assert_eq!(
-            alter_isr(&state, 1, 5, 9, &[2], &all),
+            alter_isr(&state, 1, 5, 9, &[1, 3], &[1, 0], &all),
+            Err(IsrChangeError::IneligibleReplica(3)),
+            "caught up in an earlier incarnation"
+        );
+        assert_eq!(
+            alter_isr(&state, 1, 5, 9, &[2], &[1], &all),
             Err(IsrChangeError::LeaderNotInIsr)
         );
     }

@@ -62,6 +62,10 @@ pub struct IsrChange {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub new_isr: Vec<i32>,
+    /// The broker epoch each member of `new_isr` fetched with, in the same order (-1 where
+    /// unknown): a replica is added only if that is its current registration (KIP-903).
+    #[serde(default)]
+    pub new_isr_epochs: Vec<i64>,
 }
 
 /// Per-partition outcomes of ElectLeaders.

@@ -14,9 +14,13 @@ impl Broker {
     pub fn maintain_isr(self: &Arc<Self>) {
         let lag_max = self.config.setting_i64("replica.lag.time.max.ms").max(100) as u64;
         let now = self.now_ms();
-        let live: std::collections::BTreeSet<i32> =
-            self.metadata.live_brokers().iter().map(|b| b.id).collect();
-        let eligible = |id: i32| live.contains(&id);
+        let live: std::collections::BTreeMap<i32, i64> = self
+            .metadata
+            .live_brokers()
+            .iter()
+            .map(|b| (b.id, b.epoch))
+            .collect();
+        let eligible = |id: i32, epoch: i64| live.get(&id) == Some(&epoch);
         for partition in self.replicas.all() {
             let Some(proposal) = partition.isr_proposal(now, lag_max, &eligible) else {
                 continue;
@@ -30,6 +34,7 @@ impl Broker {
                 leader_epoch: proposal.leader_epoch,
                 partition_epoch: proposal.partition_epoch,
                 new_isr: proposal.new_isr,
+                new_isr_epochs: proposal.new_isr_epochs,
             };
             tokio::spawn(self.clone().send_isr_change(partition, change));
         }

@@ -194,17 +194,24 @@ impl Broker {
                 self.offsets.on_role_change(partition, *change);
             }
         }
+        let broker_epoch = self.broker_epoch();
         let assignments: BTreeMap<i32, FollowerSet> = self
             .replicas
             .followers_by_leader()
             .into_iter()
             .map(|(leader, partitions)| {
                 let leader_addr = address_of(&image, leader);
+                let topic_ids = partitions
+                    .iter()
+                    .filter_map(|p| image.topics.get(&p.topic).map(|t| (p.topic.clone(), t.id)))
+                    .collect();
                 (
                     leader,
                     FollowerSet {
                         leader_addr,
                         partitions,
+                        topic_ids,
+                        broker_epoch,
                     },
                 )
             })

@@ -56,10 +56,14 @@ fn read_all(
     read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let broker = &ctx.broker;
-    let replica_id = if ctx.version >= 15 {
-        req.replica_state.replica_id.0
+    // Before v15 a follower's fetch does not say which incarnation it comes from.
+    let (replica_id, replica_epoch) = if ctx.version >= 15 {
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
     } else {
-        req.replica_id.0
+        (req.replica_id.0, -1)
     };
     let from_follower = replica_id >= 0;
     let now = broker.now_ms();
@@ -124,7 +128,7 @@ fn read_all(
             let budget = if total == 0 { budget.max(1) } else { budget };
             let result = if from_follower {
                 partition
-                    .read_for_follower(replica_id, p.fetch_offset, budget, now)
+                    .read_for_follower(replica_id, replica_epoch, p.fetch_offset, budget, now)
                     .map(|(data, moved)| {
                         hw_moved |= moved;
                         data

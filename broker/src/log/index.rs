@@ -66,6 +66,9 @@ pub struct IndexFile<E> {
     path: PathBuf,
     file: Arc<File>,
     entries: Vec<E>,
+    /// Makes the next write stop part way with ENOSPC, as a full disk does.
+    #[cfg(test)]
+    pub(super) fail_next_write: bool,
 }
 
 /// Sparse mapping from offsets to file positions, one entry every `index.interval.bytes`.
@@ -90,6 +93,8 @@ impl<E: IndexEntry> IndexFile<E> {
             path: path.to_path_buf(),
             file: Arc::new(open_append(path)?),
             entries: Vec::new(),
+            #[cfg(test)]
+            fail_next_write: false,
         })
     }
 
@@ -100,13 +105,19 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         let mut buf = [0u8; 16];
         entry.encode(&mut buf[..E::SIZE]);
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_write) {
+            (&*self.file).write_all(&buf[..E::SIZE / 2])?;
+            return Err(io::Error::from_raw_os_error(28));
+        }
         (&*self.file).write_all(&buf[..E::SIZE])?;
         self.entries.push(entry);
         Ok(())
     }
 
-    /// Keeps the first `keep` entries, in memory and on disk.
-    fn truncate(&mut self, keep: usize) -> io::Result<()> {
+    /// Keeps the first `keep` entries, in memory and on disk (also cutting a partly
+    /// written entry left by a failed append).
+    pub(super) fn truncate(&mut self, keep: usize) -> io::Result<()> {
         self.entries.truncate(keep);
         self.file.set_len((keep * E::SIZE) as u64)
     }

@@ -546,6 +546,45 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_leaves_no_trace_and_its_retry_lands_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let mut log = open_log(dir.path(), config.clone(), RecoveryMode::Verify);
+        append_n(&mut log, 3, 2);
+        let bytes = make_batch(2, -1, -1, -1, Compression::None).freeze();
+        let header = batch::validate(&bytes).unwrap();
+        // The batch's data reaches the file, then its index entry fails half written.
+        log.active_mut().fail_next_index_write();
+        assert!(log.append(bytes.clone(), &header, 0, None).is_err());
+        assert_eq!(log.log_end_offset(), 6, "nothing appended");
+        log.append(bytes, &header, 0, None).unwrap();
+        append_n(&mut log, 2, 2);
+        assert_eq!(log.log_end_offset(), 12);
+
+        let check = |log: &Log| {
+            let data = log.read(0, 1 << 20, 12).unwrap();
+            let bases: Vec<i64> = batch::BatchIter::new(data.clone())
+                .map(|(h, _)| h.base_offset)
+                .collect();
+            assert_eq!(bases, vec![0, 2, 4, 6, 8, 10], "each batch once, in order");
+            for offset in 0..12 {
+                let (h, _) = batch::BatchIter::new(log.read(offset, 1, 12).unwrap())
+                    .next()
+                    .expect("a batch at every offset");
+                assert!(h.base_offset <= offset && offset <= h.last_offset());
+            }
+        };
+        check(&log);
+        drop(log);
+        let reopened = open_log(dir.path(), config, RecoveryMode::Trust);
+        check(&reopened);
+    }
+
+    #[test]
     fn append_read_across_segments_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);

@@ -75,6 +75,20 @@ pub struct Segment {
     bytes_since_index_entry: u64,
     index_interval_bytes: u64,
     created: Instant,
+    /// Set when a failed append could not be undone: the file may hold bytes the segment
+    /// does not account for, so it takes no more appends until start-up recovery verifies it.
+    torn: bool,
+}
+
+/// What an append changes, so that a failed one can be undone exactly.
+#[derive(Debug, Clone, Copy)]
+struct AppendMark {
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    bytes_since_index_entry: u64,
+    offset_entries: usize,
+    time_entries: usize,
 }
 
 impl Segment {
@@ -110,6 +124,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             index_interval_bytes,
             created: Instant::now(),
+            torn: false,
         })
     }
 
@@ -197,16 +212,65 @@ impl Segment {
     }
 
     /// Appends one batch given as its stamped header prefix and its untouched body.
+    ///
+    /// All or nothing: if any write fails (a full disk fails them part way), the log file and
+    /// both indexes are cut back to where they were, so that a retry of the same batch lands
+    /// at the same position instead of behind a copy nobody accounts for.
     pub fn append(&mut self, header: &BatchHeader, prefix: &[u8], body: &[u8]) -> io::Result<()> {
+        if self.torn {
+            return Err(io::Error::other(
+                "an earlier failed append could not be undone; the segment is verified on restart",
+            ));
+        }
+        let mark = self.mark();
+        let result = self.write_batch(header, prefix, body);
+        if result.is_err() {
+            if let Err(undo) = self.undo(mark) {
+                self.torn = true;
+                return Err(io::Error::new(
+                    undo.kind(),
+                    format!("undoing a failed append failed: {undo}"),
+                ));
+            }
+        }
+        result
+    }
+
+    fn write_batch(&mut self, header: &BatchHeader, prefix: &[u8], body: &[u8]) -> io::Result<()> {
         let position = self.size;
         self.file.write_all_at(prefix, position)?;
-        if let Err(e) = self.file.write_all_at(body, position + prefix.len() as u64) {
-            // Never leave half a batch behind a successful size: cut back to the old end.
-            let _ = self.file.set_len(position);
-            return Err(e);
-        }
+        self.file
+            .write_all_at(body, position + prefix.len() as u64)?;
         self.size += (prefix.len() + body.len()) as u64;
         self.index_batch(header, position)
+    }
+
+    /// Makes the next offset-index write fail part way (for tests of failed appends).
+    #[cfg(test)]
+    pub(super) fn fail_next_index_write(&mut self) {
+        self.offset_index.fail_next_write = true;
+    }
+
+    fn mark(&self) -> AppendMark {
+        AppendMark {
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            bytes_since_index_entry: self.bytes_since_index_entry,
+            offset_entries: self.offset_index.len(),
+            time_entries: self.time_index.len(),
+        }
+    }
+
+    fn undo(&mut self, mark: AppendMark) -> io::Result<()> {
+        self.file.set_len(mark.size)?;
+        self.offset_index.truncate(mark.offset_entries)?;
+        self.time_index.truncate(mark.time_entries)?;
+        self.size = mark.size;
+        self.next_offset = mark.next_offset;
+        self.max_timestamp = mark.max_timestamp;
+        self.bytes_since_index_entry = mark.bytes_since_index_entry;
+        Ok(())
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`

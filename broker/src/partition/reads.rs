@@ -67,6 +67,7 @@ impl Partition {
     pub fn read_for_follower(
         &self,
         replica: i32,
+        broker_epoch: i64,
         offset: i64,
         max_bytes: usize,
         now_ms: u64,
@@ -87,7 +88,7 @@ impl Partition {
                 end: leo,
             });
         }
-        view.on_follower_fetch(replica, offset, leo, now_ms);
+        view.on_follower_fetch(replica, broker_epoch, offset, leo, now_ms);
         let advanced = self.advance_hw(&mut state);
         let records = state.log.read(offset, max_bytes, leo)?;
         Ok((

@@ -22,6 +22,8 @@ pub struct IsrProposal {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub new_isr: Vec<i32>,
+    /// The broker epoch each member of `new_isr` fetched with (-1 unknown).
+    pub new_isr_epochs: Vec<i64>,
 }
 
 impl Partition {
@@ -101,12 +103,12 @@ impl Partition {
     }
 
     /// The ISR change the leader should propose now, if any and none is pending.
-    /// Only replicas `eligible` says are live may be added.
+    /// Only replicas `eligible` says are live, in the incarnation that fetched, may be added.
     pub fn isr_proposal(
         &self,
         now_ms: u64,
         lag_max_ms: u64,
-        eligible: &dyn Fn(i32) -> bool,
+        eligible: &dyn Fn(i32, i64) -> bool,
     ) -> Option<IsrProposal> {
         let mut state = self.lock();
         if state.pending_isr.is_some() {
@@ -117,11 +119,13 @@ impl Partition {
             return None;
         };
         let new_isr = view.proposed_isr(hw, now_ms, lag_max_ms, eligible)?;
+        let new_isr_epochs = view.broker_epochs(&new_isr);
         state.pending_isr = Some(new_isr.clone());
         Some(IsrProposal {
             leader_epoch: state.leader_epoch,
             partition_epoch: state.partition_epoch,
             new_isr,
+            new_isr_epochs,
         })
     }
 

@@ -213,20 +213,20 @@ async fn replication_advances_the_high_watermark_over_the_isr() {
     ));
     // Consumers see nothing yet; the follower fetches everything up to the log end.
     assert!(leader.read(0, 1 << 20).unwrap().records.is_empty());
-    let (data, moved) = leader.read_for_follower(2, 0, 1 << 20, 10).unwrap();
+    let (data, moved) = leader.read_for_follower(2, 1, 0, 1 << 20, 10).unwrap();
     assert!(!moved);
     follower
         .append_replicated(4, data.records, data.high_watermark, data.log_start_offset)
         .unwrap();
     assert_eq!(bounds(&follower), (0, 0, 3));
     // Its next fetch proves it has offsets 0..3: the HW moves and acks=all completes.
-    let (_, moved) = leader.read_for_follower(2, 3, 1 << 20, 20).unwrap();
+    let (_, moved) = leader.read_for_follower(2, 1, 3, 1 << 20, 20).unwrap();
     assert!(moved);
     leader
         .wait_for_commit(&done, Duration::from_millis(50), &|| false)
         .await
         .unwrap();
-    let (data, _) = leader.read_for_follower(2, 3, 1 << 20, 30).unwrap();
+    let (data, _) = leader.read_for_follower(2, 1, 3, 1 << 20, 30).unwrap();
     follower
         .append_replicated(4, data.records, data.high_watermark, data.log_start_offset)
         .unwrap();
@@ -240,7 +240,7 @@ async fn replication_advances_the_high_watermark_over_the_isr() {
         follower.append(batch(1), 1).unwrap_err().kafka_error(),
         ResponseError::NotLeaderOrFollower
     );
-    assert!(leader.read_for_follower(9, 0, 100, 40).is_err());
+    assert!(leader.read_for_follower(9, 1, 0, 100, 40).is_err());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use tokio::sync::watch;
 use tributary_metadata::ResponseError;
+use uuid::Uuid;
 
 use super::client::KafkaConnection;
 use super::fetcher_manager::FollowerSet;
@@ -29,8 +30,9 @@ use crate::broker::storage::{self, StorageHealth};
 use crate::partition::{FollowerPosition, Partition, PartitionError};
 use crate::util::Signal;
 
-/// Fetch version used between brokers (topic names, leader epochs, diverging epochs).
-const FETCH_VERSION: i16 = 12;
+/// Fetch version used between brokers: v15 says which incarnation of the follower fetches
+/// (its broker epoch, KIP-903), and names topics by id.
+const FETCH_VERSION: i16 = 15;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
 const MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
@@ -78,7 +80,7 @@ pub async fn run(
         let result = tokio::select! {
             r = async {
                 truncate_diverged(broker_id, conn, &set.partitions).await?;
-                fetch_once(broker_id, conn, &set.partitions, &appended, &storage).await
+                fetch_once(broker_id, conn, &set, &appended, &storage).await
             } => r,
             changed = assignment.changed() => {
                 if changed.is_err() {
@@ -178,14 +180,14 @@ async fn truncate_diverged(
 async fn fetch_once(
     broker_id: i32,
     conn: &mut KafkaConnection,
-    partitions: &[Arc<Partition>],
+    set: &FollowerSet,
     appended: &Signal,
     storage: &StorageHealth,
 ) -> Result<()> {
-    let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
+    let mut by_topic: HashMap<Uuid, Vec<FetchPartition>> = HashMap::new();
     // Each partition with the epoch the request was made in.
-    let mut index: HashMap<(String, i32), (Arc<Partition>, i32)> = HashMap::new();
-    for p in partitions {
+    let mut index: HashMap<(Uuid, i32), (Arc<Partition>, i32)> = HashMap::new();
+    for p in &set.partitions {
         let FollowerPosition {
             fetch_offset,
             leader_epoch,
@@ -196,7 +198,10 @@ async fn fetch_once(
         if needs_truncation {
             continue;
         }
-        by_topic.entry(p.topic.clone()).or_default().push(
+        let Some(topic_id) = set.topic_ids.get(&p.topic).copied() else {
+            continue;
+        };
+        by_topic.entry(topic_id).or_default().push(
             FetchPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(leader_epoch)
@@ -205,24 +210,33 @@ async fn fetch_once(
                 .with_log_start_offset(log_start)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
-        index.insert((p.topic.clone(), p.index), (p.clone(), leader_epoch));
+        index.insert((topic_id, p.index), (p.clone(), leader_epoch));
     }
     if by_topic.is_empty() {
         tokio::time::sleep(RETRY_BACKOFF).await;
         return Ok(());
     }
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker_id))
+        .with_replica_state(
+            ReplicaState::default()
+                .with_replica_id(BrokerId(broker_id))
+                .with_replica_epoch(set.broker_epoch),
+        )
         .with_max_wait_ms(MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(per_topic(by_topic, |topic, partitions| {
-            FetchTopic::default()
-                .with_topic(topic)
-                .with_partitions(partitions)
-        }));
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    FetchTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
     let response = conn.send(FETCH_VERSION, &request).await?;
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
         return Err(anyhow!("fetch failed: {error}"));
@@ -230,8 +244,7 @@ async fn fetch_once(
     let mut backoff = false;
     for topic in response.responses {
         for data in topic.partitions {
-            let Some((p, epoch)) = index.get(&(topic.topic.0.to_string(), data.partition_index))
-            else {
+            let Some((p, epoch)) = index.get(&(topic.topic_id, data.partition_index)) else {
                 continue;
             };
             let epoch = *epoch;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use super::fetcher;
 use crate::broker::storage::StorageHealth;
@@ -20,11 +21,18 @@ use crate::util::Signal;
 pub struct FollowerSet {
     pub leader_addr: Option<String>,
     pub partitions: Vec<Arc<Partition>>,
+    /// The ids of the partitions' topics (Fetch names topics by id).
+    pub topic_ids: HashMap<String, Uuid>,
+    /// This broker's registration, which its fetches carry so that the leader counts only
+    /// this incarnation's progress.
+    pub broker_epoch: i64,
 }
 
 impl PartialEq for FollowerSet {
     fn eq(&self, other: &Self) -> bool {
         self.leader_addr == other.leader_addr
+            && self.broker_epoch == other.broker_epoch
+            && self.topic_ids == other.topic_ids
             && self.partitions.len() == other.partitions.len()
             && self
                 .partitions

@@ -22,6 +22,10 @@ pub struct FollowerState {
     /// which keeps a follower in sync under continuous writes).
     pub last_fetch_leader_leo: i64,
     pub last_fetch_ms: u64,
+    /// The broker epoch (registration) the follower last fetched with, -1 before its first
+    /// fetch. A restarted follower fetches with a new one, and only its new incarnation's
+    /// fetches may take it back into the ISR (KIP-903): what the old one had may be gone.
+    pub broker_epoch: i64,
 }
 
 /// The leader's view of one partition's replicas.
@@ -57,6 +61,7 @@ impl LeaderView {
                         last_caught_up_ms: now_ms,
                         last_fetch_leader_leo: -1,
                         last_fetch_ms: now_ms,
+                        broker_epoch: -1,
                     },
                 )
             })
@@ -70,15 +75,22 @@ impl LeaderView {
         }
     }
 
-    /// Records a follower fetch at `fetch_offset` while the leader's log ends at `leader_leo`.
+    /// Records a fetch by `replica`, registered as `broker_epoch`, at `fetch_offset` while
+    /// the leader's log ends at `leader_leo`.
     pub fn on_follower_fetch(
         &mut self,
         replica: i32,
+        broker_epoch: i64,
         fetch_offset: i64,
         leader_leo: i64,
         now_ms: u64,
     ) {
         if let Some(f) = self.followers.get_mut(&replica) {
+            if f.broker_epoch != broker_epoch {
+                // A new incarnation: what the previous one fetched proves nothing now.
+                f.broker_epoch = broker_epoch;
+                f.last_fetch_leader_leo = -1;
+            }
             f.log_end_offset = fetch_offset;
             if fetch_offset >= leader_leo {
                 f.last_caught_up_ms = now_ms;
@@ -129,13 +141,15 @@ impl LeaderView {
     }
 
     /// The ISR the leader should propose now, if it differs from the current one: lagging
-    /// followers removed, caught-up replicas added. The leader always stays in.
+    /// followers removed, caught-up replicas added. The leader always stays in. `eligible`
+    /// says whether a replica fetching with a broker epoch is that broker's live
+    /// registration.
     pub fn proposed_isr(
         &self,
         high_watermark: i64,
         now_ms: u64,
         lag_max_ms: u64,
-        eligible: &dyn Fn(i32) -> bool,
+        eligible: &dyn Fn(i32, i64) -> bool,
     ) -> Option<Vec<i32>> {
         let keep = |r: &i32| -> bool {
             if *r == self.leader {
@@ -145,10 +159,11 @@ impl LeaderView {
                 Some(f) if self.isr.contains(r) => {
                     now_ms.saturating_sub(f.last_caught_up_ms) <= lag_max_ms
                 }
-                // A fenced or stopping broker is not proposed back (KIP-841): the controller
-                // would refuse the whole change, and replicas that did catch up with it.
+                // A fenced or stopping broker is not proposed back (KIP-841), nor one whose
+                // fetches came from an earlier incarnation (KIP-903): the controller would
+                // refuse the whole change, and replicas that did catch up with it.
                 Some(f) => {
-                    eligible(*r)
+                    eligible(*r, f.broker_epoch)
                         && f.log_end_offset >= high_watermark.max(self.epoch_start_offset)
                         && f.log_end_offset >= 0
                         && now_ms.saturating_sub(f.last_fetch_ms) <= FETCH_RECENT_MS
@@ -163,6 +178,14 @@ impl LeaderView {
         sorted.sort_unstable();
         (sorted != current).then_some(proposed)
     }
+
+    /// The broker epochs `isr`'s followers fetched with (-1 for the leader and for replicas
+    /// that have not fetched), for the controller's KIP-903 check.
+    pub fn broker_epochs(&self, isr: &[i32]) -> Vec<i64> {
+        isr.iter()
+            .map(|r| self.followers.get(r).map_or(-1, |f| f.broker_epoch))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -173,7 +196,7 @@ mod tests {
     fn a_leader_is_cut_off_only_when_every_follower_in_the_isr_went_silent() {
         let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0, 0);
         assert!(!view.followers_silent(1000, 1000));
-        view.on_follower_fetch(2, 0, 0, 1500);
+        view.on_follower_fetch(2, 1, 0, 0, 1500);
         assert!(
             !view.followers_silent(2400, 1000),
             "follower 2 fetched recently"
@@ -197,56 +220,74 @@ mod tests {
             0,
             "followers have not fetched yet"
         );
-        view.on_follower_fetch(2, 10, 10, 5);
-        view.on_follower_fetch(3, 7, 10, 5);
+        view.on_follower_fetch(2, 1, 10, 10, 5);
+        view.on_follower_fetch(3, 1, 7, 10, 5);
         assert_eq!(view.high_watermark(10, 0, None), 7);
-        view.on_follower_fetch(3, 10, 10, 6);
+        view.on_follower_fetch(3, 1, 10, 10, 6);
         assert_eq!(view.high_watermark(12, 7, None), 10);
         // Only ISR members count.
         view.isr = vec![1, 2];
-        view.on_follower_fetch(3, 0, 12, 7);
+        view.on_follower_fetch(3, 1, 0, 12, 7);
         assert_eq!(view.high_watermark(12, 10, None), 10, "never moves back");
-        view.on_follower_fetch(2, 12, 12, 8);
+        view.on_follower_fetch(2, 1, 12, 12, 8);
         assert_eq!(view.high_watermark(12, 10, None), 12);
     }
 
     #[test]
     fn lagging_followers_leave_and_caught_up_ones_rejoin() {
         let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2, 3], 0, 0);
-        view.on_follower_fetch(2, 10, 10, 100);
-        view.on_follower_fetch(3, 4, 10, 100);
+        view.on_follower_fetch(2, 1, 10, 10, 100);
+        view.on_follower_fetch(3, 1, 4, 10, 100);
         assert_eq!(
-            view.proposed_isr(4, 500, 1000, &|_| true),
+            view.proposed_isr(4, 500, 1000, &|_, _| true),
             None,
             "within the lag bound"
         );
         assert_eq!(
-            view.proposed_isr(4, 1050, 1000, &|_| true),
+            view.proposed_isr(4, 1050, 1000, &|_, _| true),
             Some(vec![1, 2]),
             "replica 3 lags"
         );
         view.isr = vec![1, 2];
-        view.on_follower_fetch(3, 10, 10, 1100);
+        view.on_follower_fetch(3, 1, 10, 10, 1100);
         assert_eq!(
-            view.proposed_isr(10, 1100, 1000, &|_| true),
+            view.proposed_isr(10, 1100, 1000, &|_, _| true),
             Some(vec![1, 2, 3]),
             "caught up: rejoins"
         );
-        view.on_follower_fetch(2, 12, 12, 1200);
-        view.on_follower_fetch(3, 9, 12, 1200);
+        view.on_follower_fetch(2, 1, 12, 12, 1200);
+        view.on_follower_fetch(3, 1, 9, 12, 1200);
         view.isr = vec![1, 2];
         assert_eq!(
-            view.proposed_isr(10, 1200, 1000, &|_| true),
+            view.proposed_isr(10, 1200, 1000, &|_, _| true),
             None,
             "below the HW: not yet"
         );
     }
 
     #[test]
+    fn only_the_registered_incarnation_of_a_follower_rejoins() {
+        let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 0, 0);
+        // Broker 3 fetched up to the leader's end as epoch 7, then crashed and came back
+        // registered as epoch 9, its log cut short: only epoch 9's fetches count.
+        view.on_follower_fetch(3, 7, 10, 10, 100);
+        let registered_as_9 = |_: i32, epoch: i64| epoch == 9;
+        assert_eq!(view.proposed_isr(10, 200, 1000, &registered_as_9), None);
+        view.on_follower_fetch(3, 9, 4, 10, 300);
+        assert_eq!(view.proposed_isr(10, 300, 1000, &registered_as_9), None);
+        view.on_follower_fetch(3, 9, 10, 10, 400);
+        assert_eq!(
+            view.proposed_isr(10, 400, 1000, &registered_as_9),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(view.broker_epochs(&[1, 2, 3]), vec![-1, -1, 9]);
+    }
+
+    #[test]
     fn pending_additions_hold_the_hw_and_epoch_start_gates_rejoining() {
         let mut view = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 50, 0);
-        view.on_follower_fetch(2, 60, 60, 10);
-        view.on_follower_fetch(3, 55, 60, 10);
+        view.on_follower_fetch(2, 1, 60, 60, 10);
+        view.on_follower_fetch(3, 1, 55, 60, 10);
         assert_eq!(view.high_watermark(60, 40, None), 60);
         assert_eq!(
             view.high_watermark(60, 40, Some(&[1, 2, 3])),
@@ -255,12 +296,12 @@ mod tests {
         );
         // Replica 3 is past the HW (45) but not past where this leader's epoch began.
         let mut late = LeaderView::new(1, vec![1, 2, 3], vec![1, 2], 70, 0);
-        late.on_follower_fetch(2, 70, 70, 10);
-        late.on_follower_fetch(3, 60, 70, 10);
-        assert_eq!(late.proposed_isr(45, 10, 1000, &|_| true), None);
-        late.on_follower_fetch(3, 70, 70, 20);
+        late.on_follower_fetch(2, 1, 70, 70, 10);
+        late.on_follower_fetch(3, 1, 60, 70, 10);
+        assert_eq!(late.proposed_isr(45, 10, 1000, &|_, _| true), None);
+        late.on_follower_fetch(3, 1, 70, 70, 20);
         assert_eq!(
-            late.proposed_isr(45, 20, 1000, &|_| true),
+            late.proposed_isr(45, 20, 1000, &|_, _| true),
             Some(vec![1, 2, 3])
         );
     }
@@ -273,15 +314,18 @@ mod tests {
         for t in 1..100u64 {
             let follower_at = leo;
             leo += 5;
-            view.on_follower_fetch(2, follower_at, leo, t * 100);
+            view.on_follower_fetch(2, 1, follower_at, leo, t * 100);
         }
-        assert_eq!(view.proposed_isr(leo - 5, 100 * 100, 1000, &|_| true), None);
+        assert_eq!(
+            view.proposed_isr(leo - 5, 100 * 100, 1000, &|_, _| true),
+            None
+        );
     }
 
     #[test]
     fn single_replica_hw_follows_leader() {
         let view = LeaderView::new(1, vec![1], vec![1], 0, 0);
         assert_eq!(view.high_watermark(42, 0, None), 42);
-        assert_eq!(view.proposed_isr(42, 10_000, 10, &|_| true), None);
+        assert_eq!(view.proposed_isr(42, 10_000, 10, &|_, _| true), None);
     }
 }

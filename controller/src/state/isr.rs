@@ -25,14 +25,21 @@ impl ControllerState {
                 "unknown partition",
             ));
         };
-        let live = self.image.live_brokers();
+        let registered = self
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| (b.id, b.epoch))
+            .collect();
         match election::alter_isr(
             current,
             change.broker_id,
             change.leader_epoch,
             change.partition_epoch,
             &change.new_isr,
-            &live,
+            &change.new_isr_epochs,
+            &registered,
         ) {
             Ok(updated) => {
                 let mut next = self.next_image();

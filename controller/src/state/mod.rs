@@ -255,6 +255,10 @@ pub(crate) mod testing {
             partition: 0,
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
+            new_isr_epochs: new_isr
+                .iter()
+                .map(|r| state.image().brokers.get(r).map_or(-1, |b| b.epoch))
+                .collect(),
             new_isr,
         }
     }
