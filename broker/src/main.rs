@@ -23,6 +23,16 @@ fn fatal(error: &anyhow::Error) -> std::process::ExitCode {
     std::process::ExitCode::FAILURE
 }
 
+/// Every hosted partition keeps its active segment's log and index files open, and every
+/// client a socket: the soft open-file limit (often 1024) is raised to the hard one, as
+/// Kafka's documentation asks operators to raise it.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}
+
 async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -32,6 +42,7 @@ async fn run() -> Result<()> {
         // Colours only on a terminal: log files and `kubectl logs` get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_open_file_limit();
     let args = BrokerArgs::parse();
     let config = BrokerConfig::from_args(&args)?;
     if args.check_ready {

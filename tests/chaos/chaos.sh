@@ -16,6 +16,9 @@
 #   flapping             the link between a leader and a follower goes down and up every
 #                        half second for 10 s
 #   reset-leader         a leader's connections to its peers are refused with TCP resets
+#   slow-follower        300 ms of latency each way between a follower and its leader (a
+#                        relay, tests/chaos/delay.py): it stays in the ISR, writes go on
+#   lossy-link           30% of the packets between a leader and a follower are dropped
 #   disk-full            a broker's data directory (a small tmpfs) fills up: its writes fail
 #                        (KAFKA_STORAGE_ERROR), its leaderships move, and once space returns
 #                        it rejoins every ISR
@@ -210,7 +213,38 @@ sleep 5
 heal "$L"
 sleep 8
 
-# 7. Broker 2's disk fills up; later the space returns.
+# 7. A follower's link to its leader slows to 300 ms each way: it keeps up (the delay is
+# far below replica.lag.time.max.ms), stays in the ISR, and writes go on, each waiting
+# for its replication round trip.
+L=b$(leader_of 2)
+F=$(others "$L" | head -n1)
+event slow-follower 2 "$F"
+delay "$F" "$L" 300
+sleep 10
+isr=$(isr_of 2 "$L")
+[[ ,$isr, == *,${F#b},* ]] || fail "$F left the ISR of partition 2 over a 300 ms link ($isr)"
+say "  $F stayed in the ISR of partition 2 over a 300 ms link"
+heal "$F"
+sleep 6
+
+# 8. The link between a leader and a follower loses 30% of its packets.
+L=b$(leader_of 1)
+F=$(others "$L" | tail -n1)
+event lossy-link 1 "$L"
+lossy "$L" "$F" 0.3
+sleep 10
+heal "$L"
+t0=$(now_ms)
+for _ in $(seq 1 150); do
+  isr=$(isr_of 1 "$L")
+  [[ ,$isr, == *,${F#b},* ]] && break
+  sleep 0.1
+done
+[[ ,$isr, == *,${F#b},* ]] || fail "$F not in the ISR of partition 1 15 s after the loss stopped ($isr)"
+say "  $F in the ISR of partition 1 $(($(now_ms) - t0)) ms after the loss stopped"
+sleep 4
+
+# 9. Broker 2's disk fills up; later the space returns.
 P=0
 for p in 0 1 2; do [[ $(leader_of "$p") == 2 ]] && P=$p; done
 event disk-full "$P" b2
@@ -234,7 +268,7 @@ done
 say "  space returned: broker 2 back in every ISR after $(($(now_ms) - t0)) ms"
 sleep 4
 
-# 8. A follower crashes and one of its segments is damaged before it restarts.
+# 10. A follower crashes and one of its segments is damaged before it restarts.
 # The launcher restarts it at once; its new incarnation must leave the ISR (its log is cut
 # short) and be taken back only once it has caught up again.
 L=b$(leader_of 0)

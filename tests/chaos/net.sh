@@ -14,6 +14,10 @@
 #   cut A B         drop every packet between A and B (a blackhole: connections hang)
 #   cut_oneway A B  drop packets from A to B only
 #   reset A B       refuse A <-> B with TCP resets (connections fail fast)
+#   lossy A B P     drop each packet between A and B with probability P
+#   delay A B MS    add MS of latency each way to the connections A opens to B (a relay in
+#                   A's namespace, tests/chaos/delay.py; A's open connections to B are reset
+#                   once so that they reconnect through it)
 #   heal NODE       remove every fault of NODE
 #   heal_all
 
@@ -90,7 +94,41 @@ reset() {
   in_ns "$1" iptables -A CHAOS -p tcp -s "$(ip_of "$2")" -j REJECT --reject-with tcp-reset
 }
 
-heal() { in_ns "$1" iptables -F CHAOS; }
+lossy() {
+  in_ns "$1" iptables -A CHAOS -d "$(ip_of "$2")" -m statistic --mode random --probability "$3" -j DROP
+  in_ns "$1" iptables -A CHAOS -s "$(ip_of "$2")" -m statistic --mode random --probability "$3" -j DROP
+}
+
+DELAY_PORT=19092
+delay() {
+  local a=$1 b=$2 ms=$3 peer
+  peer=$(ip_of "$b")
+  # In a subshell, so that its end (heal kills it) is not reported as a job's.
+  (in_ns "$a" python3 "$(dirname "${BASH_SOURCE[0]}")/delay.py" "$(ip_of "$a"):$DELAY_PORT" "$peer:9092" "$ms" &)
+  for _ in $(seq 1 50); do
+    in_ns "$a" bash -c "exec 3<>/dev/tcp/$(ip_of "$a")/$DELAY_PORT" 2>/dev/null && break
+    sleep 0.1
+  done
+  # The relay's own connections carry mark 0x7 and go straight to the peer.
+  in_ns "$a" iptables -t nat -A OUTPUT -p tcp -d "$peer" --dport 9092 -m mark ! --mark 0x7 \
+    -j DNAT --to-destination "$(ip_of "$a"):$DELAY_PORT"
+  # Connections opened before the rule bypass it: reset them once, so they reconnect.
+  in_ns "$a" iptables -I CHAOS -p tcp -d "$peer" --dport 9092 -m mark ! --mark 0x7 \
+    -j REJECT --reject-with tcp-reset
+  sleep 1
+  in_ns "$a" iptables -D CHAOS -p tcp -d "$peer" --dport 9092 -m mark ! --mark 0x7 \
+    -j REJECT --reject-with tcp-reset
+}
+
+heal() {
+  in_ns "$1" iptables -F CHAOS
+  in_ns "$1" iptables -t nat -F OUTPUT
+  # The relays (and the connections through them) go with their rules.
+  local pid
+  for pid in $(ip netns pids "$(ns_of "$1")"); do
+    if grep -qa "delay.py" "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+  done
+}
 
 heal_all() {
   local node

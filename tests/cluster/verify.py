@@ -115,7 +115,7 @@ def check(work):
         # between acknowledged writes from the event until the next one.
         window = sorted(x for x in after if until is None or x <= until)
         gap = max([took] + [b - a for a, b in zip(window, window[1:])])
-        print(f"[{LABEL}] {kind} of broker {broker} (leader of partition {p}): "
+        print(f"[{LABEL}] {kind} of broker {broker} (partition {p}): "
               f"next acks=all write acknowledged after {took} ms, "
               f"longest pause in acknowledged writes {gap} ms")
         times.setdefault(kind, []).append(gap)

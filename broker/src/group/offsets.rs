@@ -2,14 +2,17 @@
 //! `__consumer_offsets`, and the in-memory table a coordinator rebuilds from them.
 //!
 //! Each commit is a record whose key names `(group, topic, partition)` and whose value holds
-//! the offset (a null value deletes it). The partition of `__consumer_offsets` a group lives
+//! the offset (a null value deletes it), in Kafka's binary schemas (`OffsetCommitKey` v1,
+//! `OffsetCommitValue` v3): about 60 bytes a partition, so that a consumer committing
+//! 10,000 partitions at once stays within the topic's `max.message.bytes`, as with Kafka,
+//! and Kafka's offsets formatter reads the topic. The partition of `__consumer_offsets` a group lives
 //! in is `abs(javaHash(group)) % partitions`, as in Kafka, so its leader is the group's
 //! coordinator and a coordinator failover replays the same records on the new leader.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +51,100 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
+/// `OffsetCommitKey` schema version: 0 and 1 are offset commits (2 is group metadata).
+const OFFSET_KEY_VERSION: i16 = 1;
+/// `OffsetCommitValue` schema version written (v3: with the leader epoch, no expiry).
+const OFFSET_VALUE_VERSION: i16 = 3;
+
+fn put_string(buf: &mut BytesMut, s: &str) -> io::Result<()> {
+    let len = i16::try_from(s.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string over 32767 bytes"))?;
+    buf.put_i16(len);
+    buf.put_slice(s.as_bytes());
+    Ok(())
+}
+
+fn get_string(buf: &mut &[u8]) -> Option<String> {
+    let len = usize::try_from(get_i16(buf)?).ok()?;
+    let bytes = buf.get(..len)?;
+    let s = String::from_utf8(bytes.to_vec()).ok()?;
+    *buf = &buf[len..];
+    Some(s)
+}
+
+fn get_i16(buf: &mut &[u8]) -> Option<i16> {
+    (buf.len() >= 2).then(|| buf.get_i16())
+}
+
+fn get_i32(buf: &mut &[u8]) -> Option<i32> {
+    (buf.len() >= 4).then(|| buf.get_i32())
+}
+
+fn get_i64(buf: &mut &[u8]) -> Option<i64> {
+    (buf.len() >= 8).then(|| buf.get_i64())
+}
+
+impl OffsetKey {
+    fn encode(&self) -> io::Result<Bytes> {
+        let mut buf = BytesMut::with_capacity(10 + self.group.len() + self.topic.len());
+        buf.put_i16(OFFSET_KEY_VERSION);
+        put_string(&mut buf, &self.group)?;
+        put_string(&mut buf, &self.topic)?;
+        buf.put_i32(self.partition);
+        Ok(buf.freeze())
+    }
+
+    /// The key of an offset commit record; `None` for other records (group metadata).
+    /// Records written as JSON by earlier releases are read too.
+    fn decode(bytes: &[u8]) -> Option<OffsetKey> {
+        if bytes.first() == Some(&b'{') {
+            return serde_json::from_slice(bytes).ok();
+        }
+        let mut buf = bytes;
+        if !matches!(get_i16(&mut buf)?, 0 | 1) {
+            return None;
+        }
+        Some(OffsetKey {
+            group: get_string(&mut buf)?,
+            topic: get_string(&mut buf)?,
+            partition: get_i32(&mut buf)?,
+        })
+    }
+}
+
+impl OffsetValue {
+    fn encode(&self) -> io::Result<Bytes> {
+        let metadata = self.metadata.as_deref().unwrap_or_default();
+        let mut buf = BytesMut::with_capacity(24 + metadata.len());
+        buf.put_i16(OFFSET_VALUE_VERSION);
+        buf.put_i64(self.offset);
+        buf.put_i32(self.leader_epoch);
+        put_string(&mut buf, metadata)?;
+        buf.put_i64(self.commit_timestamp);
+        Ok(buf.freeze())
+    }
+
+    /// A committed position, from any `OffsetCommitValue` version Kafka wrote (0 to 3)
+    /// or the JSON of earlier releases.
+    fn decode(bytes: &[u8]) -> Option<OffsetValue> {
+        if bytes.first() == Some(&b'{') {
+            return serde_json::from_slice(bytes).ok();
+        }
+        let mut buf = bytes;
+        let version = get_i16(&mut buf)?;
+        let offset = get_i64(&mut buf)?;
+        let leader_epoch = if version >= 3 { get_i32(&mut buf)? } else { -1 };
+        let metadata = get_string(&mut buf)?;
+        let commit_timestamp = get_i64(&mut buf)?;
+        Some(OffsetValue {
+            offset,
+            leader_epoch,
+            metadata: Some(metadata),
+            commit_timestamp,
+        })
+    }
+}
+
 /// Encodes commits (and deletions, as `None`) as one record batch.
 pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes> {
     let now = crate::util::now_ms();
@@ -67,17 +164,13 @@ pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes>
                 // sequence is -1 (no producer id).
                 sequence: i as i32 - 1,
                 timestamp: now,
-                key: Some(Bytes::from(serde_json::to_vec(key)?)),
-                value: value
-                    .as_ref()
-                    .map(|v| serde_json::to_vec(v).map(Bytes::from))
-                    .transpose()?,
+                key: Some(key.encode()?),
+                value: value.as_ref().map(OffsetValue::encode).transpose()?,
                 headers: Default::default(),
                 delete_horizon: false,
             })
         })
-        .collect::<Result<_, serde_json::Error>>()
-        .map_err(io::Error::other)?;
+        .collect::<io::Result<_>>()?;
     Ok(batch::encode_records(&records, Compression::None)?.freeze())
 }
 
@@ -94,19 +187,26 @@ impl OffsetTable {
             let mut buf = bytes;
             let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
             for record in set.records {
-                let Some(key) = record
-                    .key
-                    .and_then(|k| serde_json::from_slice::<OffsetKey>(&k).ok())
-                else {
+                let Some(key) = record.key.as_deref().and_then(OffsetKey::decode) else {
                     continue;
                 };
-                match record
-                    .value
-                    .and_then(|v| serde_json::from_slice::<OffsetValue>(&v).ok())
-                {
-                    Some(value) => self.offsets.insert(key, value),
-                    None => self.offsets.remove(&key),
-                };
+                match record.value.as_deref() {
+                    // A null value (a tombstone) deletes the offset.
+                    None => {
+                        self.offsets.remove(&key);
+                    }
+                    Some(bytes) => match OffsetValue::decode(bytes) {
+                        Some(value) => {
+                            self.offsets.insert(key, value);
+                        }
+                        None => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("undecodable offset commit for {key:?}"),
+                            ))
+                        }
+                    },
+                }
             }
         }
         Ok(())
@@ -186,6 +286,53 @@ mod tests {
         assert_eq!(g[&("t".into(), 1)].offset, 7);
         assert!(table.group_offsets("h").is_empty());
         assert_eq!(table.groups(), BTreeSet::from(["g".to_string()]));
+    }
+
+    #[test]
+    fn records_use_kafkas_schemas_and_json_from_earlier_releases_still_loads() {
+        let k = OffsetKey {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 7,
+        };
+        assert_eq!(
+            &k.encode().unwrap()[..],
+            &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7],
+            "OffsetCommitKey v1"
+        );
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: Some("m".into()),
+            commit_timestamp: 1000,
+        };
+        let encoded = v.encode().unwrap();
+        assert_eq!(encoded.len(), 2 + 8 + 4 + 3 + 8, "OffsetCommitValue v3");
+        assert_eq!(OffsetValue::decode(&encoded), Some(v.clone()));
+        assert_eq!(OffsetKey::decode(&k.encode().unwrap()), Some(k.clone()));
+        let legacy_key = serde_json::to_vec(&k).unwrap();
+        let legacy_value = serde_json::to_vec(&v).unwrap();
+        assert_eq!(OffsetKey::decode(&legacy_key), Some(k));
+        assert_eq!(OffsetValue::decode(&legacy_value), Some(v));
+        assert_eq!(
+            OffsetKey::decode(&[0, 2, 0, 1, b'g']),
+            None,
+            "group metadata"
+        );
+        assert_eq!(OffsetValue::decode(&[0, 3, 0]), None, "truncated");
+    }
+
+    #[test]
+    fn ten_thousand_partitions_commit_in_one_batch_under_a_mebibyte() {
+        let entries: OffsetWrites = (0..10_000)
+            .map(|p| {
+                let mut k = key("a-consumer-group", p);
+                k.topic = "a-topic-name".into();
+                (k, Some(value(123_456)))
+            })
+            .collect();
+        let len = encode(&entries).unwrap().len();
+        assert!(len < 1 << 20, "{len} bytes");
     }
 
     #[test]

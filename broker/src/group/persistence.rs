@@ -121,6 +121,8 @@ fn coordinator_error(e: &PartitionError) -> ResponseError {
         PartitionError::NotEnoughReplicas { .. } | PartitionError::NotEnoughReplicasAfterAppend => {
             ResponseError::CoordinatorNotAvailable
         }
+        // Kafka's GroupMetadataManager: a commit too large for the offsets topic.
+        PartitionError::MessageTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
         other => other.kafka_error(),
     }
 }

@@ -4,10 +4,8 @@
 //! base offset) and are append-only. They are derived data: opening a segment rebuilds
 //! them from its batch headers, so a missing or damaged index can never be served.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// One offset-index entry: the first batch at or after `relative_offset` starts at `position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,15 +58,17 @@ impl IndexEntry for TimeEntry {
     }
 }
 
-/// An append-only index file and its entries in memory.
+/// A sparse index, kept in memory, with its file.
+///
+/// The file is derived data, never read back: opening a segment rebuilds its indexes from
+/// the batch headers anyway. It is written whole when the segment is opened, rolls or is
+/// shut down cleanly ([`IndexFile::persist`]), so that Kafka's tools find Kafka's layout,
+/// and appends never touch it: no write per entry, and no descriptor held open per index
+/// (a broker with tens of thousands of partitions would otherwise need three per segment).
 #[derive(Debug)]
 pub struct IndexFile<E> {
     path: PathBuf,
-    file: Arc<File>,
     entries: Vec<E>,
-    /// Makes the next write stop part way with ENOSPC, as a full disk does.
-    #[cfg(test)]
-    pub(super) fail_next_write: bool,
 }
 
 /// Sparse mapping from offsets to file positions, one entry every `index.interval.bytes`.
@@ -77,59 +77,42 @@ pub type OffsetIndex = IndexFile<OffsetEntry>;
 /// Sparse mapping from timestamps to offsets, for ListOffsets by time.
 pub type TimeIndex = IndexFile<TimeEntry>;
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)
-}
-
 impl<E: IndexEntry> IndexFile<E> {
-    /// Creates an empty index, replacing whatever was at `path`.
-    pub fn create(path: &Path) -> io::Result<Self> {
-        File::create(path)?;
-        Ok(IndexFile {
+    /// An empty index whose file is `path` (written by [`IndexFile::persist`]).
+    pub fn new(path: &Path) -> Self {
+        IndexFile {
             path: path.to_path_buf(),
-            file: Arc::new(open_append(path)?),
             entries: Vec::new(),
-            #[cfg(test)]
-            fail_next_write: false,
-        })
+        }
     }
 
     /// Appends `entry` if it advances every key; otherwise the sparse index skips it.
-    fn push(&mut self, entry: E) -> io::Result<()> {
-        if self.entries.last().is_some_and(|last| !entry.follows(last)) {
-            return Ok(());
+    fn push(&mut self, entry: E) {
+        if self.entries.last().is_none_or(|last| entry.follows(last)) {
+            self.entries.push(entry);
         }
-        let mut buf = [0u8; 16];
-        entry.encode(&mut buf[..E::SIZE]);
-        #[cfg(test)]
-        if std::mem::take(&mut self.fail_next_write) {
-            (&*self.file).write_all(&buf[..E::SIZE / 2])?;
-            return Err(io::Error::from_raw_os_error(28));
-        }
-        (&*self.file).write_all(&buf[..E::SIZE])?;
-        self.entries.push(entry);
-        Ok(())
     }
 
-    /// Keeps the first `keep` entries, in memory and on disk (also cutting a partly
-    /// written entry left by a failed append).
-    pub(super) fn truncate(&mut self, keep: usize) -> io::Result<()> {
+    /// Keeps the first `keep` entries.
+    pub(super) fn truncate(&mut self, keep: usize) {
         self.entries.truncate(keep);
-        self.file.set_len((keep * E::SIZE) as u64)
     }
 
-    /// The index file, for a flush job.
-    pub fn file(&self) -> Arc<File> {
-        self.file.clone()
+    /// Writes the entries to the index file in Kafka's on-disk layout, replacing it.
+    pub fn persist(&self) -> io::Result<()> {
+        let mut bytes = vec![0u8; self.entries.len() * E::SIZE];
+        for (entry, slot) in self.entries.iter().zip(bytes.chunks_exact_mut(E::SIZE)) {
+            entry.encode(slot);
+        }
+        std::fs::write(&self.path, bytes)
     }
 
-    /// Removes the index file.
+    /// Removes the index file (if it was ever written).
     pub fn delete(self) -> io::Result<()> {
-        std::fs::remove_file(&self.path)
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Number of entries (for tests and metrics).
@@ -150,7 +133,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
 impl OffsetIndex {
     /// Records that the batch starting at `position` begins with `relative_offset`.
-    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+    pub fn append(&mut self, relative_offset: u32, position: u32) {
         self.push(OffsetEntry {
             relative_offset,
             position,
@@ -166,7 +149,7 @@ impl OffsetIndex {
     }
 
     /// Drops entries at or beyond `position` (used when the segment is truncated).
-    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
+    pub fn truncate_to_position(&mut self, position: u32) {
         let keep = self.entries.partition_point(|e| e.position < position);
         self.truncate(keep)
     }
@@ -174,7 +157,7 @@ impl OffsetIndex {
 
 impl TimeIndex {
     /// Records a new maximum timestamp reached by the batch ending at `relative_offset`.
-    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) {
         self.push(TimeEntry {
             timestamp,
             relative_offset,
@@ -189,7 +172,7 @@ impl TimeIndex {
     }
 
     /// Drops entries beyond `relative_offset` (used when the segment is truncated).
-    pub fn truncate_after(&mut self, relative_offset: u32) -> io::Result<()> {
+    pub fn truncate_after(&mut self, relative_offset: u32) {
         let keep = self
             .entries
             .partition_point(|e| e.relative_offset < relative_offset);
@@ -205,42 +188,50 @@ mod tests {
     fn offset_lookup_finds_floor_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut index = OffsetIndex::create(&path).unwrap();
-        index.append(0, 0).unwrap();
-        index.append(10, 4096).unwrap();
-        index.append(20, 8192).unwrap();
-        index.append(15, 9000).unwrap(); // not monotonic: ignored
+        let mut index = OffsetIndex::new(&path);
+        index.append(0, 0);
+        index.append(10, 4096);
+        index.append(20, 8192);
+        index.append(15, 9000); // not monotonic: ignored
         assert_eq!(index.lookup(0).unwrap().position, 0);
         assert_eq!(index.lookup(15).unwrap().position, 4096);
         assert_eq!(index.lookup(25).unwrap().position, 8192);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 24);
+        assert!(!path.exists(), "written only when persisted");
+        index.persist().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(&bytes[8..16], &[0, 0, 0, 10, 0, 0, 16, 0], "Kafka's layout");
     }
 
     #[test]
     fn truncation_and_garbage_are_handled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let mut index = OffsetIndex::create(&path).unwrap();
-        index.append(0, 0).unwrap();
-        index.append(10, 4096).unwrap();
-        index.truncate_to_position(4096).unwrap();
+        let mut index = OffsetIndex::new(&path);
+        index.append(0, 0);
+        index.append(10, 4096);
+        index.persist().unwrap();
+        index.truncate_to_position(4096);
         assert_eq!(index.len(), 1);
+        index.persist().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+        index.delete().unwrap();
+        assert!(!path.exists());
     }
 
     #[test]
     fn time_lookup_finds_last_entry_before() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.timeindex");
-        let mut index = TimeIndex::create(&path).unwrap();
-        index.maybe_append(100, 0).unwrap();
-        index.maybe_append(200, 5).unwrap();
-        index.maybe_append(150, 6).unwrap(); // not a new maximum
+        let mut index = TimeIndex::new(&path);
+        index.maybe_append(100, 0);
+        index.maybe_append(200, 5);
+        index.maybe_append(150, 6); // not a new maximum
         assert!(index.lookup(100).is_none());
         assert_eq!(index.lookup(150).unwrap().relative_offset, 0);
         assert_eq!(index.lookup(300).unwrap().relative_offset, 5);
         assert_eq!(index.last().unwrap().timestamp, 200);
-        index.truncate_after(5).unwrap();
+        index.truncate_after(5);
         assert_eq!(index.last().unwrap().timestamp, 100);
     }
 }

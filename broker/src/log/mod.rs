@@ -303,7 +303,8 @@ impl Log {
         if full || old || active.would_overflow(header.last_offset(), len) {
             let base = header.base_offset;
             info!(dir = %self.dir.display(), base, "rolling new segment");
-            self.owed.owe(self.active().files());
+            self.active().persist_indexes()?;
+            self.owed.owe([self.active().file()]);
             let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
             self.segments.insert(base, segment);
         }
@@ -317,12 +318,18 @@ impl Log {
                 || self.last_flush.elapsed() >= Duration::from_millis(self.config.flush_ms))
     }
 
+    /// Writes the active segment's indexes to their files (a rolled segment's were written
+    /// when it rolled), at a clean shutdown.
+    pub fn persist_indexes(&self) -> io::Result<()> {
+        self.active().persist_indexes()
+    }
+
     /// Everything written and not yet known to be on disk, as a job to run once the caller
     /// has released the partition: the log counts its messages as flushed from now on.
     pub fn take_flush(&mut self) -> FlushJob {
         self.unflushed_messages = 0;
         self.last_flush = Instant::now();
-        FlushJob::new(&self.owed, self.active().files())
+        FlushJob::new(&self.owed, [self.active().file()])
     }
 
     /// The tails of rolled segments still owed an fsync (Kafka flushes a rolled segment in
@@ -557,10 +564,13 @@ mod tests {
         append_n(&mut log, 3, 2);
         let bytes = make_batch(2, -1, -1, -1, Compression::None).freeze();
         let header = batch::validate(&bytes).unwrap();
-        // The batch's data reaches the file, then its index entry fails half written.
-        log.active_mut().fail_next_index_write();
+        // The batch's header reaches the file, then the disk fills up.
+        let size = log.active().size();
+        log.active_mut().fail_next_write();
         assert!(log.append(bytes.clone(), &header, 0, None).is_err());
         assert_eq!(log.log_end_offset(), 6, "nothing appended");
+        let file = dir.path().join(format!("{}.log", segment::file_stem(0)));
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), size, "no trace");
         log.append(bytes, &header, 0, None).unwrap();
         append_n(&mut log, 2, 2);
         assert_eq!(log.log_end_offset(), 12);

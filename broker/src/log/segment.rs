@@ -78,17 +78,8 @@ pub struct Segment {
     /// Set when a failed append could not be undone: the file may hold bytes the segment
     /// does not account for, so it takes no more appends until start-up recovery verifies it.
     torn: bool,
-}
-
-/// What an append changes, so that a failed one can be undone exactly.
-#[derive(Debug, Clone, Copy)]
-struct AppendMark {
-    size: u64,
-    next_offset: i64,
-    max_timestamp: i64,
-    bytes_since_index_entry: u64,
-    offset_entries: usize,
-    time_entries: usize,
+    #[cfg(test)]
+    fail_next_write: bool,
 }
 
 impl Segment {
@@ -101,7 +92,9 @@ impl Segment {
             .read(true)
             .write(true)
             .open(&log_path)?;
-        Self::with_empty_indexes(dir, base_offset, file, index_interval_bytes)
+        let segment = Self::with_empty_indexes(dir, base_offset, file, index_interval_bytes)?;
+        segment.persist_indexes()?;
+        Ok(segment)
     }
 
     /// A segment over `file` with fresh (empty) indexes; nothing is known of its batches.
@@ -119,12 +112,14 @@ impl Segment {
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
-            offset_index: OffsetIndex::create(&dir.join(format!("{stem}.index")))?,
-            time_index: TimeIndex::create(&dir.join(format!("{stem}.timeindex")))?,
+            offset_index: OffsetIndex::new(&dir.join(format!("{stem}.index"))),
+            time_index: TimeIndex::new(&dir.join(format!("{stem}.timeindex"))),
             bytes_since_index_entry: 0,
             index_interval_bytes,
             created: Instant::now(),
             torn: false,
+            #[cfg(test)]
+            fail_next_write: false,
         })
     }
 
@@ -146,7 +141,7 @@ impl Segment {
         // Indexes are rebuilt while walking the file; the walk is needed anyway to find the
         // end offset and feed `visit`. In `Trust` mode only headers are read.
         let valid_len = segment.walk(file_len, mode, &mut |header, position, seg| {
-            seg.index_batch(header, position)?;
+            seg.index_batch(header, position);
             visit(header);
             Ok(())
         })?;
@@ -157,6 +152,7 @@ impl Segment {
             segment.file.sync_all()?;
         }
         segment.size = valid_len;
+        segment.persist_indexes()?;
         Ok((segment, report))
     }
 
@@ -193,11 +189,11 @@ impl Segment {
         Ok(position)
     }
 
-    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) {
         let relative = (header.base_offset - self.base_offset) as u32;
         if self.offset_index.is_empty() || self.bytes_since_index_entry >= self.index_interval_bytes
         {
-            self.offset_index.append(relative, position as u32)?;
+            self.offset_index.append(relative, position as u32);
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += header.total_len() as u64;
@@ -205,72 +201,59 @@ impl Segment {
             self.max_timestamp = header.max_timestamp;
             let last_relative = (header.last_offset() - self.base_offset) as u32;
             self.time_index
-                .maybe_append(header.max_timestamp, last_relative)?;
+                .maybe_append(header.max_timestamp, last_relative);
         }
         self.next_offset = header.next_offset();
-        Ok(())
     }
 
     /// Appends one batch given as its stamped header prefix and its untouched body.
     ///
-    /// All or nothing: if any write fails (a full disk fails them part way), the log file and
-    /// both indexes are cut back to where they were, so that a retry of the same batch lands
-    /// at the same position instead of behind a copy nobody accounts for.
+    /// All or nothing: if a write fails part way (as a full disk fails them), the file is
+    /// cut back to where it ended, so that a retry of the same batch lands at the same
+    /// position instead of behind bytes nobody accounts for.
     pub fn append(&mut self, header: &BatchHeader, prefix: &[u8], body: &[u8]) -> io::Result<()> {
         if self.torn {
             return Err(io::Error::other(
                 "an earlier failed append could not be undone; the segment is verified on restart",
             ));
         }
-        let mark = self.mark();
-        let result = self.write_batch(header, prefix, body);
-        if result.is_err() {
-            if let Err(undo) = self.undo(mark) {
+        let position = self.size;
+        if let Err(e) = self.write_batch(prefix, body, position) {
+            if let Err(undo) = self.file.set_len(position) {
                 self.torn = true;
                 return Err(io::Error::new(
                     undo.kind(),
-                    format!("undoing a failed append failed: {undo}"),
+                    format!("undoing a failed append ({e}) failed: {undo}"),
                 ));
             }
+            return Err(e);
         }
-        result
-    }
-
-    fn write_batch(&mut self, header: &BatchHeader, prefix: &[u8], body: &[u8]) -> io::Result<()> {
-        let position = self.size;
-        self.file.write_all_at(prefix, position)?;
-        self.file
-            .write_all_at(body, position + prefix.len() as u64)?;
         self.size += (prefix.len() + body.len()) as u64;
-        self.index_batch(header, position)
-    }
-
-    /// Makes the next offset-index write fail part way (for tests of failed appends).
-    #[cfg(test)]
-    pub(super) fn fail_next_index_write(&mut self) {
-        self.offset_index.fail_next_write = true;
-    }
-
-    fn mark(&self) -> AppendMark {
-        AppendMark {
-            size: self.size,
-            next_offset: self.next_offset,
-            max_timestamp: self.max_timestamp,
-            bytes_since_index_entry: self.bytes_since_index_entry,
-            offset_entries: self.offset_index.len(),
-            time_entries: self.time_index.len(),
-        }
-    }
-
-    fn undo(&mut self, mark: AppendMark) -> io::Result<()> {
-        self.file.set_len(mark.size)?;
-        self.offset_index.truncate(mark.offset_entries)?;
-        self.time_index.truncate(mark.time_entries)?;
-        self.size = mark.size;
-        self.next_offset = mark.next_offset;
-        self.max_timestamp = mark.max_timestamp;
-        self.bytes_since_index_entry = mark.bytes_since_index_entry;
+        self.index_batch(header, position);
         Ok(())
+    }
+
+    fn write_batch(&mut self, prefix: &[u8], body: &[u8], position: u64) -> io::Result<()> {
+        self.file.write_all_at(prefix, position)?;
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_write) {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        self.file.write_all_at(body, position + prefix.len() as u64)
+    }
+
+    /// Makes the next append fail after writing its header, as a disk that fills up part
+    /// way through a batch (for tests of failed appends).
+    #[cfg(test)]
+    pub(super) fn fail_next_write(&mut self) {
+        self.fail_next_write = true;
+    }
+
+    /// Writes both indexes to their files (see [`IndexFile`](super::index::IndexFile)):
+    /// when the segment stops being the active one, and at a clean shutdown.
+    pub fn persist_indexes(&self) -> io::Result<()> {
+        self.offset_index.persist()?;
+        self.time_index.persist()
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`
@@ -369,9 +352,9 @@ impl Segment {
         };
         self.file.set_len(position)?;
         self.size = position;
-        self.offset_index.truncate_to_position(position as u32)?;
+        self.offset_index.truncate_to_position(position as u32);
         self.time_index
-            .truncate_after((offset - self.base_offset).max(0) as u32)?;
+            .truncate_after((offset - self.base_offset).max(0) as u32);
         // Recompute end offset and max timestamp from what is left.
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
@@ -387,13 +370,10 @@ impl Segment {
         Ok(())
     }
 
-    /// The segment's files (log and indexes), for flush jobs.
-    pub fn files(&self) -> [Arc<File>; 3] {
-        [
-            self.file.clone(),
-            self.offset_index.file(),
-            self.time_index.file(),
-        ]
+    /// The segment's log file, for flush jobs (the indexes are derived data, rebuilt when
+    /// the segment is opened, so they are never forced to disk).
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Deletes the segment's files.

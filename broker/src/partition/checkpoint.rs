@@ -59,7 +59,11 @@ pub(super) fn read_hw_checkpoint(dir: &Path, log: &Log) -> i64 {
 impl Partition {
     /// Forces unflushed data to disk, then checkpoints the high watermark (shutdown).
     pub fn flush(&self) -> std::io::Result<()> {
-        let job = self.lock().log.take_flush();
+        let job = {
+            let mut state = self.lock();
+            state.log.persist_indexes()?;
+            state.log.take_flush()
+        };
         job.run()?;
         self.checkpoint_hw()
     }

@@ -26,6 +26,11 @@ use crate::handlers::{self, RequestContext};
 use crate::protocol::{self, versions, Decoded, FrameError};
 use limits::Limits;
 
+/// How long accepting pauses after a failed accept (descriptors or memory exhausted).
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+/// At most one warning about failed accepts per this interval.
+const ACCEPT_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Accepts connections until `shutdown` flips to true.
 pub async fn serve(
     broker: Arc<Broker>,
@@ -33,13 +38,21 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let limits = Limits::new(&broker.config);
+    let mut last_accept_warning: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
-                        warn!(error = %e, "accept failed");
+                        // Out of file descriptors (or memory) the pending connection stays
+                        // queued and accept fails again at once: pause instead of spinning,
+                        // and say so once a second, not once per attempt.
+                        if last_accept_warning.is_none_or(|t| t.elapsed() >= ACCEPT_WARNING_INTERVAL) {
+                            warn!(error = %e, "accept failed; pausing accepts");
+                            last_accept_warning = Some(std::time::Instant::now());
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
