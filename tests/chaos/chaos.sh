@@ -107,6 +107,17 @@ addrs() {
 others() { for b in "${BROKERS[@]}"; do [[ $b == "$1" ]] || echo "$b"; done; }
 state() { for p in 0 1 2; do printf '%s:%s/%s ' "$p" "$(leader_of "$p")" "$(isr_of "$p")"; done; }
 event() { echo "$1 $2 ${3#b} $(now_ms)" >>"$WORK/events"; say "$1: broker $3 (partition $2)"; }
+# await_in_isr P LEADER NODE SECONDS: polls the ISR of partition P (as LEADER reports it)
+# until NODE is in it; the last ISR seen is left in $isr. Fails when time runs out.
+await_in_isr() {
+  local p=$1 leader=$2 node=$3 polls=$(($4 * 10))
+  for _ in $(seq 1 "$polls"); do
+    isr=$(isr_of "$p" "$leader")
+    [[ ,$isr, == *,${node#b},* ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 for _ in $(seq 1 60); do
   cli_topics --create --topic "$TOPIC" --partitions 3 --replication-factor 3 \
@@ -162,12 +173,7 @@ isr=$(isr_of 1 "$L")
 say "  ISR of partition 1 without $F: $isr"
 heal "$F"
 t0=$(now_ms)
-for _ in $(seq 1 150); do
-  isr=$(isr_of 1 "$L")
-  [[ ,$isr, == *,${F#b},* ]] && break
-  sleep 0.1
-done
-[[ ,$isr, == *,${F#b},* ]] || fail "$F did not rejoin the ISR of partition 1 within 15 s ($isr)"
+await_in_isr 1 "$L" "$F" 15 || fail "$F did not rejoin the ISR of partition 1 within 15 s ($isr)"
 say "  $F back in the ISR of partition 1 $(($(now_ms) - t0)) ms after the cut healed"
 sleep 4
 
@@ -235,12 +241,7 @@ lossy "$L" "$F" 0.3
 sleep 10
 heal "$L"
 t0=$(now_ms)
-for _ in $(seq 1 150); do
-  isr=$(isr_of 1 "$L")
-  [[ ,$isr, == *,${F#b},* ]] && break
-  sleep 0.1
-done
-[[ ,$isr, == *,${F#b},* ]] || fail "$F not in the ISR of partition 1 15 s after the loss stopped ($isr)"
+await_in_isr 1 "$L" "$F" 15 || fail "$F not in the ISR of partition 1 15 s after the loss stopped ($isr)"
 say "  $F in the ISR of partition 1 $(($(now_ms) - t0)) ms after the loss stopped"
 sleep 4
 
@@ -298,12 +299,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 sleep 0.5
-for _ in $(seq 1 600); do
-  isr=$(isr_of 0 "$L")
-  [[ ,$isr, == *,${F#b},* ]] && break
-  sleep 0.1
-done
-if [[ ,$isr, != *,${F#b},* ]]; then
+if ! await_in_isr 0 "$L" "$F" 60; then
   # Where the restarted broker is, for whoever reads this failure.
   for pid in $(pgrep -f -- "--data-dir $WORK/$F "); do
     say "  $F (pid $pid): state $(awk '{print $3}' "/proc/$pid/stat")"
