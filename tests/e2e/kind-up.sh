@@ -35,6 +35,11 @@ fi
 step "waiting for every node to be Ready"
 kubectl wait --for=condition=Ready node --all --timeout=300s | sed 's/^/    /'
 step "waiting for cluster DNS and the default StorageClass"
+# Cluster DNS stays on the control-plane node, which no test stops: a zone's node taken
+# down with every DNS replica on it would be a cluster failure, not the brokers'.
+kubectl -n kube-system patch deployment coredns --type=strategic -p \
+  '{"spec":{"template":{"spec":{"nodeSelector":{"node-role.kubernetes.io/control-plane":""}}}}}' |
+  sed 's/^/    /'
 kubectl -n kube-system rollout status deployment/coredns --timeout=300s | sed 's/^/    /'
 kubectl -n local-path-storage rollout status deployment/local-path-provisioner --timeout=300s | sed 's/^/    /'
 kubectl get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")]}{.metadata.name}{"\n"}{end}' |

@@ -150,6 +150,24 @@ impl Broker {
         self.session_lapsed() && partition.is_cut_off_leader(self.now_ms())
     }
 
+    /// Whether this broker is cut off from the cluster: its controller session lapsed and
+    /// no follower fetches any partition it leads with others. Its metadata is stale (the
+    /// controller has likely moved its leaderships), so Metadata leaves it out of the
+    /// broker list. A broker cut off from the controller alone keeps serving.
+    pub fn is_cut_off(&self) -> bool {
+        if !self.session_lapsed() {
+            return false;
+        }
+        let now = self.now_ms();
+        let mut led = self
+            .replicas
+            .all()
+            .into_iter()
+            .filter_map(|p| p.followers_cut_off(now))
+            .peekable();
+        led.peek().is_some() && led.all(|silent| silent)
+    }
+
     /// The controller answered a registration or heartbeat: the session is alive now.
     pub fn session_acknowledged(&self) {
         self.session_acknowledged_ms

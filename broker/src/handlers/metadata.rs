@@ -17,13 +17,18 @@ use tributary_metadata::rpc::TopicSpec;
 use tributary_metadata::{ApiError, ResponseError};
 
 /// The live brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
-/// (`DescribeClusterBroker`) lists them: the same fields under different types.
+/// (`DescribeClusterBroker`) lists them: the same fields under different types. A broker
+/// cut off from the cluster leaves itself out: its view is stale, and a client that does
+/// not see it asks another broker next (Kafka's clients send metadata requests to nodes
+/// they know of), where it finds the leaders that replaced this one.
 macro_rules! live_brokers {
-    ($broker:expr, $entry:ident, $with_id:ident) => {
+    ($broker:expr, $entry:ident, $with_id:ident) => {{
+        let cut_off = $broker.is_cut_off();
         $broker
             .metadata
             .live_brokers()
             .into_iter()
+            .filter(|b| !(cut_off && b.id == $broker.config.broker_id))
             .map(|b| {
                 $entry::default()
                     .$with_id(BrokerId(b.id))
@@ -32,7 +37,7 @@ macro_rules! live_brokers {
                     .with_rack(b.rack.map(sb))
             })
             .collect()
-    };
+    }};
 }
 
 /// A topic's metadata. A partition this broker leads while cut off from the controller and

@@ -217,6 +217,17 @@ impl Partition {
         }
     }
 
+    /// For a leader with other replicas in its ISR, whether every one of them stopped
+    /// fetching; `None` when this replica does not lead, or leads alone.
+    pub fn followers_cut_off(&self, now_ms: u64) -> Option<bool> {
+        match &self.lock().role {
+            Role::Leader(view) if view.isr.iter().any(|r| *r != view.leader) => {
+                Some(view.followers_silent(now_ms, FETCH_RECENT_MS))
+            }
+            _ => None,
+        }
+    }
+
     /// The leader this replica follows, if it is a follower.
     pub fn following(&self) -> Option<i32> {
         match self.lock().role {

@@ -361,3 +361,24 @@ async fn a_leader_whose_controller_session_lapsed_stops_holding_acks_all_writes(
         "{waited:?}"
     );
 }
+
+#[test]
+fn a_leader_knows_when_every_follower_in_its_isr_went_silent() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shared = meta(&[1, 2], &[1, 2], 1, 4, 0);
+    let leader = replica(dirs.0.path(), 1, &shared);
+    let follower = replica(dirs.1.path(), 2, &shared);
+    assert_eq!(follower.followers_cut_off(0), None, "not a leader");
+    // Followers count as fetching when the leader takes over.
+    assert_eq!(leader.followers_cut_off(500), Some(false));
+    leader.read_for_follower(2, 1, 0, 1 << 20, 800).unwrap();
+    assert_eq!(leader.followers_cut_off(1700), Some(false));
+    assert_eq!(
+        leader.followers_cut_off(1900),
+        Some(true),
+        "silent for over 1 s"
+    );
+    let alone = meta(&[1, 2], &[1], 1, 4, 1);
+    leader.apply_metadata(&alone, 2000);
+    assert_eq!(leader.followers_cut_off(5000), None, "alone in its ISR");
+}
