@@ -245,7 +245,11 @@ pub async fn handle_elect_leaders(
             })
             .collect::<Vec<_>>()
     });
-    match ctx.broker.elect_leaders(preferred, partitions).await {
+    match ctx
+        .broker
+        .elect_leaders(preferred, partitions.clone())
+        .await
+    {
         Ok(results) => {
             let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
             for ((topic, partition), outcome) in results {
@@ -253,19 +257,36 @@ pub async fn handle_elect_leaders(
                 let entry = entry.with_outcome(outcome);
                 by_topic.entry(topic).or_default().push(entry);
             }
-            ElectLeadersResponse::default().with_replica_election_results(
-                by_topic
-                    .into_iter()
-                    .map(|(t, parts)| {
-                        ReplicaElectionResult::default()
-                            .with_topic(topic_name(t))
-                            .with_partition_result(parts)
-                    })
-                    .collect(),
-            )
+            election_results(by_topic)
+        }
+        // v0 has no top-level error: Kafka reports it on every partition asked for.
+        Err(e) if ctx.version == 0 => {
+            let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+            for (topic, partition) in partitions.unwrap_or_default() {
+                by_topic.entry(topic).or_default().push(
+                    PartitionResult::default()
+                        .with_partition_id(partition)
+                        .with_error(e.clone()),
+                );
+            }
+            election_results(by_topic)
         }
         Err(e) => ElectLeadersResponse::default().with_error_code(e.wire_code()),
     }
+}
+
+/// An ElectLeaders response from per-partition results, grouped by topic.
+fn election_results(by_topic: BTreeMap<String, Vec<PartitionResult>>) -> ElectLeadersResponse {
+    ElectLeadersResponse::default().with_replica_election_results(
+        by_topic
+            .into_iter()
+            .map(|(t, parts)| {
+                ReplicaElectionResult::default()
+                    .with_topic(topic_name(t))
+                    .with_partition_result(parts)
+            })
+            .collect(),
+    )
 }
 
 /// DeleteRecords: advances log start offsets.
@@ -396,4 +417,43 @@ pub async fn handle_delete_acls(
         .map(|_| DeleteAclsFilterResult::default().with_error(no_authorizer()))
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    use super::*;
+    use crate::handlers::testing::{broker_with_topic, context};
+
+    #[tokio::test]
+    async fn a_failed_election_is_reported_in_the_fields_of_the_version_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its controller does not answer, so every election fails.
+        let broker = broker_with_topic(dir.path());
+        for version in 0..=2 {
+            let request = ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![0, 1]),
+            ]));
+            let response = handle_elect_leaders(&context(&broker, version), request).await;
+            let mut buf = BytesMut::new();
+            response
+                .encode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("ElectLeaders v{version}: {e}"));
+            if version == 0 {
+                let results = &response.replica_election_results[0].partition_result;
+                assert_eq!(results.len(), 2);
+                assert!(
+                    results.iter().all(|r| r.error_code != 0),
+                    "v0: per partition"
+                );
+            } else {
+                assert_ne!(response.error_code, 0, "v{version}: top level");
+            }
+        }
+    }
 }

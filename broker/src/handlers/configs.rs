@@ -271,11 +271,10 @@ trait AlterTarget {
 
     fn resource_type(&self) -> i8;
     fn resource_name(&self) -> &StrBytes;
-    /// The new set; `current` reads the resource's current set from this broker's image
-    /// (only the incremental flavour needs it).
+    /// The new set, given the resource's current one (only the incremental flavour uses it).
     fn new_configs(
         &self,
-        current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
+        current: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ApiError>;
     fn entry(&self) -> Self::Entry;
 }
@@ -307,7 +306,7 @@ impl AlterTarget for AlterConfigsResource {
 
     fn new_configs(
         &self,
-        _current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
+        _current: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ApiError> {
         Ok(self
             .configs
@@ -324,9 +323,9 @@ impl AlterTarget for IncrementalResource {
 
     fn new_configs(
         &self,
-        current: impl FnOnce() -> Result<BTreeMap<String, String>, ApiError>,
+        current: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ApiError> {
-        let mut configs = current()?;
+        let mut configs = current;
         apply_operations(&mut configs, &self.configs)?;
         Ok(configs)
     }
@@ -343,7 +342,10 @@ async fn alter_each<R: AlterTarget>(
     for r in resources {
         let outcome = async {
             let resource = scope(&ctx.broker, r.resource_type(), r.resource_name())?;
-            let configs = r.new_configs(|| current_configs(&ctx.broker, &resource))?;
+            // The resource must exist before its new values are looked at (a missing topic
+            // is UNKNOWN_TOPIC_OR_PARTITION, whatever the values), as Kafka checks them.
+            let current = current_configs(&ctx.broker, &resource)?;
+            let configs = r.new_configs(current)?;
             ctx.broker
                 .alter_configs(resource, configs, validate_only)
                 .await
@@ -429,7 +431,40 @@ pub async fn handle_incremental_alter_configs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::testing::{broker_with_topic, context};
+    use kafka_protocol::messages::alter_configs_request::AlterableConfig as Replacement;
     use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+
+    #[tokio::test]
+    async fn a_missing_topic_is_unknown_whatever_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker_with_topic(dir.path());
+        let ctx = context(&broker, 1);
+        let invalid = || Some(sb("not-a-number"));
+        let request =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(sb("missing"))
+                .with_configs(vec![Replacement::default()
+                    .with_name(sb("retention.ms"))
+                    .with_value(invalid())])]);
+        let response = handle_alter_configs(&ctx, request).await;
+        assert_eq!(
+            response.responses[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            IncrementalResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(sb("missing"))
+                .with_configs(vec![op("retention.ms", 0, Some("not-a-number"))]),
+        ]);
+        let response = handle_incremental_alter_configs(&ctx, request).await;
+        assert_eq!(
+            response.responses[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+    }
 
     fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
         AlterableConfig::default()

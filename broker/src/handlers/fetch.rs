@@ -261,10 +261,16 @@ pub async fn handle_list_offsets(
                         Err(e) => return base.with_error_code(e.code()),
                     };
                     match partition.offset_for_timestamp(p.timestamp) {
+                        // The leader epoch exists from v4 on: earlier versions must leave it
+                        // at its default, or the response cannot be encoded.
                         Ok((offset, timestamp)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
+                            .with_leader_epoch(if offset >= 0 && ctx.version >= 4 {
+                                epoch
+                            } else {
+                                -1
+                            }),
                         Err(e) => base.with_error_code(e.kafka_error().code()),
                     }
                 })
@@ -316,59 +322,55 @@ pub async fn handle_offset_for_leader_epoch(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::BrokerConfig;
-    use tributary_metadata::image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
-    use tributary_metadata::launch::BrokerLaunch;
+    use crate::handlers::testing::{broker_with_topic, context};
 
-    fn broker_info(id: i32, rack: &str, fenced: bool) -> BrokerInfo {
-        BrokerInfo {
-            id,
-            rack: Some(rack.into()),
-            host: "127.0.0.1".into(),
-            port: 9000 + id,
-            epoch: 1,
-            incarnation: uuid::Uuid::nil(),
-            fenced,
+    #[tokio::test]
+    async fn list_offsets_answers_every_advertised_version_in_its_own_fields() {
+        use kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker_with_topic(dir.path());
+        for version in 1..=10 {
+            let ctx = context(&broker, version);
+            // The latest offset (-1) of partition 0, and of a partition that does not exist.
+            let request =
+                ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(
+                        [0, 7]
+                            .map(|p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_timestamp(-1)
+                            })
+                            .to_vec(),
+                    )]);
+            let response = handle_list_offsets(&ctx, request).await;
+            let mut buf = bytes::BytesMut::new();
+            response
+                .encode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("ListOffsets v{version}: {e}"));
+            let partitions = &response.topics[0].partitions;
+            assert_eq!(partitions[0].error_code, 0, "v{version}");
+            assert_eq!(partitions[0].offset, 0, "v{version}");
+            let epoch = if version >= 4 { 0 } else { -1 };
+            assert_eq!(partitions[0].leader_epoch, epoch, "v{version}");
+            assert_eq!(
+                partitions[1].error_code,
+                ResponseError::UnknownTopicOrPartition.code(),
+                "v{version}"
+            );
         }
     }
 
     #[tokio::test]
     async fn consumers_are_sent_to_an_in_sync_replica_in_their_zone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut launch = BrokerLaunch::new(1, dir.path(), "127.0.0.1:0");
-        launch.rack = Some("zone-a".into());
-        launch.controller = Some("127.0.0.1:1".into());
-        let config = BrokerConfig::from_launch(&launch).unwrap();
-        let broker = Broker::open(config, "127.0.0.1:1").unwrap();
-        let partition = |isr: Vec<i32>| PartitionMeta {
-            replicas: vec![1, 2, 3],
-            isr,
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let mut image = MetadataImage {
-            version: 1,
-            brokers: BTreeMap::from([
-                (1, broker_info(1, "zone-a", false)),
-                (2, broker_info(2, "zone-b", false)),
-                (3, broker_info(3, "zone-c", true)),
-            ]),
-            ..Default::default()
-        };
-        image.topics.insert(
-            "t".into(),
-            TopicMeta {
-                name: "t".into(),
-                id: uuid::Uuid::new_v4(),
-                partitions: vec![partition(vec![1, 2, 3]), partition(vec![1, 3])],
-                configs: BTreeMap::new(),
-            },
-        );
-        broker.apply_image(image);
+        let broker = broker_with_topic(dir.path());
         assert_eq!(
             preferred_read_replica(&broker, "t", 0, "zone-b"),
             Some(2),

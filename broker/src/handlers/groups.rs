@@ -357,8 +357,32 @@ pub async fn handle_offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let offsets = match committed(ctx, &req.group_id.0, wanted) {
+    let offsets = match committed(ctx, &req.group_id.0, wanted.clone()) {
         Ok(offsets) => offsets,
+        // v0 and v1 have no group-level error: Kafka puts it on every partition asked for.
+        Err(e) if ctx.version < 2 => {
+            let topics = wanted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_metadata(Some(StrBytes::default()))
+                                        .with_error_code(e.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            return OffsetFetchResponse::default().with_topics(topics);
+        }
         Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
     };
     let topics = offsets
@@ -512,4 +536,40 @@ pub async fn handle_offset_delete(
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+    use crate::handlers::testing::{broker_with_topic, context};
+
+    #[tokio::test]
+    async fn a_failed_offset_fetch_is_reported_in_the_fields_of_the_version_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        // No offsets topic: this broker coordinates no group.
+        let broker = broker_with_topic(dir.path());
+        for version in 1..=7 {
+            let request = OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partition_indexes(vec![0, 1])]));
+            let response = handle_offset_fetch(&context(&broker, version), request).await;
+            let mut buf = BytesMut::new();
+            response
+                .encode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("OffsetFetch v{version}: {e}"));
+            if version < 2 {
+                let partitions = &response.topics[0].partitions;
+                assert_eq!(partitions.len(), 2);
+                assert!(partitions.iter().all(|p| p.error_code != 0), "v{version}");
+            } else {
+                assert_ne!(response.error_code, 0, "v{version}: group level");
+            }
+        }
+    }
 }

@@ -7,6 +7,8 @@ pub mod fetch;
 pub mod groups;
 pub mod metadata;
 pub mod produce;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 use tributary_metadata::ResponseError;
