@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use tributary_metadata::error::{code_of, error_code};
 use tributary_metadata::ResponseError;
 
-use super::{sb, topic_name, RequestContext};
+use super::{authorized, sb, topic_name, RequestContext};
 use crate::group::offsets::{OffsetKey, OffsetValue};
 use crate::group::state::JoinRequest;
 
@@ -439,6 +439,7 @@ pub async fn handle_describe_groups(
     ctx: &RequestContext,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    let operations = authorized::if_requested(req.include_authorized_operations, authorized::GROUP);
     let groups = req
         .groups
         .iter()
@@ -469,6 +470,7 @@ pub async fn handle_describe_groups(
                 .with_group_id(id.clone())
                 .with_error_code(e.code()),
         })
+        .map(|g| g.with_authorized_operations(operations))
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }

@@ -9,7 +9,7 @@ use kafka_protocol::messages::*;
 
 use kafka_protocol::protocol::StrBytes;
 
-use super::{sb, topic_name, ErrorFields, RequestContext};
+use super::{authorized, sb, topic_name, ErrorFields, RequestContext};
 use crate::group::offsets::OFFSETS_TOPIC;
 use tributary_metadata::error::code_of;
 use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMeta};
@@ -181,18 +181,29 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
             }
         }
     }
+    let topic_operations =
+        authorized::if_requested(req.include_topic_authorized_operations, authorized::TOPIC);
+    let topics = topics
+        .into_iter()
+        .map(|t| t.with_topic_authorized_operations(topic_operations))
+        .collect();
     let brokers = live_brokers!(broker, MetadataResponseBroker, with_node_id);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(sb(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller_id()))
+        // Only v8-10 have the field, and only they can ask for it.
+        .with_cluster_authorized_operations(authorized::if_requested(
+            req.include_cluster_authorized_operations,
+            authorized::CLUSTER,
+        ))
         .with_topics(topics)
 }
 
 /// DescribeCluster: the same view of brokers and controller as Metadata.
 pub async fn handle_describe_cluster(
     ctx: &RequestContext,
-    _req: DescribeClusterRequest,
+    req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
     let brokers = live_brokers!(broker, DescribeClusterBroker, with_broker_id);
@@ -200,6 +211,10 @@ pub async fn handle_describe_cluster(
         .with_endpoint_type(1)
         .with_cluster_id(sb(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.controller_id()))
+        .with_cluster_authorized_operations(authorized::if_requested(
+            req.include_cluster_authorized_operations,
+            authorized::CLUSTER,
+        ))
         .with_brokers(brokers)
 }
 
@@ -265,5 +280,51 @@ pub async fn handle_find_coordinator(
             .with_error(e)
             .with_node_id(BrokerId(-1))
             .with_port(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+    use crate::handlers::testing::{broker_with_topic, context};
+
+    #[tokio::test]
+    async fn authorized_operations_are_every_supported_one_when_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker_with_topic(dir.path());
+        for version in 0..=13 {
+            let ask = version >= 8;
+            let request = MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("t"))))]))
+                .with_include_topic_authorized_operations(ask)
+                .with_include_cluster_authorized_operations(ask && version <= 10);
+            let response = handle_metadata(&context(&broker, version), request).await;
+            response
+                .encode(&mut BytesMut::new(), version)
+                .unwrap_or_else(|e| panic!("Metadata v{version}: {e}"));
+            let expected = if ask { authorized::TOPIC } else { i32::MIN };
+            assert_eq!(response.topics[0].topic_authorized_operations, expected);
+            let expected = if ask && version <= 10 {
+                authorized::CLUSTER
+            } else {
+                i32::MIN
+            };
+            assert_eq!(response.cluster_authorized_operations, expected);
+        }
+        for (version, ask) in [(0, false), (0, true), (1, true)] {
+            let request =
+                DescribeClusterRequest::default().with_include_cluster_authorized_operations(ask);
+            let response = handle_describe_cluster(&context(&broker, version), request).await;
+            response
+                .encode(&mut BytesMut::new(), version)
+                .unwrap_or_else(|e| panic!("DescribeCluster v{version}: {e}"));
+            let expected = if ask { authorized::CLUSTER } else { i32::MIN };
+            assert_eq!(response.cluster_authorized_operations, expected);
+        }
     }
 }

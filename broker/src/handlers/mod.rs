@@ -2,6 +2,7 @@
 //! response body; framing and dispatch live in [`crate::server`].
 
 pub mod admin;
+pub mod authorized;
 pub mod configs;
 pub mod fetch;
 pub mod groups;
