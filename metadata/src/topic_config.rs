@@ -24,6 +24,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -92,6 +93,49 @@ fn v_cleanup_policy(v: &str) -> Result<(), String> {
     }
     Ok(())
 }
+fn v_long_from_minus_two(v: &str) -> Result<(), String> {
+    long_at_least(-2)(v)
+}
+fn v_ratio(v: &str) -> Result<(), String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err(format!("'{v}' is not a ratio between 0 and 1")),
+    }
+}
+/// A Kafka release (`2.8`, `3.0-IV1`): `message.format.version` is ignored from 3.0 on.
+fn v_kafka_version(v: &str) -> Result<(), String> {
+    let (release, iv) = v.trim().split_once("-IV").unwrap_or((v.trim(), "0"));
+    let parts: Vec<&str> = release.split('.').collect();
+    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && numeric(iv) {
+        Ok(())
+    } else {
+        Err(format!("'{v}' is not a Kafka version"))
+    }
+}
+/// Throttled replicas: `*`, or `partition:broker` pairs.
+fn v_throttled_replicas(v: &str) -> Result<(), String> {
+    let v = v.trim();
+    let pair = |p: &str| {
+        p.trim().split_once(':').is_some_and(|(a, b)| {
+            a.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok()
+        })
+    };
+    if v.is_empty() || v == "*" || v.split(',').all(pair) {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{v}' is not '*' or a list of partition:broker pairs"
+        ))
+    }
+}
+fn v_remote_storage(v: &str) -> Result<(), String> {
+    v_bool(v)?;
+    if v.trim().eq_ignore_ascii_case("true") {
+        return Err("tiered storage is not available on this cluster".into());
+    }
+    Ok(())
+}
 fn v_compression(v: &str) -> Result<(), String> {
     match v.trim() {
         "producer" => Ok(()),
@@ -102,7 +146,9 @@ fn v_compression(v: &str) -> Result<(), String> {
     }
 }
 
-/// Every topic config Tributary accepts. Unknown names are rejected, as Kafka does.
+/// Every topic config Kafka 3.6 knows; unknown names are rejected, as Kafka does. Those
+/// whose doc says "Stored without effect" are accepted, validated and described, but
+/// nothing in Tributary reads them (the README lists them).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
@@ -121,6 +167,22 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: v_compression,
     },
     TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_synonym: "log.cleaner.delete.retention.ms",
+        config_type: ConfigType::Long,
+        default: "86400000",
+        doc: "Stored without effect (tombstone retention of compacted topics).",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "file.delete.delay.ms",
+        broker_synonym: "log.segment.delete.delay.ms",
+        config_type: ConfigType::Long,
+        default: "60000",
+        doc: "Stored without effect: deleted segments are removed at once.",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
         name: "flush.messages",
         broker_synonym: "log.flush.interval.messages",
         config_type: ConfigType::Long,
@@ -137,6 +199,14 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: v_non_negative,
     },
     TopicConfigDef {
+        name: "follower.replication.throttled.replicas",
+        broker_synonym: "follower.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        default: "",
+        doc: "Stored without effect (replication throttling).",
+        validate: v_throttled_replicas,
+    },
+    TopicConfigDef {
         name: "index.interval.bytes",
         broker_synonym: "log.index.interval.bytes",
         config_type: ConfigType::Int,
@@ -145,11 +215,83 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: v_non_negative,
     },
     TopicConfigDef {
+        name: "leader.replication.throttled.replicas",
+        broker_synonym: "leader.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        default: "",
+        doc: "Stored without effect (replication throttling).",
+        validate: v_throttled_replicas,
+    },
+    TopicConfigDef {
+        name: "local.retention.bytes",
+        broker_synonym: "log.local.retention.bytes",
+        config_type: ConfigType::Long,
+        default: "-2",
+        doc: "Stored without effect (tiered storage).",
+        validate: v_long_from_minus_two,
+    },
+    TopicConfigDef {
+        name: "local.retention.ms",
+        broker_synonym: "log.local.retention.ms",
+        config_type: ConfigType::Long,
+        default: "-2",
+        doc: "Stored without effect (tiered storage).",
+        validate: v_long_from_minus_two,
+    },
+    TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_synonym: "log.cleaner.max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Stored without effect (compaction).",
+        validate: v_positive,
+    },
+    TopicConfigDef {
         name: "max.message.bytes",
         broker_synonym: "message.max.bytes",
         config_type: ConfigType::Int,
         default: "1048588",
         doc: "Largest record batch the topic accepts.",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "message.downconversion.enable",
+        broker_synonym: "log.message.downconversion.enable",
+        config_type: ConfigType::Boolean,
+        default: "true",
+        doc: "Stored without effect: batches are served in the v2 format only.",
+        validate: v_bool,
+    },
+    TopicConfigDef {
+        name: "message.format.version",
+        broker_synonym: "log.message.format.version",
+        config_type: ConfigType::String,
+        default: "3.0-IV1",
+        doc: "Stored without effect, as in Kafka 3.x: batches are written in the v2 format.",
+        validate: v_kafka_version,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        broker_synonym: "log.message.timestamp.after.max.ms",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Stored without effect (timestamps are not bounded).",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        broker_synonym: "log.message.timestamp.before.max.ms",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Stored without effect (timestamps are not bounded).",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.difference.max.ms",
+        broker_synonym: "log.message.timestamp.difference.max.ms",
+        config_type: ConfigType::Long,
+        default: "9223372036854775807",
+        doc: "Stored without effect (timestamps are not bounded).",
         validate: v_non_negative,
     },
     TopicConfigDef {
@@ -161,12 +303,44 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: v_timestamp_type,
     },
     TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_synonym: "log.cleaner.min.cleanable.ratio",
+        config_type: ConfigType::Double,
+        default: "0.5",
+        doc: "Stored without effect (compaction).",
+        validate: v_ratio,
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_synonym: "log.cleaner.min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        default: "0",
+        doc: "Stored without effect (compaction).",
+        validate: v_non_negative,
+    },
+    TopicConfigDef {
         name: "min.insync.replicas",
         broker_synonym: "min.insync.replicas",
         config_type: ConfigType::Int,
         default: "1",
         doc: "Replicas that must acknowledge an acks=all write.",
         validate: v_int_positive,
+    },
+    TopicConfigDef {
+        name: "preallocate",
+        broker_synonym: "log.preallocate",
+        config_type: ConfigType::Boolean,
+        default: "false",
+        doc: "Stored without effect: segments grow as written.",
+        validate: v_bool,
+    },
+    TopicConfigDef {
+        name: "remote.storage.enable",
+        broker_synonym: "remote.storage.enable",
+        config_type: ConfigType::Boolean,
+        default: "false",
+        doc: "Tiered storage; only false is accepted, as by a Kafka broker without it.",
+        validate: v_remote_storage,
     },
     TopicConfigDef {
         name: "retention.bytes",
@@ -191,6 +365,22 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: "1073741824",
         doc: "Segment size before a new one is rolled.",
         validate: v_segment_bytes,
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        broker_synonym: "log.index.size.max.bytes",
+        config_type: ConfigType::Int,
+        default: "10485760",
+        doc: "Stored without effect: indexes live in memory and grow as needed.",
+        validate: v_int_positive,
+    },
+    TopicConfigDef {
+        name: "segment.jitter.ms",
+        broker_synonym: "log.roll.jitter.ms",
+        config_type: ConfigType::Long,
+        default: "0",
+        doc: "Stored without effect (segments roll at segment.ms exactly).",
+        validate: v_non_negative,
     },
     TopicConfigDef {
         name: "segment.ms",
@@ -305,6 +495,82 @@ impl ConfigLayers<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The topic configs of Kafka 3.6's `LogConfig`.
+    const KAFKA_3_6_TOPIC_CONFIGS: &[&str] = &[
+        "cleanup.policy",
+        "compression.type",
+        "delete.retention.ms",
+        "file.delete.delay.ms",
+        "flush.messages",
+        "flush.ms",
+        "follower.replication.throttled.replicas",
+        "index.interval.bytes",
+        "leader.replication.throttled.replicas",
+        "local.retention.bytes",
+        "local.retention.ms",
+        "max.compaction.lag.ms",
+        "max.message.bytes",
+        "message.downconversion.enable",
+        "message.format.version",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.difference.max.ms",
+        "message.timestamp.type",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
+        "min.insync.replicas",
+        "preallocate",
+        "remote.storage.enable",
+        "retention.bytes",
+        "retention.ms",
+        "segment.bytes",
+        "segment.index.bytes",
+        "segment.jitter.ms",
+        "segment.ms",
+        "unclean.leader.election.enable",
+    ];
+
+    #[test]
+    fn every_kafka_topic_config_is_known_with_a_valid_default() {
+        for name in KAFKA_3_6_TOPIC_CONFIGS {
+            let def = topic_config(name).unwrap_or_else(|| panic!("{name} unknown"));
+            assert_eq!(validate_topic_config(name, def.default), Ok(()), "{name}");
+        }
+        assert_eq!(TOPIC_CONFIGS.len(), KAFKA_3_6_TOPIC_CONFIGS.len());
+        let names: Vec<_> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "kept in name order");
+    }
+
+    #[test]
+    fn values_kafka_3_accepts_are_accepted() {
+        for (name, value) in [
+            ("message.format.version", "2.8"),
+            ("message.format.version", "0.10.0"),
+            ("message.format.version", "3.0-IV1"),
+            ("delete.retention.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+            ("leader.replication.throttled.replicas", "0:1,1:2"),
+            ("follower.replication.throttled.replicas", "*"),
+            ("remote.storage.enable", "false"),
+            ("preallocate", "true"),
+        ] {
+            assert_eq!(validate_topic_config(name, value), Ok(()), "{name}={value}");
+        }
+        for (name, value) in [
+            ("message.format.version", "latest"),
+            ("min.cleanable.dirty.ratio", "2"),
+            ("leader.replication.throttled.replicas", "0-1"),
+            ("remote.storage.enable", "true"),
+        ] {
+            assert!(
+                validate_topic_config(name, value).is_err(),
+                "{name}={value}"
+            );
+        }
+    }
 
     #[test]
     fn resolution_prefers_the_most_specific_layer() {
