@@ -14,7 +14,10 @@ use tokio::sync::oneshot;
 use super::offsets::{partition_for, OffsetKey, OffsetTable, OffsetValue, OffsetWrites};
 use tributary_metadata::ResponseError;
 
-use super::state::{Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
+use super::state::{
+    Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply,
+    CONSUMER_PROTOCOL_TYPE,
+};
 
 /// A member as DescribeGroups reports it.
 #[derive(Debug, Clone)]
@@ -387,15 +390,37 @@ impl GroupCoordinator {
         Ok(p)
     }
 
-    /// OffsetDelete validation: the deletions to write, refused while the group consumes.
+    /// OffsetDelete validation, as Kafka's coordinator decides it: an empty group's offsets
+    /// all go; a consumer group's go except on the topics its members subscribe to (all
+    /// of them while the subscriptions are unknown), which are returned to be answered
+    /// GROUP_SUBSCRIBED_TO_TOPIC; any other group with members keeps them (NON_EMPTY_GROUP).
     pub fn offsets_to_delete(
         &self,
         group_id: &str,
         partitions: Vec<(String, i32)>,
-    ) -> Result<(i32, OffsetWrites), ResponseError> {
+    ) -> Result<(i32, OffsetWrites, BTreeSet<String>), ResponseError> {
         let inner = self.lock();
-        let p = self.check_deletable(&inner, group_id, ResponseError::GroupSubscribedToTopic)?;
-        Ok((p, deletions(group_id, partitions)))
+        let p = self.owns(&inner, group_id)?;
+        if !self.known(&inner, group_id, p) {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        let subscribed = match inner.groups.get(group_id) {
+            Some(group) if group.state() != GroupState::Empty => {
+                if group.protocol_type() != Some(CONSUMER_PROTOCOL_TYPE) {
+                    return Err(ResponseError::NonEmptyGroup);
+                }
+                match group.subscribed_topics() {
+                    Some(topics) => topics,
+                    None => partitions.iter().map(|(t, _)| t.clone()).collect(),
+                }
+            }
+            _ => BTreeSet::new(),
+        };
+        let (kept, deleted): (Vec<_>, Vec<_>) = partitions
+            .into_iter()
+            .partition(|(topic, _)| subscribed.contains(topic));
+        let refused = kept.into_iter().map(|(topic, _)| topic).collect();
+        Ok((p, deletions(group_id, deleted), refused))
     }
 
     /// DeleteGroups validation: removes the (empty) group; returns its offsets to delete.

@@ -509,21 +509,31 @@ pub async fn handle_offset_delete(
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let written = match ctx
+    let refused = match ctx
         .broker
         .groups
         .offsets_to_delete(&req.group_id.0, partitions)
     {
-        Ok((partition, entries)) => ctx.broker.offsets.write(partition, entries).await,
+        Ok((partition, entries, refused)) => ctx
+            .broker
+            .offsets
+            .write(partition, entries)
+            .await
+            .map(|()| refused),
         Err(e) => Err(e),
     };
-    if let Err(e) = written {
-        return OffsetDeleteResponse::default().with_error_code(e.code());
-    }
+    let refused = match refused {
+        Ok(refused) => refused,
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
+    };
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            // Offsets of topics the group's members consume stay (KIP-496).
+            let error = refused
+                .contains(t.name.0.as_str())
+                .then_some(ResponseError::GroupSubscribedToTopic);
             OffsetDeleteResponseTopic::default()
                 .with_name(t.name)
                 .with_partitions(
@@ -532,6 +542,7 @@ pub async fn handle_offset_delete(
                         .map(|p| {
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
+                                .with_error_code(code_of(error))
                         })
                         .collect(),
                 )

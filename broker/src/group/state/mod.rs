@@ -18,6 +18,23 @@ use bytes::Bytes;
 use tributary_metadata::ResponseError;
 
 pub use join::{JoinReply, JoinRequest};
+
+/// The protocol type of Kafka's consumers (as opposed to Connect workers, say).
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topics of a `ConsumerProtocolSubscription` (its version leads the bytes).
+fn subscription_topics(mut metadata: Bytes) -> Option<Vec<String>> {
+    use bytes::Buf;
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if metadata.len() < 2 {
+        return None;
+    }
+    // Newer versions only add fields, so a newer subscription reads as the newest known.
+    let version = metadata.get_i16().clamp(0, 3);
+    let subscription = ConsumerProtocolSubscription::decode(&mut metadata, version).ok()?;
+    Some(subscription.topics.iter().map(|t| t.to_string()).collect())
+}
 pub use sync::SyncReply;
 
 /// Group lifecycle state.
@@ -156,6 +173,21 @@ impl Group {
     }
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The topics this group's members subscribe to, when it uses Kafka's consumer
+    /// protocol (each member's metadata is a `ConsumerProtocolSubscription`); `None` for
+    /// other protocols, before a protocol is chosen, or when a subscription cannot be read.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return None;
+        }
+        let protocol = self.protocol()?;
+        let mut topics = BTreeSet::new();
+        for member in self.members() {
+            topics.extend(subscription_topics(member.metadata(protocol))?);
+        }
+        Some(topics)
     }
 
     /// Handles Heartbeat, returning its error code.

@@ -206,3 +206,46 @@ fn protocol_selection_prefers_common_choice() {
     group.join(join_req(&r.member_id, &["sticky", "range"]), 0);
     assert_eq!(group.protocol(), Some("sticky"));
 }
+
+#[test]
+fn a_consumer_groups_subscriptions_are_read_from_its_members_metadata() {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let subscription = |topics: &[&'static str]| {
+        let mut buf = bytes::BytesMut::new();
+        buf.extend_from_slice(&1i16.to_be_bytes());
+        ConsumerProtocolSubscription::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| StrBytes::from_static_str(t))
+                    .collect(),
+            )
+            .encode(&mut buf, 1)
+            .unwrap();
+        buf.freeze()
+    };
+    let mut group = Group::new("g", LIMITS);
+    assert_eq!(group.subscribed_topics(), None, "no protocol chosen");
+    let mut req = join_req("", &["range"]);
+    req.protocols = vec![("range".into(), subscription(&["a", "b"]))];
+    let id = group.join(req.clone(), 0).reply.unwrap().member_id;
+    req.member_id = id;
+    group.join(req, 0);
+    assert_eq!(
+        group.subscribed_topics(),
+        Some(BTreeSet::from(["a".to_string(), "b".to_string()]))
+    );
+
+    let mut other = Group::new("c", LIMITS);
+    let mut req = join_req("", &["range"]);
+    req.protocol_type = "connect".into();
+    let id = other.join(req.clone(), 0).reply.unwrap().member_id;
+    req.member_id = id;
+    other.join(req, 0);
+    assert_eq!(
+        other.subscribed_topics(),
+        None,
+        "not Kafka's consumer protocol"
+    );
+}
