@@ -211,10 +211,7 @@ impl Partition {
     /// Whether this replica leads while every other ISR member has stopped fetching from it
     /// (none for [`FETCH_RECENT_MS`]).
     pub fn is_cut_off_leader(&self, now_ms: u64) -> bool {
-        match &self.lock().role {
-            Role::Leader(view) => view.followers_silent(now_ms, FETCH_RECENT_MS),
-            _ => false,
-        }
+        self.followers_cut_off(now_ms) == Some(true)
     }
 
     /// For a leader with other replicas in its ISR, whether every one of them stopped
