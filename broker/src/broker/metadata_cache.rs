@@ -77,7 +77,15 @@ impl MetadataCache {
         })
     }
 
-    /// Live (unfenced) brokers, as clients see them.
+    /// Every registered broker, fenced or not: the brokers clients are told about. A
+    /// fenced broker is listed while its registration stands, so that a client that
+    /// refreshed while brokers were briefly down still knows every broker that may come
+    /// back; leaderships are only ever given to live brokers.
+    pub fn registered_brokers(&self) -> Vec<BrokerInfo> {
+        self.with_image(|img| img.brokers.values().cloned().collect())
+    }
+
+    /// Live (unfenced) brokers: the ones that may lead, coordinate or receive forwards.
     pub fn live_brokers(&self) -> Vec<BrokerInfo> {
         self.with_image(|img| {
             img.brokers

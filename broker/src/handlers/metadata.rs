@@ -16,17 +16,24 @@ use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMet
 use tributary_metadata::rpc::TopicSpec;
 use tributary_metadata::{ApiError, ResponseError};
 
-/// The live brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
-/// (`DescribeClusterBroker`) lists them: the same fields under different types. A broker
-/// cut off from the cluster leaves itself out: its view is stale, and a client that does
-/// not see it asks another broker next (Kafka's clients send metadata requests to nodes
-/// they know of), where it finds the leaders that replaced this one.
-macro_rules! live_brokers {
+/// The registered brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
+/// (`DescribeClusterBroker`) lists them: the same fields under different types.
+///
+/// Fenced brokers are listed too (Kafka lists only unfenced ones): a Java 3.x client
+/// replaces its whole view of the cluster with each response and, before 4.0, never
+/// goes back to its bootstrap servers, so a refresh taken while two brokers were briefly
+/// fenced would leave it knowing one broker, and stranded when that one fails. A fenced
+/// broker never leads a partition, so listing it sends no writes its way.
+///
+/// A broker cut off from the cluster leaves itself out: its view is stale, and a client
+/// that does not see it asks another broker next (Kafka's clients send metadata requests
+/// to nodes they know of), where it finds the leaders that replaced this one.
+macro_rules! registered_brokers {
     ($broker:expr, $entry:ident, $with_id:ident) => {{
         let cut_off = $broker.is_cut_off();
         $broker
             .metadata
-            .live_brokers()
+            .registered_brokers()
             .into_iter()
             .filter(|b| !(cut_off && b.id == $broker.config.broker_id))
             .map(|b| {
@@ -187,7 +194,7 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
         .into_iter()
         .map(|t| t.with_topic_authorized_operations(topic_operations))
         .collect();
-    let brokers = live_brokers!(broker, MetadataResponseBroker, with_node_id);
+    let brokers = registered_brokers!(broker, MetadataResponseBroker, with_node_id);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(sb(broker.cluster_id())))
@@ -206,7 +213,7 @@ pub async fn handle_describe_cluster(
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
-    let brokers = live_brokers!(broker, DescribeClusterBroker, with_broker_id);
+    let brokers = registered_brokers!(broker, DescribeClusterBroker, with_broker_id);
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
         .with_cluster_id(sb(broker.cluster_id()))
@@ -326,5 +333,39 @@ mod tests {
             let expected = if ask { authorized::CLUSTER } else { i32::MIN };
             assert_eq!(response.cluster_authorized_operations, expected);
         }
+    }
+
+    #[tokio::test]
+    async fn fenced_brokers_are_listed_but_never_lead() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker_with_topic(dir.path());
+        // Broker 3 is fenced: listed, so that clients keep knowing it while it is down.
+        let response = handle_metadata(
+            &context(&broker, 12),
+            MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        let ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        let response =
+            handle_describe_cluster(&context(&broker, 0), DescribeClusterRequest::default()).await;
+        let ids: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        // A partition led by the fenced broker has no leader for clients.
+        let mut image = (*broker.metadata.image()).clone();
+        image.topics.get_mut("t").unwrap().partitions[1].leader = 3;
+        image.version += 1;
+        broker.apply_image(image);
+        let response = handle_metadata(
+            &context(&broker, 12),
+            MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        let partition = &response.topics[0].partitions[1];
+        assert_eq!(partition.leader_id.0, -1);
+        assert_eq!(
+            partition.error_code,
+            ResponseError::LeaderNotAvailable.code()
+        );
     }
 }
