@@ -97,24 +97,11 @@ fn answer_parked<R>(
 }
 
 fn join_error(code: ResponseError) -> JoinReply {
-    JoinReply {
-        error: Some(code),
-        generation: -1,
-        protocol_type: None,
-        protocol_name: None,
-        leader: String::new(),
-        member_id: String::new(),
-        members: Vec::new(),
-    }
+    JoinReply::error(code, "")
 }
 
 fn sync_error(code: ResponseError) -> SyncReply {
-    SyncReply {
-        error: Some(code),
-        protocol_type: None,
-        protocol_name: None,
-        assignment: Bytes::new(),
-    }
+    SyncReply::error(code)
 }
 
 impl GroupCoordinator {
@@ -229,6 +216,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncReply {
@@ -241,7 +229,7 @@ impl GroupCoordinator {
             let Some(group) = inner.groups.get_mut(group_id) else {
                 return sync_error(ResponseError::UnknownMemberId);
             };
-            let step = group.sync(member_id, generation, assignments, now);
+            let step = group.sync(member_id, instance_id, generation, assignments, now);
             if let Some(reply) = step.reply {
                 inner.deliver(group_id, step.effects);
                 return reply;
@@ -262,22 +250,24 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
         let now = self.now();
         let mut inner = self.lock();
         self.owns(&inner, group_id)?;
         match inner.groups.get_mut(group_id) {
-            Some(group) => group.heartbeat(member_id, generation, now),
+            Some(group) => group.heartbeat(member_id, instance_id, generation, now),
             None => Err(ResponseError::UnknownMemberId),
         }
     }
 
-    /// LeaveGroup for several members; the group error, or each member's error code.
+    /// LeaveGroup for several members, each `(member id, group.instance.id)`; the group
+    /// error, or each member's error code. Their parked requests are answered.
     pub fn leave(
         &self,
         group_id: &str,
-        members: &[String],
+        members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let now = self.now();
         let mut inner = self.lock();
@@ -286,21 +276,13 @@ impl GroupCoordinator {
         let mut effects = Vec::new();
         match inner.groups.get_mut(group_id) {
             Some(group) => {
-                for member in members {
-                    let (code, more) = group.leave(member, now);
+                for (member, instance) in members {
+                    let (code, more) = group.leave(member, instance.as_deref(), now);
                     results.push(code);
                     effects.extend(more);
                 }
             }
             None => results.extend(members.iter().map(|_| Err(ResponseError::UnknownMemberId))),
-        }
-        for member in members {
-            inner
-                .join_waiters
-                .remove(&(group_id.to_string(), member.clone()));
-            inner
-                .sync_waiters
-                .remove(&(group_id.to_string(), member.clone()));
         }
         inner.deliver(group_id, effects);
         Ok(results)
@@ -327,12 +309,13 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
     ) -> Result<i32, ResponseError> {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
         match inner.groups.get(group_id) {
-            Some(group) => group.validate_commit(member_id, generation)?,
+            Some(group) => group.validate_commit(member_id, instance_id, generation)?,
             None if generation < 0 => {}
             None => return Err(ResponseError::IllegalGeneration),
         }

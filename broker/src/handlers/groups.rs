@@ -59,6 +59,7 @@ pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> J
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: ctx.version >= 4,
+        supports_skip_assignment: ctx.version >= 9,
     };
     let reply = ctx.broker.groups.join(&group_id, join).await;
     JoinGroupResponse::default()
@@ -67,6 +68,7 @@ pub async fn handle_join_group(ctx: &RequestContext, req: JoinGroupRequest) -> J
         .with_protocol_type(reply.protocol_type.map(sb))
         .with_protocol_name(reply.protocol_name.map(sb))
         .with_leader(sb(reply.leader))
+        .with_skip_assignment(reply.skip_assignment)
         .with_member_id(sb(reply.member_id))
         .with_members(
             reply
@@ -95,6 +97,7 @@ pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> S
         .sync(
             &req.group_id.0,
             &req.member_id,
+            req.group_instance_id.as_deref(),
             req.generation_id,
             assignments,
         )
@@ -121,10 +124,12 @@ pub async fn handle_sync_group(ctx: &RequestContext, req: SyncGroupRequest) -> S
 
 /// Heartbeat.
 pub async fn handle_heartbeat(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
-    let outcome = ctx
-        .broker
-        .groups
-        .heartbeat(&req.group_id.0, &req.member_id, req.generation_id);
+    let outcome = ctx.broker.groups.heartbeat(
+        &req.group_id.0,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
     HeartbeatResponse::default().with_error_code(error_code(&outcome))
 }
 
@@ -133,13 +138,16 @@ pub async fn handle_leave_group(
     ctx: &RequestContext,
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
-    let members: Vec<String> = if ctx.version >= 3 {
+    let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members
             .iter()
-            .map(|m| m.member_id.to_string())
+            .map(|m| {
+                let instance = m.group_instance_id.as_ref().map(|i| i.to_string());
+                (m.member_id.to_string(), instance)
+            })
             .collect()
     } else {
-        vec![req.member_id.to_string()]
+        vec![(req.member_id.to_string(), None)]
     };
     let results = match ctx.broker.groups.leave(&req.group_id.0, &members) {
         Ok(results) => results,
@@ -208,6 +216,7 @@ pub async fn handle_offset_commit(
     let group_error = match broker.groups.validate_commit(
         &req.group_id.0,
         &req.member_id,
+        req.group_instance_id.as_deref(),
         req.generation_id_or_member_epoch,
     ) {
         Ok(partition) => {

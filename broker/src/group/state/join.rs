@@ -21,6 +21,9 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a new member must first obtain an id (MEMBER_ID_REQUIRED).
     pub require_known_member_id: bool,
+    /// JoinGroup v9+ (KIP-814): a static leader that rejoins a stable group can be handed
+    /// the members without being asked to assign, so its restart needs no rebalance.
+    pub supports_skip_assignment: bool,
 }
 
 /// The answer to a JoinGroup request.
@@ -34,10 +37,13 @@ pub struct JoinReply {
     pub member_id: String,
     /// Filled for the leader only: every member's id, instance id and metadata.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not compute a new assignment: the group kept its current one.
+    pub skip_assignment: bool,
 }
 
 impl JoinReply {
-    fn error(error: ResponseError, member_id: &str) -> Self {
+    /// A failed join: no generation, no protocol.
+    pub fn error(error: ResponseError, member_id: &str) -> Self {
         JoinReply {
             error: Some(error),
             generation: -1,
@@ -46,8 +52,18 @@ impl JoinReply {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
+}
+
+/// The metadata `protocols` carry for `protocol` (empty if they do not name it).
+fn metadata_of(protocols: &[(String, Bytes)], protocol: &str) -> Bytes {
+    protocols
+        .iter()
+        .find(|(name, _)| name == protocol)
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default()
 }
 
 impl Group {
@@ -84,11 +100,29 @@ impl Group {
             ));
             return step;
         }
+        // A static member that rejoins with no member id is a new incarnation of the
+        // member registered under its instance id: it takes over that entry.
+        let replaced = match &req.instance_id {
+            Some(instance) => match self.static_members.get(instance) {
+                Some(current) if req.member_id.is_empty() => Some(current.clone()),
+                Some(current) if *current != req.member_id => {
+                    step.reply = Some(JoinReply::error(
+                        ResponseError::FencedInstanceId,
+                        &req.member_id,
+                    ));
+                    return step;
+                }
+                _ => None,
+            },
+            None => None,
+        };
         let known = self.members.contains_key(&req.member_id);
         let others_ok = {
             // A rejoining member's own old protocols must not block a protocol change.
             let mut probe = self.clone();
-            probe.members.remove(&req.member_id);
+            probe
+                .members
+                .remove(replaced.as_deref().unwrap_or(&req.member_id));
             probe.supports(&req.protocol_type, &req.protocols)
         };
         if !others_ok {
@@ -98,14 +132,23 @@ impl Group {
             ));
             return step;
         }
+        if let Some(old_id) = replaced {
+            return self.replace_static_member(req, &old_id, now_ms);
+        }
         let member_id = if req.member_id.is_empty() {
-            let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
-            if req.require_known_member_id {
-                self.pending_members.insert(id.clone());
-                step.reply = Some(JoinReply::error(ResponseError::MemberIdRequired, &id));
-                return step;
+            match &req.instance_id {
+                // Static members are known by their instance id: no MEMBER_ID_REQUIRED.
+                Some(instance) => format!("{instance}-{}", uuid::Uuid::new_v4()),
+                None => {
+                    let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+                    if req.require_known_member_id {
+                        self.pending_members.insert(id.clone());
+                        step.reply = Some(JoinReply::error(ResponseError::MemberIdRequired, &id));
+                        return step;
+                    }
+                    id
+                }
             }
-            id
         } else if known || self.pending_members.remove(&req.member_id) {
             req.member_id.clone()
         } else {
@@ -120,6 +163,10 @@ impl Group {
             .get(&member_id)
             .map(|m| m.assignment.clone())
             .unwrap_or_default();
+        if let Some(instance) = &req.instance_id {
+            self.static_members
+                .insert(instance.clone(), member_id.clone());
+        }
         self.members.insert(
             member_id.clone(),
             Member {
@@ -147,6 +194,85 @@ impl Group {
         step
     }
 
+    /// A new incarnation of static member `old_id` (KIP-345): it gets a new member id and
+    /// keeps the old entry's assignment; the old incarnation's parked requests are fenced.
+    /// In a stable group whose chosen protocol and this member's subscription are
+    /// unchanged, it rejoins at the current generation without a rebalance (a leader only
+    /// if it can be told to skip assigning, KIP-814); otherwise a rebalance follows.
+    fn replace_static_member(
+        &mut self,
+        req: JoinRequest,
+        old_id: &str,
+        now_ms: u64,
+    ) -> Step<JoinReply> {
+        let mut step = Step::default();
+        let instance = req.instance_id.clone().unwrap_or_default();
+        let Some(mut member) = self.members.remove(old_id) else {
+            // The registry and the members always agree; answer as for any stale id.
+            self.static_members.remove(&instance);
+            step.reply = Some(JoinReply::error(ResponseError::UnknownMemberId, old_id));
+            return step;
+        };
+        step.effects = member.parked_answers(ResponseError::FencedInstanceId);
+        let new_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let subscription_unchanged =
+            member.metadata(&protocol) == metadata_of(&req.protocols, &protocol);
+        let was_leader = self.leader.as_deref() == Some(old_id);
+        member.id = new_id.clone();
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.protocols = req.protocols;
+        member.last_heartbeat_ms = now_ms;
+        member.awaiting_join = false;
+        member.awaiting_sync = false;
+        if was_leader {
+            self.leader = Some(new_id.clone());
+        }
+        self.static_members.insert(instance, new_id.clone());
+        self.members.insert(new_id.clone(), member);
+        let keeps_generation = self.state == GroupState::Stable
+            && subscription_unchanged
+            && self.select_protocol().as_deref() == Some(protocol.as_str())
+            && (!was_leader || req.supports_skip_assignment);
+        if keeps_generation {
+            step.reply = Some(JoinReply {
+                error: None,
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: self.protocol.clone(),
+                leader: self.leader.clone().unwrap_or_default(),
+                member_id: new_id,
+                members: if was_leader {
+                    self.member_metadata(&protocol)
+                } else {
+                    Vec::new()
+                },
+                skip_assignment: was_leader,
+            });
+            return step;
+        }
+        if let Some(member) = self.members.get_mut(&new_id) {
+            member.awaiting_join = true;
+        }
+        step.parked_member = Some(new_id);
+        if self.state != GroupState::PreparingRebalance {
+            step.effects.extend(self.prepare_rebalance(now_ms));
+        }
+        step.effects.extend(self.try_complete_join(now_ms));
+        step
+    }
+
+    /// Every member's id, instance id and metadata for `protocol`: what the leader assigns from.
+    fn member_metadata(&self, protocol: &str) -> Vec<(String, Option<String>, Bytes)> {
+        self.members
+            .values()
+            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(protocol)))
+            .collect()
+    }
+
     pub(super) fn prepare_rebalance(&mut self, now_ms: u64) -> Vec<Effect> {
         let mut effects = Vec::new();
         // Members waiting for an assignment must rejoin.
@@ -155,12 +281,7 @@ impl Group {
                 member.awaiting_sync = false;
                 effects.push(Effect::Sync(
                     member.id.clone(),
-                    SyncReply {
-                        error: Some(ResponseError::RebalanceInProgress),
-                        protocol_type: None,
-                        protocol_name: None,
-                        assignment: Bytes::new(),
-                    },
+                    SyncReply::error(ResponseError::RebalanceInProgress),
                 ));
             }
         }
@@ -197,7 +318,7 @@ impl Group {
         if !(everyone_joined || deadline_passed) {
             return Vec::new();
         }
-        self.complete_join()
+        self.complete_join(now_ms)
     }
 
     fn select_protocol(&self) -> Option<String> {
@@ -233,8 +354,20 @@ impl Group {
             .map(|c| (*c).clone())
     }
 
-    pub(super) fn complete_join(&mut self) -> Vec<Effect> {
-        self.members.retain(|_, m| m.awaiting_join);
+    /// Ends the join phase: members that did not rejoin leave, and every remaining
+    /// member's session restarts now, as Kafka's coordinator does, so that a member that
+    /// waited in JoinGroup longer than its session timeout is not expired before its
+    /// SyncGroup.
+    pub(super) fn complete_join(&mut self, now_ms: u64) -> Vec<Effect> {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.awaiting_join)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
         self.initial_delay = false;
         self.generation += 1;
         if self.members.is_empty() {
@@ -254,14 +387,11 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let all: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
-            .collect();
+        let all = self.member_metadata(&protocol);
         let mut effects = Vec::new();
         for member in self.members.values_mut() {
             member.awaiting_join = false;
+            member.last_heartbeat_ms = now_ms;
             effects.push(Effect::Join(
                 member.id.clone(),
                 JoinReply {
@@ -276,6 +406,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 },
             ));
         }

@@ -84,6 +84,22 @@ pub struct Member {
 }
 
 impl Member {
+    /// Answers, with `error`, the JoinGroup or SyncGroup this member has parked: it was
+    /// removed from the group or replaced by a newer incarnation.
+    fn parked_answers(&self, error: ResponseError) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.awaiting_join {
+            effects.push(Effect::Join(
+                self.id.clone(),
+                JoinReply::error(error, &self.id),
+            ));
+        }
+        if self.awaiting_sync {
+            effects.push(Effect::Sync(self.id.clone(), SyncReply::error(error)));
+        }
+        effects
+    }
+
     /// This member's metadata for `protocol`.
     pub fn metadata(&self, protocol: &str) -> Bytes {
         self.protocols
@@ -130,6 +146,10 @@ pub struct Group {
     protocol: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
+    /// Static members (KIP-345): `group.instance.id` → the member id of its current
+    /// incarnation. A restarted static member takes over its entry without a rebalance,
+    /// and requests from the incarnation it replaced are fenced.
+    static_members: BTreeMap<String, String>,
     pending_members: BTreeSet<String>,
     rebalance_deadline_ms: u64,
     /// While set, the join phase waits for the deadline even if everyone has joined
@@ -149,6 +169,7 @@ impl Group {
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
+            static_members: BTreeMap::new(),
             pending_members: BTreeSet::new(),
             rebalance_deadline_ms: 0,
             initial_delay: false,
@@ -194,9 +215,11 @@ impl Group {
     pub fn heartbeat(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         now_ms: u64,
     ) -> Result<(), ResponseError> {
+        self.check_instance(member_id, instance_id)?;
         let Some(member) = self.members.get_mut(member_id) else {
             return Err(ResponseError::UnknownMemberId);
         };
@@ -212,18 +235,63 @@ impl Group {
     }
 
     /// Handles LeaveGroup for one member, returning its error code and any completions.
+    /// A static member may leave by its `group.instance.id` alone (KIP-345: an operator
+    /// removing a member that is gone for good); given both, they must still match.
     pub fn leave(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         now_ms: u64,
     ) -> (Result<(), ResponseError>, Vec<Effect>) {
-        if self.pending_members.remove(member_id) {
+        let member_id = match instance_id {
+            Some(instance) => match self.static_members.get(instance) {
+                None => return (Err(ResponseError::UnknownMemberId), Vec::new()),
+                Some(current) if !member_id.is_empty() && current != member_id => {
+                    return (Err(ResponseError::FencedInstanceId), Vec::new())
+                }
+                Some(current) => current.clone(),
+            },
+            None => member_id.to_string(),
+        };
+        if self.pending_members.remove(&member_id) {
             return (Ok(()), Vec::new());
         }
-        if self.members.remove(member_id).is_none() {
+        let Some(member) = self.remove_member(&member_id) else {
             return (Err(ResponseError::UnknownMemberId), Vec::new());
+        };
+        let mut effects = member.parked_answers(ResponseError::UnknownMemberId);
+        effects.extend(self.after_member_removed(now_ms));
+        (Ok(()), effects)
+    }
+
+    /// Checks a request's `group.instance.id` (Kafka's `validateCurrentMember`): a request
+    /// from an older incarnation of a static member, whose instance id now belongs to
+    /// another member id, is fenced (FENCED_INSTANCE_ID); an instance id the group does
+    /// not know is an unknown member.
+    fn check_instance(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let Some(instance) = instance_id else {
+            return Ok(());
+        };
+        match self.static_members.get(instance) {
+            Some(current) if current == member_id => Ok(()),
+            Some(_) => Err(ResponseError::FencedInstanceId),
+            None => Err(ResponseError::UnknownMemberId),
         }
-        (Ok(()), self.after_member_removed(now_ms))
+    }
+
+    /// Removes a member, and its static registration if it has one.
+    fn remove_member(&mut self, member_id: &str) -> Option<Member> {
+        let member = self.members.remove(member_id)?;
+        if let Some(instance) = &member.instance_id {
+            if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(instance);
+            }
+        }
+        Some(member)
     }
 
     fn after_member_removed(&mut self, now_ms: u64) -> Vec<Effect> {
@@ -260,17 +328,24 @@ impl Group {
         let mut effects = Vec::new();
         for id in expired {
             tracing::info!(group = %self.id, member = %id, "member session expired");
-            self.members.remove(&id);
+            if let Some(member) = self.remove_member(&id) {
+                effects.extend(member.parked_answers(ResponseError::UnknownMemberId));
+            }
             effects.extend(self.after_member_removed(now_ms));
         }
         if self.state == GroupState::PreparingRebalance && now_ms >= self.rebalance_deadline_ms {
-            effects.extend(self.complete_join());
+            effects.extend(self.complete_join(now_ms));
         }
         effects
     }
 
     /// Checks that a member may commit offsets (OffsetCommit / TxnOffsetCommit rules).
-    pub fn validate_commit(&self, member_id: &str, generation: i32) -> Result<(), ResponseError> {
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         if generation < 0 && member_id.is_empty() {
             // Standalone (assign()-based) consumers and admin tools.
             return if self.members.is_empty() {
@@ -279,6 +354,7 @@ impl Group {
                 Err(ResponseError::UnknownMemberId)
             };
         }
+        self.check_instance(member_id, instance_id)?;
         if self.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }

@@ -16,22 +16,34 @@ pub struct SyncReply {
     pub assignment: Bytes,
 }
 
+impl SyncReply {
+    /// A failed sync: no assignment.
+    pub fn error(error: ResponseError) -> Self {
+        SyncReply {
+            error: Some(error),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
+    }
+}
+
 impl Group {
     /// Handles SyncGroup.
     pub fn sync(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
         now_ms: u64,
     ) -> Step<SyncReply> {
         let mut step = Step::default();
-        let error = |code| SyncReply {
-            error: Some(code),
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Bytes::new(),
-        };
+        let error = SyncReply::error;
+        if let Err(fenced) = self.check_instance(member_id, instance_id) {
+            step.reply = Some(error(fenced));
+            return step;
+        }
         if !self.members.contains_key(member_id) {
             step.reply = Some(error(ResponseError::UnknownMemberId));
             return step;
@@ -80,7 +92,7 @@ impl Group {
         step
     }
 
-    fn sync_reply(&self, assignment: Bytes) -> SyncReply {
+    pub(super) fn sync_reply(&self, assignment: Bytes) -> SyncReply {
         SyncReply {
             error: None,
             protocol_type: self.protocol_type.clone(),

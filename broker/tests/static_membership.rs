@@ -1,0 +1,122 @@
+//! Static group membership (KIP-345) with librdkafka: a consumer restarted under the same
+//! `group.instance.id` within its session timeout gets its partitions back, and the rest
+//! of the group does not rebalance.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+
+const TOPIC: &str = "static-members";
+
+/// Counts the assignments a consumer received: each is one rebalance it took part in.
+#[derive(Clone, Default)]
+struct CountingRebalances(Arc<AtomicUsize>);
+
+impl ClientContext for CountingRebalances {}
+
+impl ConsumerContext for CountingRebalances {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Assign(_)) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn static_consumer(
+    bootstrap: &str,
+    instance: &str,
+    rebalances: &CountingRebalances,
+) -> BaseConsumer<CountingRebalances> {
+    let consumer: BaseConsumer<CountingRebalances> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "static")
+        .set("group.instance.id", instance)
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "500")
+        .set("enable.auto.commit", "false")
+        .create_with_context(rebalances.clone())
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    consumer
+}
+
+fn assigned(consumer: &BaseConsumer<CountingRebalances>) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every consumer for `duration`, or until `done` holds.
+fn poll_all(
+    consumers: &[&BaseConsumer<CountingRebalances>],
+    duration: Duration,
+    done: impl Fn() -> bool,
+) -> bool {
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        for consumer in consumers {
+            let _ = consumer.poll(Duration::from_millis(20));
+        }
+        if done() {
+            return true;
+        }
+    }
+    done()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_rejoins_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let broker = common::start_in_process(dir.path(), port).await;
+    let bootstrap = format!("127.0.0.1:{port}");
+    common::traffic::create_topic(&bootstrap, TOPIC, 4, 1).await;
+
+    tokio::task::spawn_blocking(move || {
+        let (counts_a, counts_b) = (CountingRebalances::default(), CountingRebalances::default());
+        let a = static_consumer(&bootstrap, "a", &counts_a);
+        let b = static_consumer(&bootstrap, "b", &counts_b);
+        let split = || assigned(&a).len() == 2 && assigned(&b).len() == 2;
+        assert!(
+            poll_all(&[&a, &b], Duration::from_secs(60), split),
+            "the group settled: a={:?} b={:?}",
+            assigned(&a),
+            assigned(&b)
+        );
+        // Settle: no rebalance is still under way.
+        poll_all(&[&a, &b], Duration::from_secs(2), || false);
+        let (a_before, b_partitions) = (counts_a.0.load(Ordering::SeqCst), assigned(&b));
+
+        // b goes away without leaving (static members do not send LeaveGroup) and comes
+        // back under the same instance id. (b, not a: the group's leader is the member
+        // with the smallest id, and librdkafka's JoinGroup predates KIP-814, so a
+        // restarted leader would rightly cause a rebalance.)
+        drop(b);
+        let counts_b2 = CountingRebalances::default();
+        let b2 = static_consumer(&bootstrap, "b", &counts_b2);
+        assert!(
+            poll_all(&[&a, &b2], Duration::from_secs(30), || assigned(&b2).len()
+                == 2),
+            "the restarted member got partitions"
+        );
+        poll_all(&[&a, &b2], Duration::from_secs(3), || false);
+        assert_eq!(assigned(&b2), b_partitions, "the same partitions");
+        assert_eq!(
+            counts_a.0.load(Ordering::SeqCst),
+            a_before,
+            "the other member did not rebalance"
+        );
+        assert_eq!(assigned(&a).len(), 2);
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}
