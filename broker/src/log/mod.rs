@@ -370,27 +370,30 @@ impl Log {
         Ok(Bytes::new())
     }
 
-    /// First batch with a timestamp at or after `timestamp`: `(offset, timestamp)`.
+    /// The first record from the log start with a timestamp at or after `timestamp`:
+    /// `(offset, timestamp)`, as ListOffsets answers it.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
         for segment in self.segments.values() {
-            if let Some((offset, ts)) = segment.find_by_timestamp(timestamp)? {
-                return Ok(Some((offset.max(self.log_start_offset), ts)));
+            if let Some(found) = segment.find_by_timestamp(timestamp, self.log_start_offset)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
     }
 
-    /// The batch holding the greatest timestamp: `(offset, timestamp)` (ListOffsets -3).
+    /// The first record holding the log's greatest timestamp: `(offset, timestamp)`
+    /// (ListOffsets -3, as Kafka answers it since 3.8: the record, not its batch).
     pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
-        let Some(segment) = self
-            .segments
-            .values()
-            .filter(|s| s.max_timestamp() >= 0)
-            .max_by_key(|s| s.max_timestamp())
-        else {
-            return Ok(None);
-        };
-        segment.max_timestamp_offset()
+        let mut latest: Option<&Segment> = None;
+        for segment in self.segments.values() {
+            if segment.max_timestamp() > latest.map_or(-1, |s| s.max_timestamp()) {
+                latest = Some(segment);
+            }
+        }
+        match latest {
+            Some(segment) => segment.max_timestamp_offset(self.log_start_offset),
+            None => Ok(None),
+        }
     }
 
     /// Moves the log start offset forward (DeleteRecords), deleting whole segments below it.
@@ -751,7 +754,7 @@ mod tests {
             .offset_for_timestamp(1_700_000_000_002)
             .unwrap()
             .unwrap();
-        assert_eq!((offset, ts), (0, 1_700_000_000_002));
+        assert_eq!((offset, ts), (2, 1_700_000_000_002));
         assert!(log
             .offset_for_timestamp(1_800_000_000_000)
             .unwrap()
@@ -760,5 +763,29 @@ mod tests {
         assert_eq!(log.log_end_offset(), 12);
         append_n(&mut log, 1, 3);
         assert_eq!(log.log_end_offset(), 15);
+    }
+
+    #[test]
+    fn timestamps_find_the_exact_record_in_compressed_and_plain_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_log(dir.path(), small_config(), RecoveryMode::Verify);
+        // Batches of 5 records stamped T+0..T+4 (T = 1_700_000_000_000), the second one
+        // compressed; offsets 0-4, 5-9, 10-14.
+        const T: i64 = 1_700_000_000_000;
+        for compression in [Compression::None, Compression::Gzip, Compression::None] {
+            let bytes = make_batch(5, -1, -1, -1, compression).freeze();
+            let header = batch::validate(&bytes).unwrap();
+            log.append(bytes, &header, 0, None).unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(T + 3).unwrap(), Some((3, T + 3)));
+        assert_eq!(log.offset_for_timestamp(T).unwrap(), Some((0, T)));
+        // The greatest timestamp is first held by offset 4.
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((4, T + 4)));
+        // Below the log start, records are gone: the first batch's are skipped, and the
+        // compressed batch answers from inside.
+        log.advance_start_offset(7).unwrap();
+        assert_eq!(log.offset_for_timestamp(T + 1).unwrap(), Some((7, T + 2)));
+        assert_eq!(log.offset_for_timestamp(T + 3).unwrap(), Some((8, T + 3)));
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((9, T + 4)));
     }
 }

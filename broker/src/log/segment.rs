@@ -315,10 +315,14 @@ impl Segment {
         Ok(None)
     }
 
-    /// First batch whose max timestamp is at or after `timestamp`: `(offset, timestamp)`
-    /// of its first record at or after `timestamp`, approximated by the batch's base offset
-    /// and max timestamp, as Kafka does for the batch-level search.
-    pub fn find_by_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+    /// The first record at or after `min_offset` whose timestamp is at or after
+    /// `timestamp`, as `(offset, timestamp)`: ListOffsets' answer, which is an exact
+    /// record offset, also inside a batch. Only the batch that holds it is decoded.
+    pub fn find_by_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -327,22 +331,64 @@ impl Segment {
             .lookup(timestamp)
             .map_or(self.base_offset, |e| {
                 self.base_offset + e.relative_offset as i64
-            });
+            })
+            .max(min_offset);
         for entry in self.headers_from(self.scan_start(start_offset)) {
-            let (_, header) = entry?;
-            if header.max_timestamp >= timestamp {
-                return Ok(Some((header.base_offset, header.max_timestamp)));
+            let (position, header) = entry?;
+            if header.max_timestamp < timestamp || header.last_offset() < min_offset {
+                continue;
+            }
+            if let Some(found) =
+                self.record_by_timestamp(position, &header, timestamp, min_offset)?
+            {
+                return Ok(Some(found));
             }
         }
         Ok(None)
     }
 
-    /// Offset of the batch that holds this segment's greatest timestamp.
-    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+    /// Within the batch at `position`: the first record at or after `min_offset` with a
+    /// timestamp at or after `timestamp`. Every record of a LogAppendTime batch carries
+    /// the batch's timestamp. A batch whose records cannot be decoded (compressed
+    /// batches are stored as received) answers with its first offset and its timestamp.
+    fn record_by_timestamp(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        let whole_batch = (header.base_offset.max(min_offset), header.max_timestamp);
+        if header.is_log_append_time() {
+            return Ok(Some(whole_batch));
+        }
+        let mut bytes = vec![0u8; header.total_len()];
+        self.file.read_exact_at(&mut bytes, position)?;
+        let mut buf = Bytes::from(bytes);
+        match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+            Ok(set) => Ok(set
+                .records
+                .iter()
+                .find(|r| r.timestamp >= timestamp && r.offset >= min_offset)
+                .map(|r| (r.offset, r.timestamp))),
+            Err(error) => {
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    offset = header.base_offset,
+                    %error,
+                    "batch records undecodable: answering the batch's first offset"
+                );
+                Ok(Some(whole_batch))
+            }
+        }
+    }
+
+    /// The first record holding this segment's greatest timestamp (ListOffsets -3).
+    pub fn max_timestamp_offset(&self, min_offset: i64) -> io::Result<Option<(i64, i64)>> {
         if self.max_timestamp < 0 {
             return Ok(None);
         }
-        self.find_by_timestamp(self.max_timestamp)
+        self.find_by_timestamp(self.max_timestamp, min_offset)
     }
 
     /// Cuts the segment so that it ends just before `offset`.
