@@ -16,24 +16,19 @@ use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMet
 use tributary_metadata::rpc::TopicSpec;
 use tributary_metadata::{ApiError, ResponseError};
 
-/// The registered brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
-/// (`DescribeClusterBroker`) lists them: the same fields under different types.
-///
-/// Fenced brokers are listed too (Kafka lists only unfenced ones): a Java 3.x client
-/// replaces its whole view of the cluster with each response and, before 4.0, never
-/// goes back to its bootstrap servers, so a refresh taken while two brokers were briefly
-/// fenced would leave it knowing one broker, and stranded when that one fails. A fenced
-/// broker never leads a partition, so listing it sends no writes its way.
+/// The brokers as Metadata (`MetadataResponseBroker`) or DescribeCluster
+/// (`DescribeClusterBroker`) lists them: the same fields under different types, from
+/// `$brokers` (a [`crate::broker::metadata_cache::MetadataCache`] method).
 ///
 /// A broker cut off from the cluster leaves itself out: its view is stale, and a client
 /// that does not see it asks another broker next (Kafka's clients send metadata requests
 /// to nodes they know of), where it finds the leaders that replaced this one.
-macro_rules! registered_brokers {
-    ($broker:expr, $entry:ident, $with_id:ident) => {{
+macro_rules! broker_list {
+    ($broker:expr, $brokers:ident, $entry:ident, $with_id:ident) => {{
         let cut_off = $broker.is_cut_off();
         $broker
             .metadata
-            .registered_brokers()
+            .$brokers()
             .into_iter()
             .filter(|b| !(cut_off && b.id == $broker.config.broker_id))
             .map(|b| {
@@ -194,7 +189,17 @@ pub async fn handle_metadata(ctx: &RequestContext, req: MetadataRequest) -> Meta
         .into_iter()
         .map(|t| t.with_topic_authorized_operations(topic_operations))
         .collect();
-    let brokers = registered_brokers!(broker, MetadataResponseBroker, with_node_id);
+    // Fenced brokers are listed too (Kafka lists only unfenced ones): a Java 3.x client
+    // replaces its whole view of the cluster with each response and, before 4.0, never
+    // goes back to its bootstrap servers, so a refresh taken while two brokers were
+    // briefly fenced would leave it knowing one broker, and stranded when that one fails.
+    // A fenced broker never leads a partition, so listing it sends no writes its way.
+    let brokers = broker_list!(
+        broker,
+        registered_brokers,
+        MetadataResponseBroker,
+        with_node_id
+    );
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(sb(broker.cluster_id())))
@@ -213,7 +218,8 @@ pub async fn handle_describe_cluster(
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
-    let brokers = registered_brokers!(broker, DescribeClusterBroker, with_broker_id);
+    // The live brokers, as Kafka answers versions without `include_fenced_brokers`.
+    let brokers = broker_list!(broker, live_brokers, DescribeClusterBroker, with_broker_id);
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
         .with_cluster_id(sb(broker.cluster_id()))
@@ -336,7 +342,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fenced_brokers_are_listed_but_never_lead() {
+    async fn metadata_lists_fenced_brokers_but_never_as_leaders() {
         let dir = tempfile::tempdir().unwrap();
         let broker = broker_with_topic(dir.path());
         // Broker 3 is fenced: listed, so that clients keep knowing it while it is down.
@@ -347,10 +353,11 @@ mod tests {
         .await;
         let ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
         assert_eq!(ids, vec![1, 2, 3]);
+        // DescribeCluster lists the live ones, as Kafka does.
         let response =
             handle_describe_cluster(&context(&broker, 0), DescribeClusterRequest::default()).await;
         let ids: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
-        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(ids, vec![1, 2]);
         // A partition led by the fenced broker has no leader for clients.
         let mut image = (*broker.metadata.image()).clone();
         image.topics.get_mut("t").unwrap().partitions[1].leader = 3;
