@@ -1,5 +1,12 @@
 //! Request handlers, grouped by API family. Each takes the decoded request and returns the
 //! response body; framing and dispatch live in [`crate::server`].
+//!
+//! The rule every response builder keeps: a field that only some versions of a response
+//! carry (a top-level error code added in v1, a leader epoch added in v4) is set only when
+//! `ctx.version` has it, and an error the version cannot carry at the top goes where that
+//! version puts it (each partition, say). A response that breaks the rule cannot be
+//! encoded and costs the client its connection; `tests/protocol_conformance.rs` sends every
+//! API at every served version through its success and error paths to hold handlers to it.
 
 pub mod admin;
 pub mod authorized;

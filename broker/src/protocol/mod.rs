@@ -124,21 +124,41 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
     })))
 }
 
+/// A response the broker built but cannot encode at the request's version: a field set
+/// that the version does not have. A broker bug, never the client's fault (handlers set
+/// version-gated fields only for versions that carry them; `tests/protocol_conformance.rs`
+/// drives every API at every version to hold them to it).
+#[derive(Debug, thiserror::Error)]
+#[error("the {key:?} v{version} response cannot be encoded (a broker bug): {source}")]
+pub struct ResponseEncodeError {
+    pub key: ApiKey,
+    pub version: i16,
+    #[source]
+    pub source: anyhow::Error,
+}
+
 /// Encodes a complete response frame: size, header, body.
 pub fn encode_response<R: Encodable>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &R,
-) -> anyhow::Result<BytesMut> {
-    let header_version = key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version)? + body.compute_size(version)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version)?;
-    body.encode(&mut buf, version)?;
-    Ok(buf)
+) -> Result<BytesMut, ResponseEncodeError> {
+    let encode = || -> anyhow::Result<BytesMut> {
+        let header_version = key.response_header_version(version);
+        let header = ResponseHeader::default().with_correlation_id(correlation_id);
+        let size = header.compute_size(header_version)? + body.compute_size(version)?;
+        let mut buf = BytesMut::with_capacity(4 + size);
+        buf.put_i32(size as i32);
+        header.encode(&mut buf, header_version)?;
+        body.encode(&mut buf, version)?;
+        Ok(buf)
+    };
+    encode().map_err(|source| ResponseEncodeError {
+        key,
+        version,
+        source,
+    })
 }
 
 #[cfg(test)]

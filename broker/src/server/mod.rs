@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::broker::Broker;
 use crate::handlers::{self, RequestContext};
@@ -121,6 +121,10 @@ async fn handle_connection(
         match process(&broker, frame.freeze(), &client_host).await {
             Ok(Some(response)) => writer.write_all(&response).await?,
             Ok(None) => {}
+            Err(e) if e.is::<protocol::ResponseEncodeError>() => {
+                error!(error = %e, "closing connection: no response can be sent");
+                return Err(e);
+            }
             Err(e) => {
                 warn!(error = %e, "closing connection after bad request");
                 return Err(e);
