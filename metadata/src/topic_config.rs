@@ -102,12 +102,14 @@ fn v_ratio(v: &str) -> Result<(), String> {
         _ => Err(format!("'{v}' is not a ratio between 0 and 1")),
     }
 }
-/// A Kafka release (`2.8`, `3.0-IV1`): `message.format.version` is ignored from 3.0 on.
+/// A Kafka release (`2.8`, `3.0-IV1`, `0.10.0.0`): `message.format.version` is ignored
+/// from 3.0 on. As with Kafka's `MetadataVersion.fromVersionString`, segments past the
+/// release's own (three for 0.x, two after) are allowed and ignored.
 fn v_kafka_version(v: &str) -> Result<(), String> {
     let (release, iv) = v.trim().split_once("-IV").unwrap_or((v.trim(), "0"));
     let parts: Vec<&str> = release.split('.').collect();
     let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && numeric(iv) {
+    if (2..=4).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && numeric(iv) {
         Ok(())
     } else {
         Err(format!("'{v}' is not a Kafka version"))
@@ -549,6 +551,8 @@ mod tests {
         for (name, value) in [
             ("message.format.version", "2.8"),
             ("message.format.version", "0.10.0"),
+            ("message.format.version", "0.10.0.0"),
+            ("message.format.version", "2.8.1"),
             ("message.format.version", "3.0-IV1"),
             ("delete.retention.ms", "1000"),
             ("min.cleanable.dirty.ratio", "0.1"),
