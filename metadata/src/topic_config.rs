@@ -140,10 +140,7 @@ fn v_remote_storage(v: &str) -> Result<(), String> {
 }
 fn v_compression(v: &str) -> Result<(), String> {
     match v.trim() {
-        "producer" => Ok(()),
-        "gzip" | "snappy" | "lz4" | "zstd" | "uncompressed" => Err(format!(
-            "compression.type={v} is not supported: batches are stored as the producer compressed them (use 'producer')"
-        )),
+        "producer" | "gzip" | "snappy" | "lz4" | "zstd" | "uncompressed" => Ok(()),
         other => Err(format!("'{other}' is not a valid compression type")),
     }
 }
@@ -165,7 +162,9 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_synonym: "compression.type",
         config_type: ConfigType::String,
         default: "producer",
-        doc: "Batches keep the producer's compression.",
+        doc: "The final compression of the topic's batches: 'producer' keeps the producer's; \
+              'gzip', 'snappy', 'lz4', 'zstd' or 'uncompressed' recompresses batches that \
+              arrive otherwise.",
         validate: v_compression,
     },
     TopicConfigDef {

@@ -1,6 +1,7 @@
 //! A topic's effective settings as a partition enforces them, resolved once per config
 //! change from the layers of [`ConfigLayers`].
 
+use kafka_protocol::records::Compression;
 use tributary_metadata::topic_config::ConfigLayers;
 
 use crate::log::LogConfig;
@@ -12,6 +13,22 @@ pub struct TopicPolicy {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
     pub min_insync_replicas: i32,
+    /// The codec batches are stored in (`compression.type`); `None` for `producer`:
+    /// batches are stored as the producer compressed them.
+    pub compression: Option<Compression>,
+}
+
+/// The codec a `compression.type` value names; `None` for `producer` (and anything else,
+/// which validation has refused already).
+fn compression_codec(value: &str) -> Option<Compression> {
+    match value.trim() {
+        "uncompressed" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
 }
 
 impl TopicPolicy {
@@ -34,6 +51,7 @@ impl TopicPolicy {
             min_insync_replicas: layers
                 .value_i64("min.insync.replicas")
                 .clamp(1, i32::MAX as i64) as i32,
+            compression: compression_codec(&layers.value("compression.type")),
         }
     }
 }
@@ -57,5 +75,12 @@ mod tests {
         assert_eq!(policy.log.segment_bytes, 4096);
         assert_eq!(policy.min_insync_replicas, 1);
         assert!(!policy.log_append_time);
+        assert_eq!(policy.compression, None, "producer");
+        let topic = BTreeMap::from([("compression.type".to_string(), "zstd".to_string())]);
+        let policy = TopicPolicy::resolve(&ConfigLayers {
+            topic: Some(&topic),
+            ..Default::default()
+        });
+        assert_eq!(policy.compression, Some(Compression::Zstd));
     }
 }

@@ -374,6 +374,56 @@ impl Iterator for BatchIter {
     }
 }
 
+/// Kafka's codec id of `compression` (the low bits of a batch's attributes).
+pub fn codec_id(compression: Compression) -> i16 {
+    match compression {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+    }
+}
+
+/// Rewrites the batches of a produce request that are not compressed with `target`
+/// (a topic's `compression.type` naming a codec, or `uncompressed`): each is decoded and
+/// encoded again with `target`, keeping its records, producer, sequences and timestamps,
+/// as Kafka's log validator does. Batches already in `target` are kept as received, and
+/// when all are, `records` is returned as it is, without a copy.
+pub fn recompress(records: Bytes, target: Compression) -> Result<Bytes, BatchError> {
+    let batches = split_batches(&records)?;
+    let wanted = codec_id(target);
+    if batches
+        .iter()
+        .all(|(header, _)| header.compression() == wanted)
+    {
+        return Ok(records);
+    }
+    let mut out = BytesMut::with_capacity(records.len());
+    for (header, range) in batches {
+        if header.compression() == wanted || header.record_count == 0 {
+            out.extend_from_slice(&records[range]);
+            continue;
+        }
+        let mut bytes = records.slice(range);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|_| BatchError::CorruptRecord("records do not decompress"))?;
+        if set.records.len() != header.record_count as usize {
+            return Err(BatchError::Invalid("record count differs from the records"));
+        }
+        RecordBatchEncoder::encode(
+            &mut out,
+            &set.records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: target,
+            },
+        )
+        .map_err(|_| BatchError::Invalid("records cannot be recompressed"))?;
+    }
+    Ok(out.freeze())
+}
+
 /// Encodes `records` as one v2 batch with the protocol crate's encoder: the broker's own
 /// writes (committed offsets) and test batches are built the way clients build theirs.
 pub fn encode_records(records: &[Record], compression: Compression) -> std::io::Result<BytesMut> {
@@ -593,5 +643,44 @@ pub(crate) mod tests {
             flipped[byte] ^= 1 << (bit % 8);
             proptest::prop_assert!(validate(&flipped).is_err());
         }
+    }
+
+    #[test]
+    fn batches_are_recompressed_to_the_target_codec_with_their_records_intact() {
+        let gzip = make_batch(20, 7, 2, 40, Compression::Gzip).freeze();
+        let none = make_batch(5, 7, 2, 60, Compression::None).freeze();
+        let mut both = BytesMut::new();
+        both.extend_from_slice(&gzip);
+        both.extend_from_slice(&none);
+        let both = both.freeze();
+
+        // Already in the target codec: the very same bytes come back.
+        let kept = recompress(gzip.clone(), Compression::Gzip).unwrap();
+        assert_eq!(kept.as_ptr(), gzip.as_ptr());
+
+        let rewritten = recompress(both.clone(), Compression::Zstd).unwrap();
+        let batches = split_batches(&rewritten).unwrap();
+        assert_eq!(batches.len(), 2);
+        for ((header, range), (original, original_range)) in
+            batches.iter().zip(split_batches(&both).unwrap())
+        {
+            assert_eq!(header.compression(), codec_id(Compression::Zstd));
+            assert_eq!(header.record_count, original.record_count);
+            assert_eq!(header.producer_id, original.producer_id);
+            assert_eq!(header.producer_epoch, original.producer_epoch);
+            assert_eq!(header.base_sequence, original.base_sequence);
+            assert_eq!(header.max_timestamp, original.max_timestamp);
+            let mut new = rewritten.slice(range.clone());
+            let mut old = both.slice(original_range);
+            let new = kafka_protocol::records::RecordBatchDecoder::decode(&mut new).unwrap();
+            let old = kafka_protocol::records::RecordBatchDecoder::decode(&mut old).unwrap();
+            assert_eq!(new.records, old.records);
+        }
+        // Garbage inside a compressed batch is refused, not stored.
+        let mut corrupt = BytesMut::from(&gzip[..]);
+        let end = corrupt.len();
+        corrupt[end - 8..].copy_from_slice(&[0xff; 8]);
+        reseal(&mut corrupt);
+        assert!(recompress(corrupt.freeze(), Compression::Lz4).is_err());
     }
 }

@@ -34,6 +34,12 @@ pub struct Appended {
 impl Partition {
     /// Validates and appends the record batches of one produce request partition (leader).
     pub fn append(&self, records: Bytes, acks: i16) -> Result<Appended, PartitionError> {
+        // Recompressing is the costly part of an append, so it runs off the lock.
+        let target = self.lock().policy.compression;
+        let records = match target {
+            Some(codec) => batch::recompress(records, codec)?,
+            None => records,
+        };
         let batches = batch::split_batches(&records)?;
         let mut state = self.lock();
         let isr_len = match &state.role {
