@@ -3,6 +3,7 @@
 #   make run     build and run a local 3-zone cluster (prints its bootstrap servers)
 #   make test    install what the tests need, then run every test
 #   make bench   produce/consume throughput beside Apache Kafka on this machine
+#   make peers   the test suites of librdkafka, franz-go, Kafka's clients, kafka-python, kcat
 #   make chaos   network faults, disk faults and crashes under Kafka's verifiable clients
 #   make e2e     the Kubernetes suite on a kind cluster (make kind-up / kind-down for one to use)
 
@@ -12,7 +13,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint chart unit fuzz compat cluster chaos e2e kind-up kind-down images test bench bench-cluster crds clean
+.PHONY: all build release run run-broker deps lint chart unit fuzz compat peers cluster chaos e2e kind-up kind-down images test bench bench-cluster crds clean
 
 all: build
 
@@ -62,6 +63,11 @@ compat: deps release
 	tests/compat/run-tributary.sh $(KAFKA_CLI_VERSIONS)
 	tests/compat/run-tributary.sh --cluster 3.6.0
 
+# The peers' own test suites: librdkafka's, franz-go's kgo tests (RF 1 and RF 3), Kafka's
+# ClientCompatibilityTest (3.6 and 4.x), kafka-python and Debian's kcat (tests/peers/).
+peers: deps release
+	tests/peers/run.sh
+
 cluster: deps release
 	tests/cluster/launcher.sh
 	tests/cluster/limits.sh
@@ -85,7 +91,7 @@ images: deps release
 e2e: deps release
 	tests/e2e/run.sh
 
-test: lint chart unit fuzz compat cluster chaos e2e
+test: lint chart unit fuzz compat peers cluster chaos e2e
 
 bench: deps release
 	tests/bench/compare.sh

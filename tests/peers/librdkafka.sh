@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# librdkafka's own test suite (the release bundled by the rdkafka-sys crate), quick mode,
+# against one Tributary broker with its scenario's settings (num.partitions=4).
+# Built once into ${TRIBUTARY_CACHE:-~/.cache/tributary}/librdkafka/VERSION. The tests
+# of transactions are skipped: without a transaction coordinator they wait until the
+# runner's timeout and take the rest of the run with them.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KNOWN_FAILURES="0011_produce_batch
+0052_msg_timestamps
+0077_compaction
+0081_admin
+0109_auto_create_topics
+0115_producer_auth
+0119_consumer_auth"
+TRANSACTION_TESTS=0098,0103,0129,0137,0142
+
+cd "$ROOT"
+cargo fetch -q
+version=$(awk '/^name = "rdkafka-sys"/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+source_dir=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -maxdepth 1 -mindepth 1 -type d \
+  -exec test -d "{}/rdkafka-sys-$version/librdkafka" \; -print -quit)/rdkafka-sys-$version/librdkafka
+[[ -d $source_dir ]] || { echo "librdkafka source of rdkafka-sys $version not found" >&2; exit 1; }
+build=$CACHE_DIR/librdkafka/$version
+if [[ ! -x $build/tests/test-runner ]]; then
+  echo "==> building librdkafka $version and its tests (once, ~2 min)"
+  rm -rf "$build"
+  mkdir -p "$(dirname "$build")"
+  cp -r "$source_dir" "$build"
+  log=$CACHE_DIR/logs/librdkafka-build.log
+  mkdir -p "$(dirname "$log")"
+  (cd "$build" &&
+    ./configure --disable-ssl --disable-gssapi --disable-curl --disable-sasl --disable-zstd &&
+    make -j2 libs && make -j2 -C tests build) >"$log" 2>&1 ||
+    { tail -30 "$log" >&2; echo "librdkafka build failed (log: $log)" >&2; exit 1; }
+fi
+
+start_broker --override num.partitions=4
+echo "==> librdkafka $version test suite (quick) against $BOOTSTRAP"
+printf 'metadata.broker.list=%s\ntest.topic.random=true\n' "$BOOTSTRAP" >"$build/tests/test.conf"
+out=$(mktemp "${TMPDIR:-/tmp}/librdkafka-suite.XXXXXX")
+# Some tests drive the cluster with Kafka's CLI (KAFKA_PATH, BROKERS).
+(cd "$build/tests" &&
+  KAFKA_PATH=$CACHE_DIR/kafka-3.6.0 BROKERS=$BOOTSTRAP TEST_KAFKA_VERSION=3.6.0 \
+    TESTS_SKIP=$TRANSACTION_TESTS timeout 1800 ./run-test.sh -Q -E) >"$out" 2>&1 || true
+# The runner ends with a table: | NNNN_name | PASSED/FAILED/SKIPPED | ...
+table=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -aE '^\| [0-9]{4}_[a-z0-9_]+ +\| +(PASSED|FAILED|SKIPPED) ' |
+  awk -F'|' '{ gsub(/ /, "", $2); gsub(/ /, "", $3); print $2, $3 }' | sort -u)
+if [[ -z $table ]]; then
+  tail -40 "$out" >&2
+  echo "the librdkafka test runner stopped before its report (output: $out)" >&2
+  exit 1
+fi
+count() { awk -v s="$1" '$2 == s' <<<"$table" | wc -l; }
+failed=$(awk '$2 == "FAILED" { print $1 }' <<<"$table")
+report "librdkafka ${version#*+}" "$(count PASSED)" "$(count FAILED)" "$(count SKIPPED)"
+if check_failures librdkafka "$KNOWN_FAILURES" "$failed"; then
+  rm -f "$out"
+else
+  echo "librdkafka suite output: $out" >&2
+  exit 1
+fi
