@@ -135,6 +135,11 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         broker.clone(),
         rx.clone(),
     ));
+    let group_writer = tokio::spawn({
+        let broker = broker.clone();
+        let rx = rx.clone();
+        async move { broker.offsets.run_group_writer(rx).await }
+    });
     let metadata = tokio::spawn(cluster::membership::metadata_loop(broker.clone(), rx));
     Ok(RunningBroker {
         broker,
@@ -142,6 +147,6 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         controller: embedded,
         shutdown,
         heartbeats,
-        tasks: vec![serve, housekeeping, metadata, storage],
+        tasks: vec![serve, housekeeping, metadata, storage, group_writer],
     })
 }

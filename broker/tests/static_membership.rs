@@ -4,72 +4,18 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
+use common::groups::{assigned, group_consumer, poll_all, CountingRebalances};
 
 const TOPIC: &str = "static-members";
-
-/// Counts the assignments a consumer received: each is one rebalance it took part in.
-#[derive(Clone, Default)]
-struct CountingRebalances(Arc<AtomicUsize>);
-
-impl ClientContext for CountingRebalances {}
-
-impl ConsumerContext for CountingRebalances {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if matches!(rebalance, Rebalance::Assign(_)) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
 
 fn static_consumer(
     bootstrap: &str,
     instance: &str,
     rebalances: &CountingRebalances,
-) -> BaseConsumer<CountingRebalances> {
-    let consumer: BaseConsumer<CountingRebalances> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "static")
-        .set("group.instance.id", instance)
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "500")
-        .set("enable.auto.commit", "false")
-        .create_with_context(rebalances.clone())
-        .expect("consumer");
-    consumer.subscribe(&[TOPIC]).expect("subscribe");
-    consumer
-}
-
-fn assigned(consumer: &BaseConsumer<CountingRebalances>) -> BTreeSet<i32> {
-    consumer
-        .assignment()
-        .map(|list| list.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default()
-}
-
-/// Polls every consumer for `duration`, or until `done` holds.
-fn poll_all(
-    consumers: &[&BaseConsumer<CountingRebalances>],
-    duration: Duration,
-    done: impl Fn() -> bool,
-) -> bool {
-    let deadline = Instant::now() + duration;
-    while Instant::now() < deadline {
-        for consumer in consumers {
-            let _ = consumer.poll(Duration::from_millis(20));
-        }
-        if done() {
-            return true;
-        }
-    }
-    done()
+) -> rdkafka::consumer::BaseConsumer<CountingRebalances> {
+    group_consumer(bootstrap, "static", Some(instance), TOPIC, rebalances)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +39,7 @@ async fn a_restarted_static_member_rejoins_without_a_rebalance() {
         );
         // Settle: no rebalance is still under way.
         poll_all(&[&a, &b], Duration::from_secs(2), || false);
-        let (a_before, b_partitions) = (counts_a.0.load(Ordering::SeqCst), assigned(&b));
+        let (a_before, b_partitions) = (counts_a.count(), assigned(&b));
 
         // b goes away without leaving (static members do not send LeaveGroup) and comes
         // back under the same instance id. (b, not a: the group's leader is the member
@@ -110,7 +56,7 @@ async fn a_restarted_static_member_rejoins_without_a_rebalance() {
         poll_all(&[&a, &b2], Duration::from_secs(3), || false);
         assert_eq!(assigned(&b2), b_partitions, "the same partitions");
         assert_eq!(
-            counts_a.0.load(Ordering::SeqCst),
+            counts_a.count(),
             a_before,
             "the other member did not rebalance"
         );

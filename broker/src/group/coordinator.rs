@@ -4,14 +4,15 @@
 //! offsets (through the replicated partition) is the broker's job; this type validates
 //! commits and applies them once they are durable.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::offsets::{partition_for, OffsetKey, OffsetTable, OffsetValue, OffsetWrites};
+use super::snapshot::GroupSnapshot;
 use tributary_metadata::ResponseError;
 
 use super::state::{
@@ -51,6 +52,8 @@ struct Inner {
     loaded: HashMap<i32, OffsetTable>,
     /// Offsets partitions led here but still being replayed.
     loading: BTreeSet<i32>,
+    /// Group metadata to store, in the order the groups changed (`None` deletes a group).
+    unsaved: VecDeque<(String, Option<GroupSnapshot>)>,
 }
 
 impl Inner {
@@ -80,6 +83,8 @@ pub struct GroupCoordinator {
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`).
     pub offsets_partitions: i32,
     epoch: Instant,
+    /// Wakes the writer of group metadata ([`GroupCoordinator::take_unsaved`]).
+    unsaved_ready: Notify,
 }
 
 /// Answers every parked request of `group` with `reply()`.
@@ -112,7 +117,33 @@ impl GroupCoordinator {
             limits,
             offsets_partitions,
             epoch: Instant::now(),
+            unsaved_ready: Notify::new(),
         }
+    }
+
+    /// Answers what `effects` completes for `group`, and queues the group's metadata if it
+    /// reached a state worth storing. Every change to a group ends here.
+    fn settle(&self, inner: &mut Inner, group: &str, effects: Vec<Effect>) {
+        inner.deliver(group, effects);
+        let unsaved = inner
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.take_unsaved(crate::util::now_ms()));
+        if let Some(snapshot) = unsaved {
+            inner.unsaved.push_back((group.to_string(), Some(snapshot)));
+            self.unsaved_ready.notify_one();
+        }
+    }
+
+    /// The group metadata to store, oldest first; the writer calls this when
+    /// [`GroupCoordinator::unsaved_ready`] wakes it.
+    pub fn take_unsaved(&self) -> Vec<(String, Option<GroupSnapshot>)> {
+        self.lock().unsaved.drain(..).collect()
+    }
+
+    /// Resolves when group metadata is waiting to be stored.
+    pub async fn unsaved_ready(&self) {
+        self.unsaved_ready.notified().await
     }
 
     fn now(&self) -> u64 {
@@ -145,10 +176,18 @@ impl GroupCoordinator {
     }
 
     /// Installs a loaded partition's offsets: its groups are now served here.
-    pub fn finish_loading(&self, partition: i32, table: OffsetTable) {
+    pub fn finish_loading(&self, partition: i32, mut table: OffsetTable) {
+        let now = self.now();
         let mut inner = self.lock();
         if inner.loading.remove(&partition) {
+            let snapshots = table.take_group_snapshots();
+            let restored = snapshots.len();
+            for (id, snapshot) in snapshots {
+                let group = Group::restore(&id, snapshot, self.limits, now);
+                inner.groups.insert(id, group);
+            }
             inner.loaded.insert(partition, table);
+            tracing::info!(partition, groups = restored, "group metadata restored");
             tracing::info!(
                 partition,
                 "offsets partition loaded: coordinating its groups"
@@ -196,7 +235,7 @@ impl GroupCoordinator {
                 .or_insert_with(|| Group::new(group_id, limits));
             let step = group.join(req, now);
             if let Some(reply) = step.reply {
-                inner.deliver(group_id, step.effects);
+                self.settle(&mut inner, group_id, step.effects);
                 return reply;
             }
             let member_id = step.parked_member.unwrap_or_default();
@@ -204,7 +243,7 @@ impl GroupCoordinator {
             inner
                 .join_waiters
                 .insert((group_id.to_string(), member_id), tx);
-            inner.deliver(group_id, step.effects);
+            self.settle(&mut inner, group_id, step.effects);
             rx
         };
         rx.await
@@ -231,14 +270,14 @@ impl GroupCoordinator {
             };
             let step = group.sync(member_id, instance_id, generation, assignments, now);
             if let Some(reply) = step.reply {
-                inner.deliver(group_id, step.effects);
+                self.settle(&mut inner, group_id, step.effects);
                 return reply;
             }
             let (tx, rx) = oneshot::channel();
             inner
                 .sync_waiters
                 .insert((group_id.to_string(), member_id.to_string()), tx);
-            inner.deliver(group_id, step.effects);
+            self.settle(&mut inner, group_id, step.effects);
             rx
         };
         rx.await
@@ -284,7 +323,7 @@ impl GroupCoordinator {
             }
             None => results.extend(members.iter().map(|_| Err(ResponseError::UnknownMemberId))),
         }
-        inner.deliver(group_id, effects);
+        self.settle(&mut inner, group_id, effects);
         Ok(results)
     }
 
@@ -299,7 +338,7 @@ impl GroupCoordinator {
                 .get_mut(&id)
                 .map(|g| g.tick(now))
                 .unwrap_or_default();
-            inner.deliver(&id, effects);
+            self.settle(&mut inner, &id, effects);
         }
     }
 
@@ -410,7 +449,10 @@ impl GroupCoordinator {
     pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), ResponseError> {
         let mut inner = self.lock();
         let p = self.check_deletable(&inner, group_id, ResponseError::NonEmptyGroup)?;
-        inner.groups.remove(group_id);
+        if inner.groups.remove(group_id).is_some() {
+            inner.unsaved.push_back((group_id.to_string(), None));
+            self.unsaved_ready.notify_one();
+        }
         let committed = inner
             .loaded
             .get(&p)

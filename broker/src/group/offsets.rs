@@ -16,6 +16,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
+use super::snapshot::{self, GroupSnapshot};
 use crate::log::batch;
 
 /// Name of the internal offsets topic.
@@ -147,37 +148,58 @@ impl OffsetValue {
 
 /// Encodes commits (and deletions, as `None`) as one record batch.
 pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes> {
-    let now = crate::util::now_ms();
-    let records: Vec<Record> = entries
+    let pairs = entries
         .iter()
-        .enumerate()
-        .map(|(i, (key, value))| {
-            Ok(Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // A constant offset-sequence gap keeps all records in one batch whose base
-                // sequence is -1 (no producer id).
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(key.encode()?),
-                value: value.as_ref().map(OffsetValue::encode).transpose()?,
-                headers: Default::default(),
-                delete_horizon: false,
-            })
+        .map(|(key, value)| {
+            Ok((
+                key.encode()?,
+                value.as_ref().map(OffsetValue::encode).transpose()?,
+            ))
         })
-        .collect::<io::Result<_>>()?;
+        .collect::<io::Result<Vec<_>>>()?;
+    record_batch(pairs)
+}
+
+/// Encodes a group's metadata (a tombstone for `None`: the group was deleted) as a
+/// record batch of its own.
+pub fn encode_group(group: &str, snapshot: Option<&GroupSnapshot>) -> io::Result<Bytes> {
+    let value = snapshot.map(GroupSnapshot::encode).transpose()?;
+    record_batch(vec![(snapshot::encode_key(group)?, value)])
+}
+
+/// One uncompressed batch of `(key, value)` records, stamped now.
+fn record_batch(pairs: Vec<(Bytes, Option<Bytes>)>) -> io::Result<Bytes> {
+    let now = crate::util::now_ms();
+    let records: Vec<Record> = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // A constant offset-sequence gap keeps all records in one batch whose base
+            // sequence is -1 (no producer id).
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
     Ok(batch::encode_records(&records, Compression::None)?.freeze())
 }
 
-/// The committed offsets of the groups in one `__consumer_offsets` partition.
+/// The committed offsets of the groups in one `__consumer_offsets` partition, and (while
+/// the partition is being loaded) the last metadata stored for each group.
 #[derive(Debug, Clone, Default)]
 pub struct OffsetTable {
     offsets: HashMap<OffsetKey, OffsetValue>,
+    groups: HashMap<String, GroupSnapshot>,
 }
 
 impl OffsetTable {
@@ -187,7 +209,14 @@ impl OffsetTable {
             let mut buf = bytes;
             let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
             for record in set.records {
-                let Some(key) = record.key.as_deref().and_then(OffsetKey::decode) else {
+                let Some(key_bytes) = record.key.as_deref() else {
+                    continue;
+                };
+                if let Some(group) = snapshot::decode_key(key_bytes) {
+                    self.replay_group(group, record.value.as_deref());
+                    continue;
+                }
+                let Some(key) = OffsetKey::decode(key_bytes) else {
                     continue;
                 };
                 match record.value.as_deref() {
@@ -210,6 +239,30 @@ impl OffsetTable {
             }
         }
         Ok(())
+    }
+
+    /// A group metadata record: the latest snapshot wins, a tombstone deletes the group.
+    /// A snapshot that cannot be read is dropped with a warning: its group starts empty
+    /// and its members rejoin, which loses nothing.
+    fn replay_group(&mut self, group: String, value: Option<&[u8]>) {
+        match value.map(GroupSnapshot::decode) {
+            None => {
+                self.groups.remove(&group);
+            }
+            Some(Ok(snapshot)) => {
+                self.groups.insert(group, snapshot);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%group, %error, "unreadable group metadata: the group starts empty");
+                self.groups.remove(&group);
+            }
+        }
+    }
+
+    /// The group metadata replayed, handed over once: the coordinator owns the groups
+    /// from then on.
+    pub fn take_group_snapshots(&mut self) -> HashMap<String, GroupSnapshot> {
+        std::mem::take(&mut self.groups)
     }
 
     /// Applies committed entries.
@@ -343,5 +396,35 @@ mod tests {
         assert_eq!(partition_for("polygenelubricants", 50), 0);
         assert_eq!(partition_for("", 50), 0);
         assert!((0..5).contains(&partition_for("any-group", 5)));
+    }
+
+    #[test]
+    fn replay_keeps_the_last_metadata_of_each_group() {
+        use crate::group::snapshot::GroupSnapshot;
+        let snapshot = |generation| GroupSnapshot {
+            protocol_type: "consumer".into(),
+            generation,
+            protocol: None,
+            leader: None,
+            state_timestamp_ms: 0,
+            members: vec![],
+        };
+        let mut data = bytes::BytesMut::new();
+        data.extend_from_slice(&encode_group("g", Some(&snapshot(1))).unwrap());
+        data.extend_from_slice(&encode(&[(key("g", 0), Some(value(5)))]).unwrap());
+        data.extend_from_slice(&encode_group("g", Some(&snapshot(2))).unwrap());
+        data.extend_from_slice(&encode_group("gone", Some(&snapshot(9))).unwrap());
+        data.extend_from_slice(&encode_group("gone", None).unwrap());
+        let mut table = OffsetTable::default();
+        table.replay(data.freeze()).unwrap();
+        let groups = table.take_group_snapshots();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups["g"].generation, 2);
+        assert_eq!(
+            table.group_offsets("g").len(),
+            1,
+            "offsets replay alongside"
+        );
+        assert!(table.take_group_snapshots().is_empty(), "handed over once");
     }
 }

@@ -1,6 +1,7 @@
-//! Committed offsets on `__consumer_offsets`. A commit is written through the replicated
-//! partition with acks=all and applied to the coordinator only once durable; leading an
-//! offsets partition loads its groups by replaying the partition, and losing it unloads
+//! Committed offsets and group metadata on `__consumer_offsets`. A commit is written
+//! through the replicated partition with acks=all and applied to the coordinator only once
+//! durable; group metadata is written behind the coordinator's changes, in order; leading
+//! an offsets partition loads its groups by replaying the partition, and losing it unloads
 //! them.
 
 use std::sync::Arc;
@@ -49,10 +50,45 @@ impl OffsetsLog {
         if entries.is_empty() {
             return Ok(());
         }
+        let records = offsets::encode(&entries).map_err(|_| ResponseError::UnknownServerError)?;
+        self.append_durably(partition, records).await?;
+        self.groups.apply(partition, entries);
+        Ok(())
+    }
+
+    /// Stores group metadata as the coordinator queues it, one record at a time in the
+    /// order the groups changed, until shutdown. A write that fails (the partition moved,
+    /// its ISR is short) is dropped: the group then resumes from its previous generation
+    /// on its next coordinator, whose members rejoin.
+    pub async fn run_group_writer(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.groups.unsaved_ready() => {}
+                _ = shutdown.changed() => return,
+            }
+            for (group, snapshot) in self.groups.take_unsaved() {
+                let partition = self.groups.partition_of(&group);
+                let written = match offsets::encode_group(&group, snapshot.as_ref()) {
+                    Ok(records) => self.append_durably(partition, records).await,
+                    Err(_) => Err(ResponseError::UnknownServerError),
+                };
+                if let Err(error) = written {
+                    warn!(%group, partition, ?error, "storing group metadata failed");
+                }
+            }
+        }
+    }
+
+    /// Appends records to offsets partition `partition` and waits until they are
+    /// committed (acks=all), failing as a group coordinator answers.
+    async fn append_durably(
+        &self,
+        partition: i32,
+        records: bytes::Bytes,
+    ) -> Result<(), ResponseError> {
         let Some(log) = self.replicas.get(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::NotCoordinator);
         };
-        let records = offsets::encode(&entries).map_err(|_| ResponseError::UnknownServerError)?;
         let mut appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
         self.appended.notify();
         if let Some(flush) = appended.flush.take() {
@@ -65,9 +101,7 @@ impl OffsetsLog {
         // The commit timeout is short already; a lapsed session does not cut it shorter.
         log.wait_for_commit(&appended, COMMIT_TIMEOUT, &|| false)
             .await
-            .map_err(|e| coordinator_error(&e))?;
-        self.groups.apply(partition, entries);
-        Ok(())
+            .map_err(|e| coordinator_error(&e))
     }
 
     /// Drops every committed offset of a deleted topic.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod groups;
 pub mod traffic;
 
 use std::net::TcpListener;

@@ -238,6 +238,8 @@ impl Group {
             && self.select_protocol().as_deref() == Some(protocol.as_str())
             && (!was_leader || req.supports_skip_assignment);
         if keeps_generation {
+            // The member's new id is part of the settled generation now.
+            self.unsaved = true;
             step.reply = Some(JoinReply {
                 error: None,
                 generation: self.generation,
@@ -374,6 +376,7 @@ impl Group {
             self.state = GroupState::Empty;
             self.protocol = None;
             self.leader = None;
+            self.unsaved = true;
             return Vec::new();
         }
         self.protocol = self.select_protocol();

@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use tributary_metadata::ResponseError;
 
+use super::snapshot::{GroupSnapshot, MemberSnapshot};
+
 pub use join::{JoinReply, JoinRequest};
 
 /// The protocol type of Kafka's consumers (as opposed to Connect workers, say).
@@ -156,6 +158,9 @@ pub struct Group {
     /// (`group.initial.rebalance.delay.ms`), so a starting fleet lands in one generation.
     initial_delay: bool,
     limits: GroupLimits,
+    /// The group reached a state worth storing (a generation settled with its
+    /// assignments, or the group emptied) since the coordinator last took a snapshot.
+    unsaved: bool,
 }
 
 impl Group {
@@ -174,7 +179,82 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay: false,
             limits,
+            unsaved: false,
         }
+    }
+
+    /// A group resumed from its stored metadata, as a coordinator taking it over finds
+    /// it: stable at its generation when it has members (whose sessions start now, so
+    /// members that are gone expire as usual), empty otherwise.
+    pub fn restore(id: &str, snapshot: GroupSnapshot, limits: GroupLimits, now_ms: u64) -> Self {
+        let mut group = Group::new(id, limits);
+        group.generation = snapshot.generation;
+        group.protocol_type = Some(snapshot.protocol_type).filter(|t| !t.is_empty());
+        group.protocol = snapshot.protocol;
+        group.leader = snapshot.leader;
+        let protocol = group.protocol.clone().unwrap_or_default();
+        for stored in snapshot.members {
+            if let Some(instance) = &stored.instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), stored.member_id.clone());
+            }
+            group.members.insert(
+                stored.member_id.clone(),
+                Member {
+                    id: stored.member_id,
+                    instance_id: stored.instance_id,
+                    client_id: stored.client_id,
+                    client_host: stored.client_host,
+                    session_timeout_ms: stored.session_timeout_ms,
+                    rebalance_timeout_ms: stored.rebalance_timeout_ms,
+                    protocols: vec![(protocol.clone(), stored.subscription)],
+                    assignment: stored.assignment,
+                    last_heartbeat_ms: now_ms,
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                },
+            );
+        }
+        group.state = if group.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        group
+    }
+
+    /// The group as it should be stored, if it changed in a way worth storing since the
+    /// last call: a generation that settled (every member has its assignment) or a group
+    /// that emptied. States in between are not stored, as with Kafka: a coordinator that
+    /// takes over mid-rebalance resumes the last settled generation, whose members then
+    /// rejoin.
+    pub fn take_unsaved(&mut self, now_wall_ms: i64) -> Option<GroupSnapshot> {
+        if !std::mem::take(&mut self.unsaved) {
+            return None;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        Some(GroupSnapshot {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp_ms: now_wall_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberSnapshot {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
     }
 
     pub fn state(&self) -> GroupState {
@@ -302,6 +382,7 @@ impl Group {
                     self.generation += 1;
                     self.protocol = None;
                     self.leader = None;
+                    self.unsaved = true;
                     Vec::new()
                 } else {
                     let mut effects = self.prepare_rebalance(now_ms);

@@ -73,6 +73,7 @@ impl Group {
                         member.assignment = given.remove(&member.id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
+                    self.unsaved = true;
                     let waiting: Vec<(String, Bytes)> = self
                         .members
                         .values_mut()

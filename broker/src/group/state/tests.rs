@@ -461,3 +461,55 @@ fn a_member_removed_while_parked_is_answered() {
     assert_eq!(answered[0].member_id, b);
     assert_eq!(answered[0].error, Some(ResponseError::UnknownMemberId));
 }
+
+#[test]
+fn a_settled_generation_is_stored_and_a_new_coordinator_resumes_it() {
+    let (mut group, ids) = stable_static_group(&["a", "b"]);
+    let snapshot = group.take_unsaved(123).expect("the settled generation");
+    assert!(group.take_unsaved(124).is_none(), "stored once");
+    assert_eq!((snapshot.generation, snapshot.members.len()), (1, 2));
+    assert_eq!(snapshot.protocol.as_deref(), Some("range"));
+    let a = snapshot
+        .members
+        .iter()
+        .find(|m| m.instance_id.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(a.assignment, Bytes::from_static(b"assignment-a"));
+    assert_eq!(a.subscription, Bytes::from_static(b"meta-range"));
+
+    // The new coordinator: the same generation and members, no rebalance.
+    let mut resumed = Group::restore("g", snapshot, LIMITS, 50_000);
+    assert_eq!(resumed.state(), GroupState::Stable);
+    assert_eq!(resumed.generation(), 1);
+    for (id, instance) in ids.iter().zip(["a", "b"]) {
+        assert_eq!(resumed.heartbeat(id, Some(instance), 1, 50_001), Ok(()));
+        assert_eq!(resumed.validate_commit(id, Some(instance), 1), Ok(()));
+        let sync = resumed.sync(id, Some(instance), 1, vec![], 50_002);
+        assert_eq!(
+            sync.reply.unwrap().assignment,
+            Bytes::from(format!("assignment-{instance}"))
+        );
+    }
+    // Its static members are known by their instance ids.
+    assert_eq!(
+        resumed.heartbeat("old", Some("a"), 1, 50_003),
+        Err(ResponseError::FencedInstanceId)
+    );
+    // Members that are gone expire as usual, and the emptied group is stored.
+    resumed.tick(50_003 + 10_001);
+    assert_eq!(resumed.state(), GroupState::Empty);
+    let emptied = resumed.take_unsaved(125).expect("the emptied group");
+    assert_eq!((emptied.generation, emptied.members.len()), (2, 0));
+    let restored = Group::restore("g", emptied, LIMITS, 70_000);
+    assert_eq!(restored.state(), GroupState::Empty);
+    assert_eq!(restored.generation(), 2, "generations keep counting");
+}
+
+#[test]
+fn a_rebalance_in_progress_is_not_stored() {
+    let (mut group, _) = stable_static_group(&["a"]);
+    group.take_unsaved(1);
+    group.join(static_join("b", ""), 100);
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert!(group.take_unsaved(2).is_none());
+}
