@@ -23,6 +23,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod log;

@@ -313,8 +313,11 @@ fn produce_cases(v: i16) -> Cases {
     ]
 }
 
-fn fetch_cases(v: i16, f: &Fixture) -> Cases {
-    let fetch = |name: &str, id: uuid::Uuid, offset: i64, leader_epoch: i32| {
+fn fetch_cases(v: i16, f: &Fixture, conn: &mut Connection) -> Cases {
+    let session = |request: FetchRequest, id: i32, epoch: i32| {
+        RequestKind::Fetch(request.with_session_id(id).with_session_epoch(epoch))
+    };
+    let fetch_request = |name: &str, id: uuid::Uuid, offset: i64, leader_epoch: i32| {
         let mut fetched = fetch_request::FetchTopic::default().with_partitions(vec![
             fetch_request::FetchPartition::default()
                 .with_partition(0)
@@ -335,7 +338,10 @@ fn fetch_cases(v: i16, f: &Fixture) -> Cases {
         if v >= 7 {
             request = request.with_session_epoch(-1);
         }
-        RequestKind::Fetch(request)
+        request
+    };
+    let fetch = |name: &str, id: uuid::Uuid, offset: i64, leader_epoch: i32| {
+        RequestKind::Fetch(fetch_request(name, id, offset, leader_epoch))
     };
     let mut cases = vec![
         ("records", fetch(TOPIC, f.topic_id, 0, -1)),
@@ -344,6 +350,33 @@ fn fetch_cases(v: i16, f: &Fixture) -> Cases {
     ];
     if v >= 9 {
         cases.push(("fenced epoch", fetch(TOPIC, f.topic_id, 0, 99)));
+    }
+    if v >= 7 {
+        // KIP-227: a session opened here, then its next incremental fetches.
+        let opened = session(fetch_request(TOPIC, f.topic_id, 0, -1), 0, 0);
+        let ResponseKind::Fetch(response) = conn.expect(ApiKey::Fetch, v, opened) else {
+            unreachable!()
+        };
+        assert!(
+            response.session_id > 0,
+            "v{v} opened a session: {response:?}"
+        );
+        let id = response.session_id;
+        let none = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1);
+        cases.push(("incremental, nothing new", session(none.clone(), id, 1)));
+        cases.push((
+            "incremental, a new position",
+            session(fetch_request(TOPIC, f.topic_id, 3, -1), id, 2),
+        ));
+        cases.push(("epoch out of order", session(none.clone(), id, 9)));
+        cases.push(("unknown session", session(none.clone(), i32::MAX, 1)));
+        cases.push(("session closed", session(none.clone(), id, -1)));
+        cases.push((
+            "new session",
+            session(fetch_request(TOPIC, f.topic_id, 0, -1), 0, 0),
+        ));
     }
     cases
 }
@@ -1127,7 +1160,7 @@ fn list_partition_reassignments_cases() -> Cases {
 fn cases(key: ApiKey, v: i16, f: &Fixture, conn: &mut Connection) -> Cases {
     match key {
         ApiKey::Produce => produce_cases(v),
-        ApiKey::Fetch => fetch_cases(v, f),
+        ApiKey::Fetch => fetch_cases(v, f, conn),
         ApiKey::ListOffsets => list_offsets_cases(v),
         ApiKey::Metadata => metadata_cases(v, f),
         ApiKey::OffsetCommit => offset_commit_cases(v, conn),

@@ -30,6 +30,7 @@ use self::storage::StorageHealth;
 use crate::cluster::client::ControllerClient;
 use crate::config::policy::TopicPolicy;
 use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::persistence::OffsetsLog;
@@ -64,6 +65,8 @@ pub struct Broker {
     pub offsets: OffsetsLog,
     /// The follower fetchers.
     pub fetchers: FetcherManager,
+    /// Consumers' incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessionCache,
     /// Notified after every append or high-watermark move, waking long-polling fetches.
     appended: Signal,
     started: Instant,
@@ -101,6 +104,11 @@ impl Broker {
             metadata: MetadataCache::default(),
             offsets: OffsetsLog::new(groups.clone(), replicas.clone(), appended.clone()),
             fetchers: FetcherManager::new(config.broker_id, appended.clone(), storage),
+            fetch_sessions: FetchSessionCache::new(
+                config
+                    .setting_i64("max.incremental.fetch.session.cache.slots")
+                    .max(0) as usize,
+            ),
             replicas,
             controller: ControllerClient::new(controller_addr),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),

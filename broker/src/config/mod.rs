@@ -84,6 +84,7 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("connections.max.idle.ms", "600000"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
     ("group.max.session.timeout.ms", "1800000"),
     ("log.retention.check.interval.ms", "300000"),
     ("offsets.retention.minutes", "10080"),

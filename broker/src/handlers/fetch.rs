@@ -16,7 +16,9 @@ use tokio::time::Instant;
 
 use super::{check_leader_epoch, hosted_partition, resolve_topic, RequestContext};
 use crate::broker::Broker;
+use crate::fetch_session::{FetchPlan, FetchPosition, PartitionOutcome, SessionKey};
 use crate::partition::{LogOffsets, Partition};
+use kafka_protocol::protocol::StrBytes;
 
 /// Longest a fetch may park, whatever the client asks (Kafka bounds it by request timeouts).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -49,12 +51,17 @@ fn preferred_read_replica(
     })
 }
 
-/// One pass over the requested partitions; returns the response topics and bytes gathered.
+/// One partition's answer, and what the fetch session records of it.
+type PartitionAnswer = (PartitionData, PartitionOutcome);
+
+/// One pass over the partitions a fetch reads; returns each one's answer, the bytes
+/// gathered and whether any partition must be answered at once (an error, a redirect).
 fn read_all(
     ctx: &RequestContext,
     req: &FetchRequest,
+    plan: &FetchPlan,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (Vec<PartitionAnswer>, usize, bool) {
     let broker = &ctx.broker;
     // Before v15 a follower's fetch does not say which incarnation it comes from.
     let (replica_id, replica_epoch) = if ctx.version >= 15 {
@@ -71,142 +78,239 @@ fn read_all(
     let mut had_error = false;
     let mut hw_moved = false;
     let max_bytes = req.max_bytes.max(0) as usize;
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for topic in &req.topics {
-        let name = resolve_topic(broker, &topic.topic.0, topic.topic_id);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let base = PartitionData::default()
-                .with_partition_index(p.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_preferred_read_replica(BrokerId(-1))
-                .with_aborted_transactions(read_committed.then(Vec::new));
-            let partition = match hosted_partition(broker, &name, topic.topic_id, p.partition) {
-                Ok(partition) => partition,
-                Err(e) => {
-                    had_error = true;
-                    partitions.push(base.with_error_code(e.code()));
-                    continue;
-                }
-            };
-            if let Err(e) = check_leader_epoch(p.current_leader_epoch, partition.leader_epoch()) {
+    let mut answers = Vec::with_capacity(plan.partitions.len());
+    let failed = |data: PartitionData, code: i16| {
+        let outcome = PartitionOutcome {
+            high_watermark: data.high_watermark,
+            log_start_offset: data.log_start_offset,
+            has_records: false,
+            must_send: true,
+        };
+        (data.with_error_code(code), outcome)
+    };
+    for (key, position) in &plan.partitions {
+        let name = resolve_topic(broker, &key.topic, key.topic_id);
+        let base = PartitionData::default()
+            .with_partition_index(key.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_aborted_transactions(read_committed.then(Vec::new));
+        let partition = match hosted_partition(broker, &name, key.topic_id, key.partition) {
+            Ok(partition) => partition,
+            Err(e) => {
                 had_error = true;
-                partitions.push(base.with_error_code(e.code()));
+                answers.push(failed(base, e.code()));
                 continue;
             }
-            if !from_follower && !partition.is_leader() && ctx.version < 11 {
-                had_error = true;
-                partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+        };
+        if let Err(e) = check_leader_epoch(position.current_leader_epoch, partition.leader_epoch())
+        {
+            had_error = true;
+            answers.push(failed(base, e.code()));
+            continue;
+        }
+        if !from_follower && !partition.is_leader() && ctx.version < 11 {
+            had_error = true;
+            answers.push(failed(base, ResponseError::NotLeaderOrFollower.code()));
+            continue;
+        }
+        if !from_follower && partition.is_leader() {
+            if let Some(replica) = name
+                .as_deref()
+                .and_then(|n| preferred_read_replica(broker, n, key.partition, &req.rack_id))
+            {
+                let LogOffsets {
+                    log_start: start,
+                    high_watermark: hw,
+                    ..
+                } = partition.offsets();
+                had_error = true; // answer now: the client moves to its replica
+                let data = base
+                    .with_preferred_read_replica(BrokerId(replica))
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(start)
+                    .with_records(Some(Default::default()));
+                answers.push(failed(data, 0));
                 continue;
-            }
-            if !from_follower && partition.is_leader() {
-                if let Some(replica) = name
-                    .as_deref()
-                    .and_then(|n| preferred_read_replica(broker, n, p.partition, &req.rack_id))
-                {
-                    let LogOffsets {
-                        log_start: start,
-                        high_watermark: hw,
-                        ..
-                    } = partition.offsets();
-                    had_error = true; // answer now: the client moves to its replica
-                    partitions.push(
-                        base.with_preferred_read_replica(BrokerId(replica))
-                            .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
-                            .with_log_start_offset(start)
-                            .with_records(Some(Default::default())),
-                    );
-                    continue;
-                }
-            }
-            // KIP-74: the first partition with data may exceed max_bytes by one batch.
-            let budget =
-                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-            let budget = if total == 0 { budget.max(1) } else { budget };
-            let result = if from_follower {
-                partition
-                    .read_for_follower(replica_id, replica_epoch, p.fetch_offset, budget, now)
-                    .map(|(data, moved)| {
-                        hw_moved |= moved;
-                        data
-                    })
-            } else {
-                partition.read(p.fetch_offset, budget)
-            };
-            match result {
-                Ok(data) => {
-                    let records = if budget > 0 || data.records.is_empty() {
-                        data.records
-                    } else {
-                        Default::default()
-                    };
-                    total += records.len();
-                    partitions.push(
-                        base.with_high_watermark(data.high_watermark)
-                            .with_last_stable_offset(data.high_watermark)
-                            .with_log_start_offset(data.log_start_offset)
-                            .with_records(Some(records)),
-                    );
-                }
-                Err(e) => {
-                    had_error = true;
-                    let LogOffsets {
-                        log_start: start,
-                        high_watermark: hw,
-                        ..
-                    } = partition.offsets();
-                    partitions.push(
-                        base.with_error_code(e.kafka_error().code())
-                            .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
-                            .with_log_start_offset(start),
-                    );
-                }
             }
         }
-        topics.push(
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
+        // KIP-74: the first partition with data may exceed max_bytes by one batch.
+        let budget =
+            (position.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+        let budget = if total == 0 { budget.max(1) } else { budget };
+        let result = if from_follower {
+            partition
+                .read_for_follower(
+                    replica_id,
+                    replica_epoch,
+                    position.fetch_offset,
+                    budget,
+                    now,
+                )
+                .map(|(data, moved)| {
+                    hw_moved |= moved;
+                    data
+                })
+        } else {
+            partition.read(position.fetch_offset, budget)
+        };
+        match result {
+            Ok(data) => {
+                let records = if budget > 0 || data.records.is_empty() {
+                    data.records
+                } else {
+                    Default::default()
+                };
+                total += records.len();
+                let outcome = PartitionOutcome {
+                    high_watermark: data.high_watermark,
+                    log_start_offset: data.log_start_offset,
+                    has_records: !records.is_empty(),
+                    must_send: false,
+                };
+                let data = base
+                    .with_high_watermark(data.high_watermark)
+                    .with_last_stable_offset(data.high_watermark)
+                    .with_log_start_offset(data.log_start_offset)
+                    .with_records(Some(records));
+                answers.push((data, outcome));
+            }
+            Err(e) => {
+                had_error = true;
+                let LogOffsets {
+                    log_start: start,
+                    high_watermark: hw,
+                    ..
+                } = partition.offsets();
+                let data = base
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(start);
+                answers.push(failed(data, e.kafka_error().code()));
+            }
+        }
     }
     if hw_moved {
         broker.notify_appended();
     }
-    (topics, total, had_error)
+    (answers, total, had_error)
+}
+
+/// Groups partition answers by topic, in the plan's order.
+fn by_topic(
+    plan: &FetchPlan,
+    answers: Vec<PartitionAnswer>,
+    included: &[bool],
+) -> Vec<FetchableTopicResponse> {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last: Option<&SessionKey> = None;
+    for (((key, _), (data, _)), include) in plan.partitions.iter().zip(answers).zip(included) {
+        if !include {
+            continue;
+        }
+        let same_topic = last.is_some_and(|l| l.topic_id == key.topic_id && l.topic == key.topic);
+        match topics.last_mut() {
+            Some(topic) if same_topic => topic.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(key.topic.clone())))
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+        last = Some(key);
+    }
+    topics
+}
+
+/// What a fetch asks for, as `(partition, position)` pairs and the partitions it forgets.
+fn requested_partitions(req: &FetchRequest) -> (Vec<(SessionKey, FetchPosition)>, Vec<SessionKey>) {
+    let requested = req
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| {
+                let key = SessionKey {
+                    topic_id: topic.topic_id,
+                    topic: topic.topic.0.to_string(),
+                    partition: p.partition,
+                };
+                let position = FetchPosition {
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                };
+                (key, position)
+            })
+        })
+        .collect();
+    let forgotten = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| SessionKey {
+                topic_id: topic.topic_id,
+                topic: topic.topic.0.to_string(),
+                partition: *p,
+            })
+        })
+        .collect();
+    (requested, forgotten)
 }
 
 /// Fetch: waits up to `max_wait_ms` for `min_bytes`, then answers with whatever is there.
-/// Incremental fetch sessions are declined (session id 0), which KIP-227 permits.
+/// From v7 a client may open an incremental fetch session (KIP-227): later fetches name
+/// only partitions whose position changed, and answers carry only partitions with news.
 pub async fn handle_fetch(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let read_committed = req.isolation_level == 1;
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let (requested, forgotten) = requested_partitions(&req);
+    let plan = if ctx.version >= 7 {
+        ctx.broker.fetch_sessions.plan(
+            req.session_id,
+            req.session_epoch,
+            requested,
+            &forgotten,
+            std::time::Instant::now(),
+        )
+    } else {
+        Ok(FetchPlan {
+            session_id: 0,
+            incremental: false,
+            partitions: requested,
+        })
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(error) => return FetchResponse::default().with_error_code(error.code()),
+    };
     let mut appends = ctx.broker.subscribe_appends();
     loop {
         appends.borrow_and_update();
-        let (topics, total, had_error) = read_all(ctx, &req, read_committed);
+        let (answers, total, had_error) = read_all(ctx, &req, &plan, read_committed);
         let done = total >= min_bytes.max(1)
             || had_error
-            || req.topics.is_empty()
+            || plan.partitions.is_empty()
             || Instant::now() >= deadline;
-        if done || min_bytes == 0 {
-            return FetchResponse::default()
-                .with_session_id(0)
-                .with_responses(topics);
-        }
-        tokio::select! {
-            changed = appends.changed() => {
-                if changed.is_err() {
-                    return FetchResponse::default().with_responses(topics);
-                }
+        let stopped = if done || min_bytes == 0 {
+            false
+        } else {
+            tokio::select! {
+                changed = appends.changed() => changed.is_err(),
+                _ = tokio::time::sleep_until(deadline) => false,
             }
-            _ = tokio::time::sleep_until(deadline) => {}
+        };
+        if done || min_bytes == 0 || stopped {
+            let outcomes: Vec<PartitionOutcome> = answers.iter().map(|(_, o)| *o).collect();
+            let included = ctx.broker.fetch_sessions.finish(&plan, &outcomes);
+            return FetchResponse::default()
+                .with_session_id(plan.session_id)
+                .with_responses(by_topic(&plan, answers, &included));
         }
     }
 }
