@@ -79,7 +79,8 @@ fn read_all(
     let mut hw_moved = false;
     let max_bytes = req.max_bytes.max(0) as usize;
     let mut answers = Vec::with_capacity(plan.partitions.len());
-    let failed = |data: PartitionData, code: i16| {
+    // An answer the client must hear even in an incremental fetch: an error, a redirect.
+    let urgent = |data: PartitionData, code: i16| {
         let outcome = PartitionOutcome {
             high_watermark: data.high_watermark,
             log_start_offset: data.log_start_offset,
@@ -101,19 +102,19 @@ fn read_all(
             Ok(partition) => partition,
             Err(e) => {
                 had_error = true;
-                answers.push(failed(base, e.code()));
+                answers.push(urgent(base, e.code()));
                 continue;
             }
         };
         if let Err(e) = check_leader_epoch(position.current_leader_epoch, partition.leader_epoch())
         {
             had_error = true;
-            answers.push(failed(base, e.code()));
+            answers.push(urgent(base, e.code()));
             continue;
         }
         if !from_follower && !partition.is_leader() && ctx.version < 11 {
             had_error = true;
-            answers.push(failed(base, ResponseError::NotLeaderOrFollower.code()));
+            answers.push(urgent(base, ResponseError::NotLeaderOrFollower.code()));
             continue;
         }
         if !from_follower && partition.is_leader() {
@@ -133,7 +134,7 @@ fn read_all(
                     .with_last_stable_offset(hw)
                     .with_log_start_offset(start)
                     .with_records(Some(Default::default()));
-                answers.push(failed(data, 0));
+                answers.push(urgent(data, 0));
                 continue;
             }
         }
@@ -189,7 +190,7 @@ fn read_all(
                     .with_high_watermark(hw)
                     .with_last_stable_offset(hw)
                     .with_log_start_offset(start);
-                answers.push(failed(data, e.kafka_error().code()));
+                answers.push(urgent(data, e.kafka_error().code()));
             }
         }
     }
