@@ -374,6 +374,18 @@ impl Iterator for BatchIter {
     }
 }
 
+/// Sets a batch's last offset delta and seals its CRC again: a batch rewritten with fewer
+/// records keeps the last offset it had (Kafka's cleaner does the same), so its producer's
+/// last sequence and the offsets after it are unchanged.
+pub fn set_last_offset_delta(batch: &mut [u8], delta: i32) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    (&mut batch[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4]).put_i32(delta);
+    let crc = compute_crc(batch);
+    (&mut batch[CRC..CRC + 4]).put_u32(crc);
+}
+
 /// Kafka's codec id of `compression` (the low bits of a batch's attributes).
 pub fn codec_id(compression: Compression) -> i16 {
     match compression {

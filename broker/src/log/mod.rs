@@ -1,6 +1,7 @@
 //! The partition log: an ordered set of segments with retention, recovery and reads.
 
 pub mod batch;
+pub mod cleaner;
 pub mod epochs;
 pub mod flush;
 pub mod index;
