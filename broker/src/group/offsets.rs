@@ -16,7 +16,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{self, GroupSnapshot};
+use super::snapshot::{self, put_string, GroupSnapshot};
 use crate::log::batch;
 
 /// Name of the internal offsets topic.
@@ -56,14 +56,6 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
 const OFFSET_KEY_VERSION: i16 = 1;
 /// `OffsetCommitValue` schema version written (v3: with the leader epoch, no expiry).
 const OFFSET_VALUE_VERSION: i16 = 3;
-
-fn put_string(buf: &mut BytesMut, s: &str) -> io::Result<()> {
-    let len = i16::try_from(s.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string over 32767 bytes"))?;
-    buf.put_i16(len);
-    buf.put_slice(s.as_bytes());
-    Ok(())
-}
 
 fn get_string(buf: &mut &[u8]) -> Option<String> {
     let len = usize::try_from(get_i16(buf)?).ok()?;

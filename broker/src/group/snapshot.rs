@@ -42,7 +42,8 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) -> io::Result<()> {
+/// Kafka's `string`: an i16 length, then the bytes.
+pub(super) fn put_string(buf: &mut BytesMut, s: &str) -> io::Result<()> {
     let len = i16::try_from(s.len()).map_err(|_| invalid("string over 32767 bytes"))?;
     buf.put_i16(len);
     buf.put_slice(s.as_bytes());

@@ -13,9 +13,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::batch::{self, BatchError, BatchHeader};
 
@@ -160,13 +158,7 @@ pub fn clean_batch(
     if survivors.is_empty() {
         return Ok(Cleaned::Dropped);
     }
-    let compression = match header.compression() {
-        1 => Compression::Gzip,
-        2 => Compression::Snappy,
-        3 => Compression::Lz4,
-        4 => Compression::Zstd,
-        _ => Compression::None,
-    };
+    let compression = batch::codec_of(header.compression());
     let mut out = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut out,
@@ -193,7 +185,7 @@ pub fn clean_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{Record, TimestampType};
+    use kafka_protocol::records::{Compression, Record, TimestampType};
 
     /// A batch of `(offset, key, value)` records from one producer.
     fn batch(records: &[(i64, Option<&str>, Option<&str>)], compression: Compression) -> Bytes {

@@ -58,7 +58,7 @@ impl JoinReply {
 }
 
 /// The metadata `protocols` carry for `protocol` (empty if they do not name it).
-fn metadata_of(protocols: &[(String, Bytes)], protocol: &str) -> Bytes {
+pub(super) fn metadata_of(protocols: &[(String, Bytes)], protocol: &str) -> Bytes {
     protocols
         .iter()
         .find(|(name, _)| name == protocol)

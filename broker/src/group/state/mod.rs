@@ -104,11 +104,7 @@ impl Member {
 
     /// This member's metadata for `protocol`.
     pub fn metadata(&self, protocol: &str) -> Bytes {
-        self.protocols
-            .iter()
-            .find(|(name, _)| name == protocol)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
+        join::metadata_of(&self.protocols, protocol)
     }
 }
 
