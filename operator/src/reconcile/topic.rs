@@ -3,10 +3,16 @@
 //! until the controller has deleted it); a topic created through the Admin API gets a
 //! KafkaTopic, and one deleted through the Admin API loses it.
 //!
-//! Configuration converges on the KafkaTopic: its `config` is the topic's whole set of
-//! overrides, so an Admin API change to a topic that has a KafkaTopic is undone at the next
-//! reconcile. A topic created through the Admin API starts with a KafkaTopic that holds
-//! the overrides it was created with.
+//! Which side wins depends on who wrote the KafkaTopic. One written by a user is the
+//! source of truth (as Strimzi's topic operator has it): its `config` is the topic's whole
+//! set of overrides, so an Admin API change to that topic is undone at the next reconcile.
+//! One the operator wrote for a topic created through the Admin API (annotated
+//! [`ORIGIN_ANNOTATION`]) follows the topic instead: Admin API changes are adopted into its
+//! spec, and only a later edit of the spec is applied to Kafka.
+//!
+//! A KafkaTopic is bound to one topic by its topic id (in its status): when its topic is
+//! deleted through the Admin API, also when a topic of the same name is created again,
+//! the KafkaTopic goes without touching the new topic, and the new one gets its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +37,12 @@ pub const FINALIZER: &str = "tributary.dev/topic";
 /// Label naming the cluster a KafkaTopic belongs to (set on KafkaTopics the operator
 /// creates for Admin API topics).
 pub const CLUSTER_LABEL: &str = "tributary.dev/cluster";
+
+/// Annotation marking a KafkaTopic the operator wrote for a topic created through the
+/// Admin API: its spec follows the topic's Admin API changes.
+pub const ORIGIN_ANNOTATION: &str = "tributary.dev/created-by";
+/// The [`ORIGIN_ANNOTATION`] value of KafkaTopics mirrored from the Admin API.
+pub const ORIGIN_ADMIN_API: &str = "admin-api";
 
 /// How often a topic's status is refreshed (leaders and ISR change without any object
 /// changing).
@@ -105,6 +117,49 @@ pub fn next_change(name: &str, spec: &KafkaTopicSpec, existing: Option<&TopicMet
         ));
     }
     TopicChange::None((!problems.is_empty()).then(|| problems.join("; ")))
+}
+
+/// Whether the operator wrote `topic` for a topic created through the Admin API.
+pub fn is_mirrored(topic: &KafkaTopic) -> bool {
+    topic
+        .annotations()
+        .get(ORIGIN_ANNOTATION)
+        .is_some_and(|origin| origin == ORIGIN_ADMIN_API)
+}
+
+/// Whether `existing` is not the topic `topic` was bound to: that one was deleted through
+/// the Admin API and a topic of the same name created since.
+pub fn is_superseded(topic: &KafkaTopic, existing: &TopicMeta) -> bool {
+    topic
+        .status
+        .as_ref()
+        .and_then(|s| s.topic_id.as_deref())
+        .is_some_and(|bound| bound != existing.id.to_string())
+}
+
+/// Whether the spec changed since the last reconcile that saw it (a user's edit).
+fn spec_edited(topic: &KafkaTopic) -> bool {
+    let observed = topic.status.as_ref().and_then(|s| s.observed_generation);
+    matches!((observed, topic.metadata.generation), (Some(seen), Some(now)) if now > seen)
+}
+
+/// For a mirrored KafkaTopic, the spec that takes in the Admin API changes made to its
+/// topic, if any (pure). Partitions only grow; replicas are left to the spec's checks.
+pub fn adopted_spec(spec: &KafkaTopicSpec, existing: &TopicMeta) -> Option<KafkaTopicSpec> {
+    let configs = crate::crd::settings_as_strings(&spec.config);
+    let partitions = existing.partitions.len() as i32;
+    if configs == existing.configs && partitions <= spec.partitions {
+        return None;
+    }
+    Some(KafkaTopicSpec {
+        partitions: partitions.max(spec.partitions),
+        config: existing
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+        ..spec.clone()
+    })
 }
 
 /// The status a KafkaTopic shows for `existing` (pure).
@@ -251,6 +306,35 @@ async fn write_status(
         .map(drop)
 }
 
+/// Writes `spec`, the topic's state as the Admin API left it, into a mirrored KafkaTopic.
+async fn adopt(
+    context: &Context,
+    topic: &KafkaTopic,
+    spec: &KafkaTopicSpec,
+) -> Result<(), kube::Error> {
+    let namespace = topic.namespace().unwrap_or_default();
+    // A merge patch: overrides the topic no longer has are removed with nulls.
+    let mut config: serde_json::Map<String, serde_json::Value> = topic
+        .spec
+        .config
+        .keys()
+        .map(|key| (key.clone(), serde_json::Value::Null))
+        .collect();
+    config.extend(spec.config.clone());
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": topic.resource_version() },
+        "spec": { "partitions": spec.partitions, "config": config },
+    });
+    Api::<KafkaTopic>::namespaced(context.client.clone(), &namespace)
+        .patch(
+            &topic.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+}
+
 /// Whether the KafkaCluster a topic names exists.
 async fn cluster_exists(context: &Context, topic: &KafkaTopic) -> Result<bool, kube::Error> {
     let namespace = topic.namespace().unwrap_or_default();
@@ -275,7 +359,22 @@ async fn apply(topic: Arc<KafkaTopic>, context: &Context) -> Result<Action, Topi
         }
     };
     let image = controller.image();
-    let change = next_change(&name, &topic.spec, image.topics.get(&name));
+    let existing = image.topics.get(&name);
+    if let Some(existing) = existing {
+        if is_superseded(&topic, existing) {
+            // The mirror deletes this KafkaTopic; the new topic is not its to change.
+            info!(topic = %name, "the topic was deleted and created again through the Admin API: leaving it to its own KafkaTopic");
+            return Ok(Action::requeue(RETRY));
+        }
+        if is_mirrored(&topic) && !spec_edited(&topic) {
+            if let Some(spec) = adopted_spec(&topic.spec, existing) {
+                info!(topic = %name, "adopting the topic's Admin API changes into its KafkaTopic");
+                adopt(context, &topic, &spec).await?;
+                return Ok(Action::requeue(Duration::ZERO));
+            }
+        }
+    }
+    let change = next_change(&name, &topic.spec, existing);
     let mut problem = match &change {
         TopicChange::None(problem) => problem.clone(),
         _ => None,
@@ -301,6 +400,15 @@ async fn cleanup(topic: Arc<KafkaTopic>, context: &Context) -> Result<Action, To
         Err(_) if !cluster_exists(context, &topic).await? => return Ok(Action::await_change()),
         Err(e) => return Err(e),
     };
+    let image = controller.image();
+    if image
+        .topics
+        .get(&name)
+        .is_some_and(|existing| is_superseded(&topic, existing))
+    {
+        // Its topic is gone already; the one of the same name belongs to another KafkaTopic.
+        return Ok(Action::await_change());
+    }
     let request = ControllerRequest::DeleteTopics {
         names: vec![name.clone()],
     };
@@ -391,6 +499,10 @@ pub fn resource_for(
             CLUSTER_LABEL.to_string(),
             cluster.to_string(),
         )])),
+        annotations: Some(BTreeMap::from([(
+            ORIGIN_ANNOTATION.to_string(),
+            ORIGIN_ADMIN_API.to_string(),
+        )])),
         owner_references: owner.map(|o| vec![o]),
         ..Default::default()
     };
@@ -420,7 +532,8 @@ pub async fn mirror_topics(
             tokio::time::sleep(RETRY).await;
             continue;
         }
-        if images.changed().await.is_err() {
+        // Also look again now and then: a KafkaTopic that held a topic's name may be gone.
+        if let Ok(Err(_)) = tokio::time::timeout(REFRESH, images.changed()).await {
             return;
         }
         // Changes come in bursts (a topic and then its leaders): mirror once per burst.
@@ -468,7 +581,11 @@ async fn mirror_admin_changes(
         if created.is_none() {
             continue;
         }
-        if resource.metadata.deletion_timestamp.is_none() && !image.topics.contains_key(&name) {
+        let gone = image
+            .topics
+            .get(&name)
+            .is_none_or(|existing| is_superseded(resource, existing));
+        if resource.metadata.deletion_timestamp.is_none() && gone {
             info!(topic = %name, "topic deleted through the Admin API: deleting its KafkaTopic");
             api.delete(&resource.name_any(), &DeleteParams::default())
                 .await?;
@@ -548,6 +665,45 @@ mod tests {
     }
 
     #[test]
+    fn mirrored_topics_adopt_admin_api_changes() {
+        let mirrored = spec(
+            1,
+            3,
+            &[("retention.ms", "1000"), ("cleanup.policy", "delete")],
+        );
+        let altered = meta(2, 3, &[("retention.ms", "86400000")]);
+        let adopted = adopted_spec(&mirrored, &altered).expect("the topic changed");
+        assert_eq!(adopted.partitions, 2);
+        assert_eq!(
+            crate::crd::settings_as_strings(&adopted.config),
+            altered.configs,
+            "the topic's overrides replace the spec's whole"
+        );
+        assert_eq!(
+            next_change("t", &adopted, Some(&altered)),
+            TopicChange::None(None)
+        );
+        assert_eq!(adopted_spec(&adopted, &altered), None);
+    }
+
+    #[test]
+    fn a_kafka_topic_is_bound_to_its_topic_id() {
+        let mut topic = KafkaTopic::new("t", spec(1, 3, &[]));
+        let existing = meta(1, 3, &[]);
+        assert!(!is_superseded(&topic, &existing), "not yet bound");
+        topic.status = Some(KafkaTopicStatus {
+            topic_id: Some(existing.id.to_string()),
+            ..Default::default()
+        });
+        assert!(!is_superseded(&topic, &existing));
+        let recreated = TopicMeta {
+            id: "b8a9a1f2-0d7c-4d5e-9a57-0f6f0e6a9b11".parse().unwrap(),
+            ..meta(1, 3, &[])
+        };
+        assert!(is_superseded(&topic, &recreated));
+    }
+
+    #[test]
     fn impossible_specs_are_reported_not_applied() {
         let TopicChange::None(Some(problem)) =
             next_change("t", &spec(1, 2, &[]), Some(&meta(3, 3, &[])))
@@ -591,6 +747,8 @@ mod tests {
             None,
         );
         assert_eq!(resource.spec.topic_name.as_deref(), Some("Orders_V1"));
+        assert!(is_mirrored(&resource));
+        assert!(!is_mirrored(&KafkaTopic::new("t", spec(1, 1, &[]))));
         assert_eq!((resource.spec.partitions, resource.spec.replicas), (2, 3));
         assert_eq!(
             resource_for("demo", "ns", &meta(1, 1, &[]), None)

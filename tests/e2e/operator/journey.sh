@@ -92,21 +92,42 @@ replicas_in_every_zone() {
 check "replicas of a replicated topic land in three zones, all in sync" replicas_in_every_zone
 absent() { ! kubectl get "$@" >/dev/null 2>&1; }
 listed() { cli kafka-topics.sh --list | grep -qx "$1"; }
+spec_retention() {
+  [ "$(kubectl get kafkatopic "$1" -o jsonpath='{.spec.config.retention\.ms}')" = "$2" ]
+}
+topic_retention() {
+  local described
+  described=$(cli kafka-configs.sh --entity-type topics --entity-name "$1" --describe) || return 1
+  sed -n 's/.*[ ,{]retention\.ms=\([0-9]*\).*/\1/p' <<<"$described"
+}
+not_overridden() {
+  local retention
+  retention=$(topic_retention "$1") || return 1
+  [ -z "$retention" ]
+}
 admin_topics_mirrored() {
   # The walkthrough deleted testtopic through the Admin API: its KafkaTopic went with it.
   wait_until 30 absent kafkatopic testtopic
   wait_until 30 kubectl get kafkatopic spread
   [ "$(kubectl get kafkatopic spread -o jsonpath='{.spec.partitions}/{.spec.replicas}')" = 3/3 ]
+  # An Admin API change to a topic created through the Admin API stays, and its
+  # KafkaTopic takes it in.
+  cli kafka-configs.sh --entity-type topics --entity-name spread --alter --add-config retention.ms=3600000
+  wait_until 30 spec_retention spread 3600000
+  topic_retention spread | grep -qx 3600000
   cli kafka-topics.sh --delete --topic spread
   wait_until 30 absent kafkatopic spread
   # And the other way: a KafkaTopic's topic comes and goes with it.
   kubectl apply -f examples/topic.yaml
   kubectl wait kafkatopic/testtopic --for=condition=Ready --timeout=60s
   listed testtopic
+  # A KafkaTopic a user wrote is the source of truth: an Admin API change is undone.
+  cli kafka-configs.sh --entity-type topics --entity-name testtopic --alter --add-config retention.ms=3600000
+  wait_until 30 not_overridden testtopic
   kubectl delete kafkatopic testtopic --timeout=60s
   ! listed testtopic
 }
-check "Admin API topics appear and disappear as KafkaTopics; deleting a KafkaTopic deletes its topic" \
+check "Admin API topics appear and disappear as KafkaTopics and keep Admin API changes; a KafkaTopic written by a user is the source of truth and deleting it deletes its topic" \
   admin_topics_mirrored
 
 store_contract() {
