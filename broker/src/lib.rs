@@ -128,6 +128,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         }
     });
     let housekeeping = tokio::spawn(server::housekeeping(broker.clone(), rx.clone()));
+    let cleaner = tokio::spawn(server::log_cleaner(broker.clone(), rx.clone()));
     let heartbeats = tokio::spawn(cluster::membership::heartbeat_loop(
         broker.clone(),
         rx.clone(),
@@ -148,6 +149,13 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         controller: embedded,
         shutdown,
         heartbeats,
-        tasks: vec![serve, housekeeping, metadata, storage, group_writer],
+        tasks: vec![
+            serve,
+            housekeeping,
+            cleaner,
+            metadata,
+            storage,
+            group_writer,
+        ],
     })
 }

@@ -28,7 +28,12 @@ async fn a_restarted_static_member_rejoins_without_a_rebalance() {
 
     tokio::task::spawn_blocking(move || {
         let (counts_a, counts_b) = (CountingRebalances::default(), CountingRebalances::default());
+        // a joins first and so leads the group (Kafka's rule: the first member to join).
         let a = static_consumer(&bootstrap, "a", &counts_a);
+        assert!(
+            poll_all(&[&a], Duration::from_secs(60), || assigned(&a).len() == 4),
+            "a took every partition"
+        );
         let b = static_consumer(&bootstrap, "b", &counts_b);
         let split = || assigned(&a).len() == 2 && assigned(&b).len() == 2;
         assert!(
@@ -42,9 +47,8 @@ async fn a_restarted_static_member_rejoins_without_a_rebalance() {
         let (a_before, b_partitions) = (counts_a.count(), assigned(&b));
 
         // b goes away without leaving (static members do not send LeaveGroup) and comes
-        // back under the same instance id. (b, not a: the group's leader is the member
-        // with the smallest id, and librdkafka's JoinGroup predates KIP-814, so a
-        // restarted leader would rightly cause a rebalance.)
+        // back under the same instance id. (b, not a: a leads, and librdkafka's JoinGroup
+        // predates KIP-814, so a restarted leader would rightly cause a rebalance.)
         drop(b);
         let counts_b2 = CountingRebalances::default();
         let b2 = static_consumer(&bootstrap, "b", &counts_b2);

@@ -81,13 +81,10 @@ fn v_timestamp_type(v: &str) -> Result<(), String> {
     }
 }
 fn v_cleanup_policy(v: &str) -> Result<(), String> {
-    for policy in v.split(',').map(str::trim) {
+    // An empty list is valid, as in Kafka: no retention and no compaction.
+    for policy in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match policy {
-            "delete" => {}
-            "compact" => return Err(
-                "cleanup.policy=compact is not supported yet (log compaction is not implemented)"
-                    .into(),
-            ),
+            "delete" | "compact" => {}
             other => return Err(format!("'{other}' is not a valid cleanup policy")),
         }
     }
@@ -154,7 +151,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_synonym: "log.cleanup.policy",
         config_type: ConfigType::List,
         default: "delete",
-        doc: "Retention policy for old segments; only 'delete' is supported.",
+        doc: "'delete' removes old segments by retention.ms and retention.bytes; 'compact' \
+              keeps the latest record of each key; 'compact,delete' does both.",
         validate: v_cleanup_policy,
     },
     TopicConfigDef {
@@ -172,7 +170,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_synonym: "log.cleaner.delete.retention.ms",
         config_type: ConfigType::Long,
         default: "86400000",
-        doc: "Stored without effect (tombstone retention of compacted topics).",
+        doc: "How long the cleaner keeps tombstones (null values) of a compacted topic after \
+              their segment was last written, so consumers reading from the start see deletes.",
         validate: v_non_negative,
     },
     TopicConfigDef {
@@ -308,7 +307,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_synonym: "log.cleaner.min.cleanable.ratio",
         config_type: ConfigType::Double,
         default: "0.5",
-        doc: "Stored without effect (compaction).",
+        doc: "The share of a compacted log not yet cleaned at which the cleaner cleans it.",
         validate: v_ratio,
     },
     TopicConfigDef {
@@ -316,7 +315,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_synonym: "log.cleaner.min.compaction.lag.ms",
         config_type: ConfigType::Long,
         default: "0",
-        doc: "Stored without effect (compaction).",
+        doc: "How old a record must be before the cleaner may remove it.",
         validate: v_non_negative,
     },
     TopicConfigDef {
@@ -611,7 +610,9 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "soon").is_err());
         assert!(validate_topic_config("segment.bytes", "0").is_err());
         assert!(validate_topic_config("no.such.config", "1").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compact,shred").is_err());
+        assert!(validate_topic_config("cleanup.policy", "").is_ok());
         assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(validate_topic_config("min.insync.replicas", "0").is_err());
     }

@@ -7,9 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KNOWN_FAILURES="0011_produce_batch
-0052_msg_timestamps
-0077_compaction
+KNOWN_FAILURES="0052_msg_timestamps
 0081_admin
 0109_auto_create_topics
 0115_producer_auth

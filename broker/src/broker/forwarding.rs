@@ -178,9 +178,17 @@ impl Broker {
             partitions: self.groups.offsets_partitions,
             replication_factor: rf,
             assignments: Vec::new(),
+            // As Kafka creates it: compacted, so the log keeps each group's latest metadata
+            // and each partition's latest commit, and tombstones remove them.
             configs: BTreeMap::from([
-                ("retention.ms".to_string(), "-1".to_string()),
-                ("segment.bytes".to_string(), (64 << 20).to_string()),
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.config
+                        .setting_i64("offsets.topic.segment.bytes")
+                        .max(14)
+                        .to_string(),
+                ),
             ]),
         };
         for result in self.create_topics(vec![spec], false).await {

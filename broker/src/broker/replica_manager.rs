@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use tracing::warn;
+use tracing::{info, warn};
 use tributary_metadata::{MetadataImage, TopicMeta, TopicPartition};
 
 use super::log_dirs::LogDirs;
@@ -149,6 +149,37 @@ impl ReplicaManager {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed");
             }
         }
+    }
+
+    /// One pass of the log cleaner over every compacted replica here, leaders and
+    /// followers alike (each replica cleans its own log, as in Kafka). Returns whether any
+    /// log was cleaned, so the cleaner rests only when none was.
+    pub fn clean_logs(&self, buffer_bytes: usize) -> bool {
+        let mut cleaned = false;
+        for partition in self.all() {
+            let started = std::time::Instant::now();
+            match partition.clean(buffer_bytes, crate::util::now_ms()) {
+                Ok(None) => {}
+                Ok(Some(report)) => {
+                    cleaned = true;
+                    info!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        segments = report.segments_rewritten,
+                        keys = report.keys_mapped,
+                        bytes_before = report.bytes_before,
+                        bytes_after = report.bytes_after,
+                        bytes_read = report.bytes_read,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "log cleaned"
+                    );
+                }
+                Err(e) => {
+                    warn!(topic = %partition.topic, partition = partition.index, error = %e, "cleaning the log failed");
+                }
+            }
+        }
+        cleaned
     }
 
     /// Time-based flushing (`flush.ms`) and high-watermark checkpoints.

@@ -31,6 +31,11 @@ fn compression_codec(value: &str) -> Option<Compression> {
     }
 }
 
+/// Whether a `cleanup.policy` list names `policy`.
+fn has_policy(list: &str, policy: &str) -> bool {
+    list.split(',').any(|p| p.trim() == policy)
+}
+
 impl TopicPolicy {
     /// Resolves a topic's settings from its config layers.
     pub fn resolve(layers: &ConfigLayers<'_>) -> Self {
@@ -43,6 +48,15 @@ impl TopicPolicy {
                 index_interval_bytes: layers.value_i64("index.interval.bytes").max(0) as u64,
                 flush_messages: layers.value_i64("flush.messages").max(1) as u64,
                 flush_ms: layers.value_i64("flush.ms").max(0) as u64,
+                delete: has_policy(&layers.value("cleanup.policy"), "delete"),
+                compact: has_policy(&layers.value("cleanup.policy"), "compact"),
+                min_cleanable_dirty_ratio: layers
+                    .value("min.cleanable.dirty.ratio")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0.5),
+                min_compaction_lag_ms: layers.value_i64("min.compaction.lag.ms").max(0),
+                delete_retention_ms: layers.value_i64("delete.retention.ms").max(0),
             },
             max_message_bytes: layers
                 .value_i64("max.message.bytes")

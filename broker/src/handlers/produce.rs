@@ -3,7 +3,9 @@
 use std::time::Duration;
 use tributary_metadata::ResponseError;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::*;
 use tracing::debug;
 
@@ -25,6 +27,21 @@ fn partition_error(
         .with_error_message(message.map(sb))
 }
 
+/// The answer for a refused append: its error, and from v8 the records that caused it.
+fn append_refused(index: i32, e: &PartitionError) -> PartitionProduceResponse {
+    let message = e.to_string();
+    let records = e
+        .record_errors()
+        .iter()
+        .map(|&batch_index| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(batch_index)
+                .with_batch_index_error_message(Some(sb(message.clone())))
+        })
+        .collect();
+    partition_error(index, e.kafka_error(), Some(message)).with_record_errors(records)
+}
+
 /// Produce: validates and appends each partition's batches; with acks=all, answers once
 /// the ISR has the data (the high watermark passed it). `None` for acks=0, which Kafka
 /// never answers.
@@ -44,18 +61,27 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
             let index = data.index;
             let outcome = (|| {
                 if !matches!(acks, -1..=1) {
-                    return Err((ResponseError::InvalidRequiredAcks, None));
+                    return Err(Box::new(partition_error(
+                        index,
+                        ResponseError::InvalidRequiredAcks,
+                        None,
+                    )));
                 }
                 let partition = hosted_partition(broker, &name, topic.topic_id, index)
-                    .map_err(|e| (e, None))?;
+                    .map_err(|e| Box::new(partition_error(index, e, None)))?;
                 if broker.is_isolated_leader(&partition) {
-                    return Err((
+                    return Err(Box::new(partition_error(
+                        index,
                         ResponseError::NotLeaderOrFollower,
                         Some("leader cut off from the controller and its followers".into()),
-                    ));
+                    )));
                 }
                 let Some(records) = data.records else {
-                    return Err((ResponseError::CorruptMessage, Some("no records".into())));
+                    return Err(Box::new(partition_error(
+                        index,
+                        ResponseError::CorruptMessage,
+                        Some("no records".into()),
+                    )));
                 };
                 match partition.append(records, acks) {
                     Ok(mut done) => {
@@ -69,7 +95,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
                             broker.storage.report_write_failure(cause);
                         }
                         debug!(topic = ?name, partition = index, error = %e, "produce rejected");
-                        Err((e.kafka_error(), Some(e.to_string())))
+                        Err(Box::new(append_refused(index, &e)))
                     }
                 }
             })();
@@ -85,7 +111,7 @@ pub async fn handle_produce(ctx: &RequestContext, req: ProduceRequest) -> Option
         let mut results = Vec::with_capacity(partitions.len());
         for (index, outcome) in partitions {
             let response = match outcome {
-                Err((code, message)) => partition_error(index, code, message),
+                Err(refused) => *refused,
                 Ok((partition, done, flush)) => {
                     let flushed = match flush {
                         Some(flush) => match flush.wait().await {

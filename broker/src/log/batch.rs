@@ -6,7 +6,9 @@
 //! or copied on the produce or fetch path.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
 use thiserror::Error;
 use tributary_metadata::ResponseError;
 
@@ -180,8 +182,26 @@ fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES..])
 }
 
-/// Checks that `batch` is exactly one well-formed v2 batch with a valid CRC.
+/// Checks that `batch` is exactly one well-formed v2 batch with a valid CRC, as a
+/// producer must send it: its records fill its offsets one by one.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_as(batch, Origin::Produced)
+}
+
+/// Checks a batch read back from a log or replicated from a leader: as [`validate`], but
+/// a batch the cleaner rewrote may have fewer records than offsets, or none.
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_as(batch, Origin::Stored)
+}
+
+/// Where a batch comes from, which decides how its offsets must be filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Produced,
+    Stored,
+}
+
+fn validate_as(batch: &[u8], origin: Origin) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.total_len() != batch.len() {
         return Err(if header.total_len() > batch.len() {
@@ -199,12 +219,17 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     if header.record_count < 0 || header.last_offset_delta < 0 {
         return Err(BatchError::Invalid("negative record count or offset delta"));
     }
-    if header.compression() == 0 && header.record_count != header.last_offset_delta + 1 {
+    let offsets = header.last_offset_delta as i64 + 1;
+    let count_fits = match origin {
+        Origin::Produced => header.compression() != 0 || header.record_count as i64 == offsets,
+        Origin::Stored => header.record_count as i64 <= offsets,
+    };
+    if !count_fits {
         return Err(BatchError::Invalid(
             "record count does not match last offset delta",
         ));
     }
-    if header.record_count == 0 && !header.is_control() {
+    if header.record_count == 0 && !header.is_control() && origin == Origin::Produced {
         return Err(BatchError::Invalid("empty batch"));
     }
     if header.compression() == 0 {
@@ -386,6 +411,49 @@ pub fn set_last_offset_delta(batch: &mut [u8], delta: i32) {
     (&mut batch[CRC..CRC + 4]).put_u32(crc);
 }
 
+/// A batch with no records spanning `header`'s offsets, as Kafka's cleaner leaves one when
+/// every record of a batch goes but the batch must stay: its producer's last sequence and
+/// epoch, or the end offset of its segment, live on in the header. Uncompressed; the
+/// timestamp type, transactional and control flags are kept.
+pub fn empty_batch(header: &BatchHeader) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN);
+    out.put_i64(header.base_offset);
+    out.put_i32((HEADER_LEN - LOG_OVERHEAD) as i32);
+    out.put_i32(header.partition_leader_epoch);
+    out.put_i8(2);
+    out.put_u32(0); // CRC, computed below
+    out.put_i16(header.attributes & !COMPRESSION_MASK);
+    out.put_i32(header.last_offset_delta);
+    out.put_i64(header.max_timestamp);
+    out.put_i64(header.max_timestamp);
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
+    out.put_i32(0);
+    let crc = compute_crc(&out);
+    (&mut out[CRC..CRC + 4]).put_u32(crc);
+    out.freeze()
+}
+
+/// The indexes, within `batch`, of its records without a key, which a compacted topic
+/// refuses (it could never clean them). Compressed batches are decompressed to look.
+pub fn keyless_records(batch: &Bytes) -> Result<Vec<i32>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.is_control() {
+        return Ok(Vec::new());
+    }
+    let mut buf = batch.clone();
+    let set = RecordBatchDecoder::decode(&mut buf)
+        .map_err(|_| BatchError::CorruptRecord("records do not decode"))?;
+    Ok(set
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, record)| record.key.is_none())
+        .map(|(index, _)| index as i32)
+        .collect())
+}
+
 /// Kafka's codec id of `compression` (the low bits of a batch's attributes).
 pub fn codec_id(compression: Compression) -> i16 {
     match compression {
@@ -498,6 +566,23 @@ pub(crate) mod tests {
             })
             .collect();
         encode_records(&records, compression).expect("encode batch")
+    }
+
+    #[test]
+    fn cleaned_batches_pass_only_the_stored_check() {
+        let batch = make_batch(3, 7, 1, 5, Compression::Lz4).freeze();
+        let header = validate(&batch).unwrap();
+        let empty = empty_batch(&header);
+        let stored = validate_stored(&empty).expect("an empty batch is a valid stored batch");
+        assert_eq!(
+            (stored.base_offset, stored.last_offset()),
+            (header.base_offset, header.last_offset())
+        );
+        assert_eq!(
+            (stored.record_count, stored.producer_id),
+            (0, header.producer_id)
+        );
+        assert!(validate(&empty).is_err(), "a producer may not send it");
     }
 
     #[test]

@@ -64,6 +64,16 @@ impl OffsetMap {
         self.latest.len() >= self.capacity
     }
 
+    /// Keys mapped.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Whether no key is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
     /// The last offset the map covers (-1 before any record).
     pub fn last_offset(&self) -> i64 {
         self.last_offset

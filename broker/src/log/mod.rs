@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod compaction;
 pub mod epochs;
 pub mod flush;
 pub mod index;
@@ -39,6 +40,16 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// fsync when the oldest unflushed write is this old.
     pub flush_ms: u64,
+    /// `cleanup.policy` has `delete`: retention removes old segments.
+    pub delete: bool,
+    /// `cleanup.policy` has `compact`: the cleaner keeps the latest record of each key.
+    pub compact: bool,
+    /// The dirty share of a compacted log at which the cleaner cleans it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this stay uncleaned.
+    pub min_compaction_lag_ms: i64,
+    /// How long tombstones stay after their segment was last written.
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -51,6 +62,11 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX as u64,
+            delete: true,
+            compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -100,6 +116,7 @@ impl Log {
         visit: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<Log> {
         fs::create_dir_all(dir)?;
+        compaction::remove_stray_rewrites(dir)?;
         let mut bases: Vec<i64> = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -254,9 +271,10 @@ impl Log {
     }
 
     /// Appends a batch replicated from the leader exactly as the leader stored it (its
-    /// offsets and leader epoch are already assigned). It must continue the log.
+    /// offsets and leader epoch are already assigned). It must start at or after the log
+    /// end: past it when the leader's cleaner removed the records in between.
     pub fn append_replica(&mut self, bytes: Bytes, header: &BatchHeader) -> io::Result<()> {
-        if header.base_offset != self.log_end_offset() {
+        if header.base_offset < self.log_end_offset() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -302,7 +320,9 @@ impl Log {
         let old =
             active.size() > 0 && active.age() >= Duration::from_millis(self.config.segment_ms);
         if full || old || active.would_overflow(header.last_offset(), len) {
-            let base = header.base_offset;
+            // The new segment starts where the log ends, also when the batch starts later
+            // (a compacted leader's gap): segments continue one another.
+            let base = self.log_end_offset();
             info!(dir = %self.dir.display(), base, "rolling new segment");
             self.active().persist_indexes()?;
             self.owed.owe([self.active().file()]);
@@ -433,6 +453,9 @@ impl Log {
     /// Applies `retention.ms` and `retention.bytes`; returns the number of segments removed.
     /// The active segment is never removed.
     pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.delete {
+            return Ok(0);
+        }
         let mut removed = 0;
         let active_base = self.active().base_offset();
         let mut total = self.size_bytes() as i64;

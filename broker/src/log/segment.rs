@@ -178,7 +178,7 @@ impl Segment {
             if mode == RecoveryMode::Verify {
                 let mut data = vec![0u8; len as usize];
                 self.file.read_exact_at(&mut data, position)?;
-                if batch::validate(&data).is_err() {
+                if batch::validate_stored(&data).is_err() {
                     break;
                 }
             }
@@ -427,6 +427,11 @@ impl Segment {
         std::fs::remove_file(&self.log_path)?;
         self.offset_index.delete()?;
         self.time_index.delete()
+    }
+
+    /// The segment's log file.
+    pub fn path(&self) -> &Path {
+        &self.log_path
     }
 
     /// First offset the segment may hold.

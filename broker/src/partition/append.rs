@@ -62,6 +62,15 @@ impl Partition {
             if header.is_transactional() || header.is_control() {
                 return Err(PartitionError::TransactionsUnsupported);
             }
+            if state.policy.log.compact {
+                let keyless = batch::keyless_records(&records.slice(range.clone()))?;
+                if !keyless.is_empty() {
+                    return Err(PartitionError::KeylessRecords {
+                        partition: format!("{}-{}", self.topic, self.index),
+                        records: keyless,
+                    });
+                }
+            }
         }
         if batches.len() > 1 {
             // Check every batch's sequence before appending any, so a request is appended

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tributary_metadata::ResponseError;
 
 use crate::config::policy::TopicPolicy;
-use crate::log::{batch, Log, LogError, RecoveryMode};
+use crate::log::{batch, compaction, Log, LogError, RecoveryMode};
 use crate::producer::state::{ProducerStateTable, SequenceError};
 use crate::replication::leader::{LeaderView, FETCH_RECENT_MS};
 
@@ -44,6 +44,13 @@ pub enum PartitionError {
     Sequence(#[from] SequenceError),
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
+    /// A compacted topic refuses records without a key: `records` are their indexes in
+    /// the first batch that had any.
+    #[error("Compacted topic cannot accept message without key in topic partition {partition}.")]
+    KeylessRecords {
+        partition: String,
+        records: Vec<i32>,
+    },
     #[error("transactional batches are not supported")]
     TransactionsUnsupported,
     #[error("offset {offset} out of range [{start}, {end}]")]
@@ -56,7 +63,7 @@ pub enum PartitionError {
     NotEnoughReplicasAfterAppend,
     #[error("replication did not complete within the request timeout")]
     Timeout,
-    #[error("replicated batch at offset {got} does not continue the log at {expected}")]
+    #[error("replicated batch at offset {got} overlaps the log ending at {expected}")]
     ReplicaGap { expected: i64, got: i64 },
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),
@@ -69,6 +76,7 @@ impl PartitionError {
             PartitionError::Batch(e) => e.kafka_error(),
             PartitionError::Sequence(e) => e.kafka_error(),
             PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            PartitionError::KeylessRecords { .. } => ResponseError::InvalidRecord,
             PartitionError::TransactionsUnsupported => ResponseError::InvalidTxnState,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
@@ -79,6 +87,16 @@ impl PartitionError {
             PartitionError::Timeout => ResponseError::RequestTimedOut,
             PartitionError::ReplicaGap { .. } => ResponseError::CorruptMessage,
             PartitionError::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl PartitionError {
+    /// The records a produce response names as the cause (`record_errors`, v8+).
+    pub fn record_errors(&self) -> &[i32] {
+        match self {
+            PartitionError::KeylessRecords { records, .. } => records,
+            _ => &[],
         }
     }
 }
@@ -260,6 +278,36 @@ impl Partition {
         };
         self.checkpoint_log_start(log_start)?;
         Ok(removed)
+    }
+
+    /// Runs a cleaning round if the log is compacted and dirty enough: the cleaning
+    /// happens off the partition lock, which is taken only to look at the log and to swap
+    /// each rewritten segment in.
+    pub fn clean(
+        &self,
+        buffer_bytes: usize,
+        now_ms: i64,
+    ) -> Result<Option<compaction::RoundReport>, compaction::CleanError> {
+        let view = {
+            let state = self.lock();
+            let producers = state.producers.last_batch_offsets();
+            match state.log.cleaner_view(state.high_watermark, producers) {
+                Some(view) => view,
+                None => return Ok(None),
+            }
+        };
+        let Some(plan) = compaction::plan(&view, now_ms) else {
+            return Ok(None);
+        };
+        let (rewritten, mut report) = compaction::clean(&view, plan, buffer_bytes, now_ms)?;
+        report.segments_rewritten = 0;
+        for segment in &rewritten {
+            if self.lock().log.swap_cleaned(segment)? {
+                report.segments_rewritten += 1;
+            }
+        }
+        self.lock().log.checkpoint_cleaned(report.first_dirty)?;
+        Ok(Some(report))
     }
 
     /// Installs new topic settings.

@@ -139,6 +139,15 @@ impl ProducerStateTable {
         });
     }
 
+    /// The base offset of each producer's latest batch: compaction keeps those batches
+    /// (empty if need be), so that a restart rebuilds every producer's sequence and epoch.
+    pub fn last_batch_offsets(&self) -> std::collections::HashSet<i64> {
+        self.producers
+            .values()
+            .filter_map(|entry| entry.batches.back().map(|b| b.base_offset))
+            .collect()
+    }
+
     /// Number of producers with state (for tests and metrics).
     pub fn len(&self) -> usize {
         self.producers.len()

@@ -282,6 +282,38 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
     }
 }
 
+/// The log cleaner: passes over the compacted replicas one after another while any was
+/// dirty enough to clean, resting `log.cleaner.backoff.ms` when none was (Kafka's cleaner
+/// thread, `log.cleaner.threads=1`).
+pub async fn log_cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    if !broker.config.setting_bool("log.cleaner.enable") {
+        return;
+    }
+    let backoff = std::time::Duration::from_millis(
+        broker.config.setting_i64("log.cleaner.backoff.ms").max(10) as u64,
+    );
+    let buffer = broker
+        .config
+        .setting_i64("log.cleaner.dedupe.buffer.size")
+        .max(crate::log::cleaner::ENTRY_BYTES as i64) as usize;
+    loop {
+        let pass = {
+            let broker = broker.clone();
+            tokio::task::spawn_blocking(move || broker.replicas.clean_logs(buffer))
+        };
+        let cleaned = pass.await.unwrap_or(false);
+        let rest = if cleaned {
+            std::time::Duration::ZERO
+        } else {
+            backoff
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(rest) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

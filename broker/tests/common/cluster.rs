@@ -30,6 +30,7 @@ fn spawn(root: &Path, id: i32, port: u16, controller: &str) -> Child {
         ("min.insync.replicas", "2"),
         ("default.replication.factor", "3"),
         ("group.initial.rebalance.delay.ms", "0"),
+        ("log.cleaner.backoff.ms", "100"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

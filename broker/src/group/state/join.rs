@@ -183,6 +183,10 @@ impl Group {
                 awaiting_sync: false,
             },
         );
+        // As in Kafka, the first member to join leads until it leaves.
+        if self.leader.is_none() {
+            self.leader = Some(member_id.clone());
+        }
         if self.protocol_type.is_none() || self.members.len() == 1 {
             self.protocol_type = Some(req.protocol_type);
         }

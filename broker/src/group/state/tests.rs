@@ -513,3 +513,16 @@ fn a_rebalance_in_progress_is_not_stored() {
     assert_eq!(group.state(), GroupState::PreparingRebalance);
     assert!(group.take_unsaved(2).is_none());
 }
+
+#[test]
+fn the_first_member_to_join_leads() {
+    // Member ids are random: over ten groups, the smallest id is rarely always first.
+    for instances in [["a", "b", "c"], ["c", "b", "a"]].repeat(5) {
+        let (group, ids) = stable_static_group(&instances);
+        assert_eq!(
+            group.leader.as_deref(),
+            Some(ids[0].as_str()),
+            "{instances:?}"
+        );
+    }
+}
