@@ -37,6 +37,7 @@ pub struct FetchPosition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOutcome {
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub has_records: bool,
     /// An error, or anything else the client must always hear (a preferred replica).
@@ -46,8 +47,9 @@ pub struct PartitionOutcome {
 #[derive(Debug, Clone)]
 struct SessionPartition {
     position: FetchPosition,
-    /// `(high watermark, log start)` last sent; `None` before the first answer.
-    sent: Option<(i64, i64)>,
+    /// `(high watermark, last stable offset, log start)` last sent; `None` before the
+    /// first answer.
+    sent: Option<(i64, i64, i64)>,
 }
 
 #[derive(Debug)]
@@ -222,8 +224,8 @@ impl FetchSessionCache {
 
     /// Records what the answer to `plan` holds and says, for each partition read (in the
     /// plan's order), whether the answer includes it: always for a full answer; for an
-    /// incremental one, a partition with records, an error, or a high watermark or log
-    /// start the client has not been told.
+    /// incremental one, a partition with records, an error, or a high watermark, last
+    /// stable offset or log start the client has not been told.
     pub fn finish(&self, plan: &FetchPlan, outcomes: &[PartitionOutcome]) -> Vec<bool> {
         let mut inner = self.lock();
         let session = inner.sessions.get_mut(&plan.session_id);
@@ -237,7 +239,11 @@ impl FetchSessionCache {
                 let Some(partition) = session.partitions.get_mut(key) else {
                     return true;
                 };
-                let now = (outcome.high_watermark, outcome.log_start_offset);
+                let now = (
+                    outcome.high_watermark,
+                    outcome.last_stable_offset,
+                    outcome.log_start_offset,
+                );
                 let include = !plan.incremental
                     || outcome.has_records
                     || outcome.must_send
@@ -284,6 +290,7 @@ mod tests {
     fn outcome(hw: i64, has_records: bool) -> PartitionOutcome {
         PartitionOutcome {
             high_watermark: hw,
+            last_stable_offset: hw,
             log_start_offset: 0,
             has_records,
             must_send: false,

@@ -8,13 +8,15 @@
 //!   to the controller, AlterPartition, log directories);
 //! - [`partition`]: a replica's rules (role, appends, follower truncation, reads,
 //!   checkpoints);
-//! - [`log`]: segments, indexes, leader epochs, recovery and flush jobs;
+//! - [`log`]: segments, indexes, leader epochs, recovery, flush jobs and compaction;
 //! - [`replication`]: the leader's view of its followers and the follower fetchers;
 //! - [`group`]: consumer groups (state machine, coordinator, committed offsets);
 //! - [`producer`]: idempotent-producer sequence state;
+//! - [`transaction`]: the transaction coordinator (so far its state machine);
 //! - [`cluster`]: the controller client and the membership loops;
 //! - [`probe`]: the readiness check broker pods run;
-//! - [`config`]: broker settings and resolved topic policies; [`util`]: small helpers.
+//! - [`config`]: broker settings and resolved topic policies; [`schema`]: the primitives
+//!   of Kafka's internal record schemas; [`util`]: small helpers.
 //!
 //! The metadata image and the broker ↔ controller messages are
 //! [`tributary_metadata`]'s; the controller a broker embeds when it runs alone is
@@ -32,7 +34,9 @@ pub mod probe;
 pub mod producer;
 pub mod protocol;
 pub mod replication;
+pub mod schema;
 pub mod server;
+pub mod transaction;
 pub mod util;
 
 use std::sync::Arc;

@@ -16,8 +16,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{self, put_string, GroupSnapshot};
+use super::snapshot::{self, GroupSnapshot};
 use crate::log::batch;
+use crate::schema::put_string;
 
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -7,7 +7,9 @@
 
 use std::io;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::schema::{invalid, put_bytes, put_nullable_string, put_string, Reader};
 
 /// `GroupMetadataKey` schema version (0 and 1 are offset commit keys).
 pub const GROUP_KEY_VERSION: i16 = 2;
@@ -36,85 +38,6 @@ pub struct MemberSnapshot {
     pub session_timeout_ms: i32,
     pub subscription: Bytes,
     pub assignment: Bytes,
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-}
-
-/// Kafka's `string`: an i16 length, then the bytes.
-pub(super) fn put_string(buf: &mut BytesMut, s: &str) -> io::Result<()> {
-    let len = i16::try_from(s.len()).map_err(|_| invalid("string over 32767 bytes"))?;
-    buf.put_i16(len);
-    buf.put_slice(s.as_bytes());
-    Ok(())
-}
-
-fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) -> io::Result<()> {
-    match s {
-        Some(s) => put_string(buf, s),
-        None => {
-            buf.put_i16(-1);
-            Ok(())
-        }
-    }
-}
-
-fn put_bytes(buf: &mut BytesMut, bytes: &[u8]) -> io::Result<()> {
-    let len = i32::try_from(bytes.len()).map_err(|_| invalid("bytes over 2 GiB"))?;
-    buf.put_i32(len);
-    buf.put_slice(bytes);
-    Ok(())
-}
-
-/// Reads Kafka's fixed-width fields, failing on a short buffer instead of panicking.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn i16(&mut self) -> io::Result<i16> {
-        (self.0.len() >= 2)
-            .then(|| self.0.get_i16())
-            .ok_or_else(|| invalid("truncated group metadata"))
-    }
-    fn i32(&mut self) -> io::Result<i32> {
-        (self.0.len() >= 4)
-            .then(|| self.0.get_i32())
-            .ok_or_else(|| invalid("truncated group metadata"))
-    }
-    fn i64(&mut self) -> io::Result<i64> {
-        (self.0.len() >= 8)
-            .then(|| self.0.get_i64())
-            .ok_or_else(|| invalid("truncated group metadata"))
-    }
-    fn take(&mut self, len: usize) -> io::Result<&[u8]> {
-        let bytes = self
-            .0
-            .get(..len)
-            .ok_or_else(|| invalid("truncated group metadata"))?;
-        self.0 = &self.0[len..];
-        Ok(bytes)
-    }
-    fn nullable_string(&mut self) -> io::Result<Option<String>> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| invalid("group metadata string is not UTF-8"))
-    }
-    fn string(&mut self) -> io::Result<String> {
-        self.nullable_string()?
-            .ok_or_else(|| invalid("null where group metadata needs a string"))
-    }
-    fn bytes(&mut self) -> io::Result<Bytes> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
 }
 
 /// The record key of `group`'s metadata.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tributary_metadata::ResponseError;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -83,6 +85,7 @@ fn read_all(
     let urgent = |data: PartitionData, code: i16| {
         let outcome = PartitionOutcome {
             high_watermark: data.high_watermark,
+            last_stable_offset: data.last_stable_offset,
             log_start_offset: data.log_start_offset,
             has_records: false,
             must_send: true,
@@ -125,13 +128,14 @@ fn read_all(
                 let LogOffsets {
                     log_start: start,
                     high_watermark: hw,
+                    last_stable: lso,
                     ..
                 } = partition.offsets();
                 had_error = true; // answer now: the client moves to its replica
                 let data = base
                     .with_preferred_read_replica(BrokerId(replica))
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(start)
                     .with_records(Some(Default::default()));
                 answers.push(urgent(data, 0));
@@ -156,7 +160,7 @@ fn read_all(
                     data
                 })
         } else {
-            partition.read(position.fetch_offset, budget)
+            partition.read(position.fetch_offset, budget, read_committed)
         };
         match result {
             Ok(data) => {
@@ -168,14 +172,21 @@ fn read_all(
                 total += records.len();
                 let outcome = PartitionOutcome {
                     high_watermark: data.high_watermark,
+                    last_stable_offset: data.last_stable_offset,
                     log_start_offset: data.log_start_offset,
                     has_records: !records.is_empty(),
                     must_send: false,
                 };
+                let aborted = data.aborted.iter().map(|&(producer_id, first_offset)| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(producer_id))
+                        .with_first_offset(first_offset)
+                });
                 let data = base
                     .with_high_watermark(data.high_watermark)
-                    .with_last_stable_offset(data.high_watermark)
+                    .with_last_stable_offset(data.last_stable_offset)
                     .with_log_start_offset(data.log_start_offset)
+                    .with_aborted_transactions(read_committed.then(|| aborted.collect()))
                     .with_records(Some(records));
                 answers.push((data, outcome));
             }
@@ -184,11 +195,12 @@ fn read_all(
                 let LogOffsets {
                     log_start: start,
                     high_watermark: hw,
+                    last_stable: lso,
                     ..
                 } = partition.offsets();
                 let data = base
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(start);
                 answers.push(urgent(data, e.kafka_error().code()));
             }
@@ -340,6 +352,7 @@ pub async fn handle_list_offsets(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let broker = &ctx.broker;
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -365,7 +378,7 @@ pub async fn handle_list_offsets(
                         Ok(found) => found,
                         Err(e) => return base.with_error_code(e.code()),
                     };
-                    match partition.offset_for_timestamp(p.timestamp) {
+                    match partition.offset_for_timestamp(p.timestamp, read_committed) {
                         // The leader epoch exists from v4 on: earlier versions must leave it
                         // at its default, or the response cannot be encoded.
                         Ok((offset, timestamp)) => base

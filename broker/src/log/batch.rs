@@ -454,6 +454,72 @@ pub fn keyless_records(batch: &Bytes) -> Result<Vec<i32>, BatchError> {
         .collect())
 }
 
+/// What a transaction marker (a control record) ends a transaction with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+}
+
+/// The marker type of a control batch: its first record's key is a version (i16) and a
+/// type (i16: 0 abort, 1 commit). `None` for other batches and unknown types.
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if !header.is_control() || header.compression() != 0 || header.record_count < 1 {
+        return None;
+    }
+    let mut record = batch.get(HEADER_LEN..)?;
+    read_varint(&mut record).ok()?; // length
+    take(&mut record, 1).ok()?; // attributes
+    read_varlong(&mut record).ok()?; // timestamp delta
+    read_varint(&mut record).ok()?; // offset delta
+    let key_len = usize::try_from(read_varint(&mut record).ok()?).ok()?;
+    let key = record.get(..key_len.min(4))?;
+    match key {
+        [_, _, 0, 0] => Some(ControlType::Abort),
+        [_, _, 0, 1] => Some(ControlType::Commit),
+        _ => None,
+    }
+}
+
+/// A transaction marker for `producer_id` at `producer_epoch`, as the partition leader
+/// appends it on the coordinator's WriteTxnMarkers: one control record whose key holds
+/// the type and whose value holds the coordinator's epoch.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> std::io::Result<Bytes> {
+    let kind: i16 = match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut key = BytesMut::with_capacity(4);
+    key.put_i16(0);
+    key.put_i16(kind);
+    let mut value = BytesMut::with_capacity(6);
+    value.put_i16(0);
+    value.put_i32(coordinator_epoch);
+    let record = Record {
+        transactional: true,
+        control: true,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(key.freeze()),
+        value: Some(value.freeze()),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    encode_records(&[record], Compression::None).map(BytesMut::freeze)
+}
+
 /// Kafka's codec id of `compression` (the low bits of a batch's attributes).
 pub fn codec_id(compression: Compression) -> i16 {
     match compression {
@@ -566,6 +632,19 @@ pub(crate) mod tests {
             })
             .collect();
         encode_records(&records, compression).expect("encode batch")
+    }
+
+    #[test]
+    fn markers_say_what_they_end() {
+        for control in [ControlType::Abort, ControlType::Commit] {
+            let marker = control_batch(42, 3, control, 7, 1_700_000_000_000).unwrap();
+            let header = validate(&marker).expect("a valid control batch");
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+            assert_eq!(control_type(&marker), Some(control));
+        }
+        let data = make_batch(2, 42, 3, 0, Compression::None);
+        assert_eq!(control_type(&data), None);
     }
 
     #[test]

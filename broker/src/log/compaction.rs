@@ -393,7 +393,7 @@ impl Log {
             original.base,
             self.config.index_interval_bytes,
             RecoveryMode::Trust,
-            &mut |_| {},
+            &mut |_, _| {},
         )?;
         self.segments.insert(original.base, segment);
         Ok(true)
@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn cleaning_keeps_the_latest_record_of_each_key_and_every_offset_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_, _| {}).unwrap();
         for round in 0..10 {
             for key in 0..5 {
                 append(
@@ -548,7 +548,8 @@ mod tests {
 
         // What was cleaned reads back the same after a crash-mode recovery, gaps and all.
         drop(log);
-        let reopened = Log::open(dir.path(), config(), RecoveryMode::Verify, &mut |_| {}).unwrap();
+        let reopened =
+            Log::open(dir.path(), config(), RecoveryMode::Verify, &mut |_, _| {}).unwrap();
         assert_eq!(reopened.log_end_offset(), end);
         assert_eq!(contents(&reopened), records);
     }
@@ -556,7 +557,7 @@ mod tests {
     #[test]
     fn a_clean_log_waits_for_new_dirt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_, _| {}).unwrap();
         for i in 0..40 {
             append(&mut log, &format!("k{}", i % 4), Some("v"), now());
         }
@@ -571,7 +572,7 @@ mod tests {
     #[test]
     fn tombstones_stay_for_delete_retention_then_go() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_, _| {}).unwrap();
         append(&mut log, "gone", Some("v"), now());
         append(&mut log, "gone", None, now());
         for i in 0..30 {
@@ -600,7 +601,7 @@ mod tests {
     #[test]
     fn a_segment_whose_records_all_go_keeps_an_empty_batch_at_its_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_| {}).unwrap();
+        let mut log = Log::open(dir.path(), config(), RecoveryMode::Trust, &mut |_, _| {}).unwrap();
         for _ in 0..30 {
             append(&mut log, "same", Some("v"), now());
         }

@@ -108,12 +108,13 @@ pub struct Log {
 
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering segments as `mode` says. `visit` sees
-    /// every batch header that survives, in offset order.
+    /// every batch header that survives, in offset order, with the marker type of control
+    /// batches.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         mode: RecoveryMode,
-        visit: &mut dyn FnMut(&BatchHeader),
+        visit: &mut dyn FnMut(&BatchHeader, Option<batch::ControlType>),
     ) -> io::Result<Log> {
         fs::create_dir_all(dir)?;
         compaction::remove_stray_rewrites(dir)?;
@@ -162,9 +163,9 @@ impl Log {
                 base,
                 config.index_interval_bytes,
                 mode,
-                &mut |h: &BatchHeader| {
+                &mut |h: &BatchHeader, control| {
                     epochs.observe(h.partition_leader_epoch, h.base_offset);
-                    visit(h)
+                    visit(h, control)
                 },
             )?;
             if report.truncated_bytes > 0 {
@@ -543,7 +544,7 @@ mod tests {
 
     /// Opens a log with no recovery callback, as most tests want.
     fn open_log(dir: &Path, config: LogConfig, mode: RecoveryMode) -> Log {
-        Log::open(dir, config, mode, &mut |_| {}).unwrap()
+        Log::open(dir, config, mode, &mut |_, _| {}).unwrap()
     }
 
     fn small_config() -> LogConfig {
@@ -645,9 +646,12 @@ mod tests {
         drop(log);
 
         let mut seen = 0;
-        let log = Log::open(dir.path(), small_config(), RecoveryMode::Trust, &mut |h| {
-            seen += h.record_count
-        })
+        let log = Log::open(
+            dir.path(),
+            small_config(),
+            RecoveryMode::Trust,
+            &mut |h, _| seen += h.record_count,
+        )
         .unwrap();
         assert_eq!(seen, 150);
         assert_eq!(log.log_end_offset(), 150);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::batch::{self, BatchHeader, ControlType, HEADER_LEN};
 use super::index::{OffsetIndex, TimeIndex};
 
 /// File name stem Kafka uses for a segment: the base offset padded to 20 digits.
@@ -130,7 +130,7 @@ impl Segment {
         base_offset: i64,
         index_interval_bytes: u64,
         mode: RecoveryMode,
-        visit: &mut dyn FnMut(&BatchHeader),
+        visit: &mut dyn FnMut(&BatchHeader, Option<ControlType>),
     ) -> io::Result<(Self, RecoveryReport)> {
         let log_path = dir.join(format!("{}.log", file_stem(base_offset)));
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
@@ -142,7 +142,8 @@ impl Segment {
         // end offset and feed `visit`. In `Trust` mode only headers are read.
         let valid_len = segment.walk(file_len, mode, &mut |header, position, seg| {
             seg.index_batch(header, position);
-            visit(header);
+            let control = seg.control_type_at(header, position)?;
+            visit(header, control);
             Ok(())
         })?;
         report.rebuilt_indexes = true;
@@ -187,6 +188,21 @@ impl Segment {
             position += len;
         }
         Ok(position)
+    }
+
+    /// The marker type of the control batch at `position` (`None` for other batches).
+    fn control_type_at(
+        &self,
+        header: &BatchHeader,
+        position: u64,
+    ) -> io::Result<Option<ControlType>> {
+        // Markers are one small record; anything larger is no marker Tributary wrote.
+        if !header.is_control() || header.total_len() > 4096 {
+            return Ok(None);
+        }
+        let mut data = vec![0u8; header.total_len()];
+        self.file.read_exact_at(&mut data, position)?;
+        Ok(batch::control_type(&data))
     }
 
     fn index_batch(&mut self, header: &BatchHeader, position: u64) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{Partition, PartitionError, PendingFlush, Role};
+use super::{Partition, PartitionError, PartitionState, PendingFlush, Role};
 
 /// How long an acks=all write waits before a lapsed controller session fails it. Writes
 /// commit within milliseconds while followers fetch, so only a leader whose followers
@@ -59,8 +59,8 @@ impl Partition {
                     max: state.policy.max_message_bytes,
                 });
             }
-            if header.is_transactional() || header.is_control() {
-                return Err(PartitionError::TransactionsUnsupported);
+            if header.is_control() {
+                return Err(PartitionError::ControlBatchProduced);
             }
             if state.policy.log.compact {
                 let keyless = batch::keyless_records(&records.slice(range.clone()))?;
@@ -103,7 +103,10 @@ impl Partition {
                         .log
                         .append(records.slice(range), &header, epoch, log_append_time)
                         .inspect_err(|e| warn!(topic = %self.topic, partition = self.index, error = %e, "append failed"))?;
-                    state.producers.record(&stamped);
+                    let PartitionState {
+                        producers, txns, ..
+                    } = &mut *state;
+                    super::follow_batch(producers, txns, &stamped, None);
                     first_offset.get_or_insert(stamped.base_offset);
                     end_offset = stamped.next_offset();
                 }
@@ -114,6 +117,52 @@ impl Partition {
         Ok(Appended {
             base_offset: first_offset.unwrap_or(-1),
             end_offset,
+            log_append_time: log_append_time.unwrap_or(-1),
+            log_start_offset: state.log.log_start_offset(),
+            leader_epoch: state.leader_epoch,
+            flush,
+        })
+    }
+
+    /// Appends a transaction marker (leader only), as WriteTxnMarkers asks: it ends the
+    /// producer's open transaction here, and fences its older epochs. The caller waits
+    /// for it to commit like an acks=all write.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: batch::ControlType,
+        coordinator_epoch: i32,
+    ) -> Result<Appended, PartitionError> {
+        let now = crate::util::now_ms();
+        let marker =
+            batch::control_batch(producer_id, producer_epoch, control, coordinator_epoch, now)?;
+        let header = batch::validate(&marker)?;
+        let mut state = self.lock();
+        if !matches!(state.role, Role::Leader(_)) {
+            return Err(PartitionError::NotLeader);
+        }
+        if state
+            .producers
+            .epoch_of(producer_id)
+            .is_some_and(|current| producer_epoch < current)
+        {
+            return Err(PartitionError::StaleMarker {
+                got: producer_epoch,
+            });
+        }
+        let epoch = state.leader_epoch;
+        let log_append_time = state.policy.log_append_time.then_some(now);
+        let stamped = state.log.append(marker, &header, epoch, log_append_time)?;
+        let PartitionState {
+            producers, txns, ..
+        } = &mut *state;
+        super::follow_batch(producers, txns, &stamped, Some(control));
+        self.advance_hw(&mut state);
+        let flush = PendingFlush::take(&mut state);
+        Ok(Appended {
+            base_offset: stamped.base_offset,
+            end_offset: stamped.next_offset(),
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: state.log.log_start_offset(),
             leader_epoch: state.leader_epoch,

@@ -10,6 +10,7 @@ use tracing::warn;
 use super::{Partition, PartitionError, PartitionState, PendingFlush, Role};
 use crate::log::batch;
 use crate::producer::state::ProducerStateTable;
+use crate::producer::transactions::PartitionTxns;
 
 /// Where a follower stands, for its fetcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +53,12 @@ impl Partition {
                 });
             }
             batch::validate_stored(&bytes)?;
+            let control = batch::control_type(&bytes);
             state.log.append_replica(bytes, &header)?;
-            state.producers.record(&header);
+            let PartitionState {
+                producers, txns, ..
+            } = &mut *state;
+            super::follow_batch(producers, txns, &header, control);
         }
         if leader_log_start > state.log.log_start_offset() {
             let target = leader_log_start.min(state.log.log_end_offset());
@@ -100,6 +105,7 @@ impl Partition {
             let target = offset.max(state.log.log_start_offset());
             state.log.truncate_to(target)?;
             state.producers.truncate_from(target);
+            state.txns.truncate_from(target);
             let hw = state.high_watermark.min(state.log.log_end_offset());
             self.set_hw(state, hw);
         }
@@ -165,6 +171,7 @@ impl Partition {
         state.log.truncate_to(start)?;
         state.log.reset_start(offset)?;
         state.producers = ProducerStateTable::default();
+        state.txns = PartitionTxns::default();
         self.set_hw(&mut state, offset);
         state.needs_truncation = false;
         drop(state);

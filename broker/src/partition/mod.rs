@@ -24,6 +24,7 @@ use tributary_metadata::ResponseError;
 use crate::config::policy::TopicPolicy;
 use crate::log::{batch, compaction, Log, LogError, RecoveryMode};
 use crate::producer::state::{ProducerStateTable, SequenceError};
+use crate::producer::transactions::PartitionTxns;
 use crate::replication::leader::{LeaderView, FETCH_RECENT_MS};
 
 pub use append::Appended;
@@ -51,8 +52,11 @@ pub enum PartitionError {
         partition: String,
         records: Vec<i32>,
     },
-    #[error("transactional batches are not supported")]
-    TransactionsUnsupported,
+    #[error("control batches are written by the broker, not produced")]
+    ControlBatchProduced,
+    /// A marker older than the producer's epoch (a coordinator that was fenced).
+    #[error("transaction marker at epoch {got} is older than the producer's epoch")]
+    StaleMarker { got: i16 },
     #[error("offset {offset} out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("this broker is not the leader of the partition")]
@@ -77,7 +81,8 @@ impl PartitionError {
             PartitionError::Sequence(e) => e.kafka_error(),
             PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
             PartitionError::KeylessRecords { .. } => ResponseError::InvalidRecord,
-            PartitionError::TransactionsUnsupported => ResponseError::InvalidTxnState,
+            PartitionError::ControlBatchProduced => ResponseError::InvalidRecord,
+            PartitionError::StaleMarker { .. } => ResponseError::InvalidProducerEpoch,
             PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
             PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
@@ -125,6 +130,8 @@ enum Role {
 struct PartitionState {
     log: Log,
     producers: ProducerStateTable,
+    /// Open and aborted transactions (the last stable offset, read_committed fetches).
+    txns: PartitionTxns,
     high_watermark: i64,
     leader_epoch: i32,
     partition_epoch: i32,
@@ -163,7 +170,10 @@ impl Partition {
         mode: RecoveryMode,
     ) -> std::io::Result<Self> {
         let mut producers = ProducerStateTable::default();
-        let log = Log::open(dir, policy.log.clone(), mode, &mut |h| producers.record(h))?;
+        let mut txns = PartitionTxns::default();
+        let log = Log::open(dir, policy.log.clone(), mode, &mut |h, control| {
+            follow_batch(&mut producers, &mut txns, h, control)
+        })?;
         // Without replication state on disk, the committed prefix is unknown until the leader
         // says; a sole replica's whole log is committed (see `apply_metadata`).
         let high_watermark = checkpoint::read_hw_checkpoint(dir, &log);
@@ -176,6 +186,7 @@ impl Partition {
             state: Mutex::new(PartitionState {
                 log,
                 producers,
+                txns,
                 high_watermark,
                 leader_epoch: -1,
                 partition_epoch: -1,
@@ -189,6 +200,17 @@ impl Partition {
             checkpoint: Mutex::new(()),
             log_start_written: Mutex::new(log_start),
         })
+    }
+
+    /// The last stable offset: the high watermark, held back by the oldest open
+    /// transaction (what a read_committed consumer may read up to).
+    fn last_stable_offset(state: &PartitionState) -> i64 {
+        state
+            .txns
+            .first_unstable_offset()
+            .map_or(state.high_watermark, |first| {
+                first.min(state.high_watermark)
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PartitionState> {
@@ -326,4 +348,20 @@ impl Partition {
     pub fn producer_count(&self) -> usize {
         self.lock().producers.len()
     }
+}
+
+/// Follows one batch now in the log (appended, replicated or recovered): idempotence
+/// state, transactions, and the epoch a marker fences.
+fn follow_batch(
+    producers: &mut ProducerStateTable,
+    txns: &mut PartitionTxns,
+    header: &batch::BatchHeader,
+    control: Option<batch::ControlType>,
+) {
+    if header.is_control() {
+        producers.record_marker(header);
+    } else {
+        producers.record(header);
+    }
+    txns.on_batch(header, control);
 }

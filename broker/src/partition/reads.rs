@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{Partition, PartitionError, Role};
+use crate::log::batch;
 
 /// ListOffsets special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -17,7 +18,12 @@ pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 pub struct FetchedData {
     pub records: Bytes,
     pub high_watermark: i64,
+    /// The high watermark held back by open transactions.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For a read_committed fetch: `(producer id, first offset)` of the aborted
+    /// transactions whose records the data may hold.
+    pub aborted: Vec<(i64, i64)>,
 }
 
 /// Where a replica's log starts and ends, and what of it is committed.
@@ -25,12 +31,20 @@ pub struct FetchedData {
 pub struct LogOffsets {
     pub log_start: i64,
     pub high_watermark: i64,
+    pub last_stable: i64,
     pub log_end: i64,
 }
 
 impl Partition {
-    /// Reads committed batches from `offset` for a consumer (leader or follower replica).
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData, PartitionError> {
+    /// Reads committed batches from `offset` for a consumer (leader or follower replica):
+    /// up to the high watermark, or for `read_committed` up to the last stable offset,
+    /// naming the aborted transactions in what it returns.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<FetchedData, PartitionError> {
         let state = self.lock();
         if state.role == Role::Offline {
             return Err(PartitionError::NotLeader);
@@ -47,19 +61,26 @@ impl Partition {
                 end: leo,
             });
         }
-        if offset >= hw {
-            return Ok(FetchedData {
-                records: Bytes::new(),
-                high_watermark: hw,
-                log_start_offset: start,
-            });
-        }
-        let records = state.log.read(offset, max_bytes, hw)?;
-        Ok(FetchedData {
-            records,
+        let lso = Self::last_stable_offset(&state);
+        let limit = if read_committed { lso } else { hw };
+        let mut fetched = FetchedData {
+            records: Bytes::new(),
             high_watermark: hw,
+            last_stable_offset: lso,
             log_start_offset: start,
-        })
+            aborted: Vec::new(),
+        };
+        if offset >= limit {
+            return Ok(fetched);
+        }
+        fetched.records = state.log.read(offset, max_bytes, limit)?;
+        if read_committed {
+            let end = batch::BatchIter::new(fetched.records.clone())
+                .last()
+                .map_or(offset, |(header, _)| header.next_offset());
+            fetched.aborted = state.txns.aborted_between(offset, end);
+        }
+        Ok(fetched)
     }
 
     /// Serves a follower's fetch (leader only): data up to the log end, and records the
@@ -95,7 +116,9 @@ impl Partition {
             FetchedData {
                 records,
                 high_watermark: state.high_watermark,
+                last_stable_offset: Self::last_stable_offset(&state),
                 log_start_offset: start,
+                aborted: Vec::new(),
             },
             advanced,
         ))
@@ -118,14 +141,24 @@ impl Partition {
         LogOffsets {
             log_start: state.log.log_start_offset(),
             high_watermark: state.high_watermark,
+            last_stable: Self::last_stable_offset(&state),
             log_end: state.log.log_end_offset(),
         }
     }
 
-    /// ListOffsets: the offset (and timestamp) for a timestamp or special value.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    /// ListOffsets: the offset (and timestamp) for a timestamp or special value, among
+    /// the records a consumer of `read_committed` isolation may see.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        read_committed: bool,
+    ) -> Result<(i64, i64), PartitionError> {
         let state = self.lock();
-        let hw = state.high_watermark;
+        let hw = if read_committed {
+            Self::last_stable_offset(&state)
+        } else {
+            state.high_watermark
+        };
         Ok(match timestamp {
             LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => (hw, -1),
             EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => (state.log.log_start_offset(), -1),

@@ -47,7 +47,7 @@ fn appends_assign_offsets_and_stamp_epochs() {
         .unwrap();
     assert_eq!((first.base_offset, second.base_offset), (0, 5));
     assert_eq!(first.log_append_time, -1);
-    let data = p.read(0, 1 << 20).unwrap();
+    let data = p.read(0, 1 << 20, false).unwrap();
     assert_eq!(data.high_watermark, 7);
     let headers: Vec<_> = batch::BatchIter::new(data.records)
         .map(|(h, _)| h)
@@ -56,7 +56,7 @@ fn appends_assign_offsets_and_stamp_epochs() {
     assert!(headers.iter().all(|h| h.partition_leader_epoch == 3));
     assert_eq!(p.end_offset_for_epoch(3), (3, 7));
     assert!(matches!(
-        p.read(8, 100),
+        p.read(8, 100, false),
         Err(PartitionError::OffsetOutOfRange { .. })
     ));
 }
@@ -97,13 +97,13 @@ fn log_append_time_is_stamped() {
         .append(make_batch(3, -1, -1, -1, Compression::Gzip).freeze(), -1)
         .unwrap();
     assert!(done.log_append_time >= before);
-    let data = p.read(0, 1 << 20).unwrap();
+    let data = p.read(0, 1 << 20, false).unwrap();
     let (header, bytes) = batch::BatchIter::new(data.records).next().unwrap();
     assert!(header.is_log_append_time());
     assert_eq!(header.max_timestamp, done.log_append_time);
     batch::validate(&bytes).expect("CRC recomputed");
     assert_eq!(
-        p.offset_for_timestamp(MAX_TIMESTAMP).unwrap(),
+        p.offset_for_timestamp(MAX_TIMESTAMP, false).unwrap(),
         (0, done.log_append_time)
     );
 }
@@ -159,7 +159,10 @@ fn delete_records_moves_the_start() {
     let p = open(dir.path(), &[]);
     p.append(batch(10), -1).unwrap();
     assert_eq!(p.delete_records(4).unwrap(), 4);
-    assert_eq!(p.offset_for_timestamp(EARLIEST_TIMESTAMP).unwrap().0, 4);
+    assert_eq!(
+        p.offset_for_timestamp(EARLIEST_TIMESTAMP, false).unwrap().0,
+        4
+    );
     assert!(p.delete_records(11).is_err());
     assert_eq!(p.delete_records(-1).unwrap(), 10);
 }
@@ -212,7 +215,7 @@ async fn replication_advances_the_high_watermark_over_the_isr() {
         Err(PartitionError::Timeout)
     ));
     // Consumers see nothing yet; the follower fetches everything up to the log end.
-    assert!(leader.read(0, 1 << 20).unwrap().records.is_empty());
+    assert!(leader.read(0, 1 << 20, false).unwrap().records.is_empty());
     let (data, moved) = leader.read_for_follower(2, 1, 0, 1 << 20, 10).unwrap();
     assert!(!moved);
     follower
@@ -381,4 +384,83 @@ fn a_leader_knows_when_every_follower_in_its_isr_went_silent() {
     let alone = meta(&[1, 2], &[1], 1, 4, 1);
     leader.apply_metadata(&alone, 2000);
     assert_eq!(leader.followers_cut_off(5000), None, "alone in its ISR");
+}
+
+/// `n` records of a transactional producer, from sequence `seq`.
+fn txn_batch(producer_id: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    let records: Vec<kafka_protocol::records::Record> = (0..n)
+        .map(|i| kafka_protocol::records::Record {
+            transactional: true,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from_static(b"txn")),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    batch::encode_records(&records, Compression::None)
+        .unwrap()
+        .freeze()
+}
+
+#[test]
+fn open_transactions_hold_back_read_committed_fetches_until_their_markers() {
+    use crate::log::batch::ControlType;
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), &[]);
+    p.append(batch(2), -1).unwrap(); // 0..2, not transactional
+    p.append(txn_batch(7, 0, 0, 3), -1).unwrap(); // 2..5, producer 7
+    p.append(txn_batch(8, 0, 0, 1), -1).unwrap(); // 5, producer 8
+    let committed = p.read(0, 1 << 20, true).unwrap();
+    assert_eq!(
+        (committed.high_watermark, committed.last_stable_offset),
+        (6, 2)
+    );
+    assert_eq!(
+        batch::BatchIter::new(committed.records).count(),
+        1,
+        "only the first batch"
+    );
+    assert_eq!(p.offset_for_timestamp(LATEST_TIMESTAMP, true).unwrap().0, 2);
+    assert_eq!(
+        p.offset_for_timestamp(LATEST_TIMESTAMP, false).unwrap().0,
+        6
+    );
+
+    // Producer 7 aborts, producer 8 commits: everything is stable, 7's records are named.
+    p.write_marker(7, 0, ControlType::Abort, 0).unwrap(); // 6
+    assert_eq!(p.offsets().last_stable, 5, "producer 8 is still open");
+    p.write_marker(8, 0, ControlType::Commit, 0).unwrap(); // 7
+    let fetched = p.read(0, 1 << 20, true).unwrap();
+    assert_eq!(fetched.last_stable_offset, 8);
+    assert_eq!(fetched.aborted, [(7, 2)]);
+    assert!(
+        p.read(7, 1 << 20, true).unwrap().aborted.is_empty(),
+        "past its marker"
+    );
+    // A marker fences the producer's older epochs.
+    assert!(matches!(
+        p.write_marker(7, -1, ControlType::Abort, 0),
+        Err(PartitionError::StaleMarker { .. })
+    ));
+    // Producers cannot write markers themselves.
+    let forged = batch::control_batch(9, 0, ControlType::Commit, 0, 0).unwrap();
+    assert!(matches!(
+        p.append(forged, -1),
+        Err(PartitionError::ControlBatchProduced)
+    ));
+
+    // A restart rebuilds the transactions from the log, markers included.
+    p.append(txn_batch(9, 0, 0, 1), -1).unwrap(); // 8, left open
+    drop(p);
+    let p = open(dir.path(), &[]);
+    assert_eq!(p.offsets().last_stable, 8);
+    assert_eq!(p.read(0, 1 << 20, true).unwrap().aborted, [(7, 2)]);
 }

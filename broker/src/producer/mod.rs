@@ -1,4 +1,6 @@
-//! Idempotent-producer support: per-partition sequence state. Producer ids come from the
+//! Producer state of a partition: idempotent producers' sequences ([`state`]) and the
+//! open and aborted transactions ([`transactions`]). Producer ids come from the
 //! controller in blocks (see [`crate::broker::Broker::allocate_producer_id`]).
 
 pub mod state;
+pub mod transactions;

@@ -130,6 +130,21 @@ impl ProducerStateTable {
         });
     }
 
+    /// The epoch a producer is known at, if any.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|entry| entry.epoch)
+    }
+
+    /// Follows a transaction marker: one at a newer epoch fences the producer's older
+    /// epochs (the coordinator bumped it), so their writes are refused from now on.
+    pub fn record_marker(&mut self, header: &BatchHeader) {
+        let entry = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch > entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Forgets batches at or after `offset` (the log was truncated there), and producers
     /// left with none, as Kafka's `truncateAndReload` does for the truncated range.
     pub fn truncate_from(&mut self, offset: i64) {
