@@ -864,6 +864,68 @@ fn init_producer_id_cases(v: i16) -> Cases {
     cases
 }
 
+fn add_partitions_to_txn_cases() -> Cases {
+    let add = |topic_name: &str| {
+        RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("txn-conformance")))
+                .with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(topic(topic_name))
+                        .with_partitions(vec![0]),
+                ]),
+        )
+    };
+    vec![
+        ("unknown producer", add(TOPIC)),
+        ("unknown topic", add("no-such-topic")),
+    ]
+}
+
+fn txn_offset_commit_cases() -> Cases {
+    let commit = |topic_name: &str| {
+        RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s("txn-conformance")))
+                .with_group_id(GroupId(s("txn-group")))
+                .with_producer_id(ProducerId(1))
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(topic(topic_name))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ]),
+                ]),
+        )
+    };
+    vec![
+        ("offsets of a transaction", commit(TOPIC)),
+        ("unknown topic", commit("no-such-topic")),
+    ]
+}
+
+fn write_txn_markers_cases() -> Cases {
+    let marker = |topic_name: &str| {
+        RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+            write_txn_markers_request::WritableTxnMarker::default()
+                .with_producer_id(ProducerId(4242))
+                .with_transaction_result(false)
+                .with_topics(vec![
+                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(topic(topic_name))
+                        .with_partition_indexes(vec![0]),
+                ]),
+        ]))
+    };
+    vec![
+        ("abort marker", marker(TOPIC)),
+        ("unknown topic", marker("no-such-topic")),
+    ]
+}
+
 fn offset_for_leader_epoch_cases(v: i16) -> Cases {
     let ask = |name: &str, epoch: i32, current: i32| {
         let mut request = OffsetForLeaderEpochRequest::default().with_topics(vec![
@@ -1189,6 +1251,27 @@ fn cases(key: ApiKey, v: i16, f: &Fixture, conn: &mut Connection) -> Cases {
         ApiKey::OffsetDelete => offset_delete_cases(conn),
         ApiKey::DescribeCluster => describe_cluster_cases(v),
         ApiKey::ElectLeaders => elect_leaders_cases(v),
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn_cases(),
+        ApiKey::AddOffsetsToTxn => vec![(
+            "unknown producer",
+            RequestKind::AddOffsetsToTxn(
+                AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("txn-conformance")))
+                    .with_producer_id(ProducerId(1))
+                    .with_group_id(GroupId(s("g"))),
+            ),
+        )],
+        ApiKey::EndTxn => vec![(
+            "unknown producer",
+            RequestKind::EndTxn(
+                EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("txn-conformance")))
+                    .with_producer_id(ProducerId(1))
+                    .with_committed(true),
+            ),
+        )],
+        ApiKey::TxnOffsetCommit => txn_offset_commit_cases(),
+        ApiKey::WriteTxnMarkers => write_txn_markers_cases(),
         other => panic!("{other:?} is served but has no conformance cases"),
     }
 }

@@ -11,6 +11,7 @@ pub mod log_dirs;
 pub mod metadata_cache;
 pub mod replica_manager;
 pub mod storage;
+pub mod transactions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -37,6 +38,7 @@ use crate::group::persistence::OffsetsLog;
 use crate::group::state::GroupLimits;
 use crate::partition::{Partition, RoleChange};
 use crate::replication::fetcher_manager::{FetcherManager, FollowerSet};
+use crate::transaction::coordinator::{TransactionCoordinator, TRANSACTION_TOPIC};
 use crate::util::Signal;
 
 /// How long a controller request may take before the client's request fails.
@@ -61,6 +63,8 @@ pub struct Broker {
     pub controller: ControllerClient,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     pub groups: Arc<GroupCoordinator>,
+    /// The transactional ids this broker coordinates.
+    pub transactions: Arc<TransactionCoordinator>,
     /// Committed offsets on `__consumer_offsets`.
     pub offsets: OffsetsLog,
     /// The follower fetchers.
@@ -113,6 +117,14 @@ impl Broker {
             controller: ControllerClient::new(controller_addr),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups,
+            transactions: Arc::new(TransactionCoordinator::new(
+                config
+                    .setting_i64("transaction.state.log.num.partitions")
+                    .clamp(1, 1000) as i32,
+                config
+                    .setting_i64("transaction.max.timeout.ms")
+                    .clamp(1, i32::MAX as i64) as i32,
+            )),
             appended,
             started: Instant::now(),
             config,
@@ -218,6 +230,8 @@ impl Broker {
         for (partition, change) in &changes {
             if partition.topic == OFFSETS_TOPIC {
                 self.offsets.on_role_change(partition, *change);
+            } else if partition.topic == TRANSACTION_TOPIC {
+                self.on_transaction_partition_role_change(partition, *change);
             }
         }
         let broker_epoch = self.broker_epoch();

@@ -361,6 +361,37 @@ impl GroupCoordinator {
         Ok(partition)
     }
 
+    /// Checks that `member_id` of `generation` may commit offsets in a transaction
+    /// (TxnOffsetCommit); returns the offsets partition to write to.
+    pub fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<i32, ResponseError> {
+        let inner = self.lock();
+        let partition = self.owns(&inner, group_id)?;
+        if let Some(group) = inner.groups.get(group_id) {
+            group.validate_txn_commit(member_id, instance_id, generation)?;
+        }
+        Ok(partition)
+    }
+
+    /// Stages transactional offsets now durable in the offsets partition.
+    pub fn stage_txn(&self, partition: i32, producer_id: i64, entries: OffsetWrites) {
+        if let Some(table) = self.lock().loaded.get_mut(&partition) {
+            table.stage_txn(producer_id, entries);
+        }
+    }
+
+    /// A transaction marker reached offsets partition `partition`.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        if let Some(table) = self.lock().loaded.get_mut(&partition) {
+            table.complete_txn(producer_id, commit);
+        }
+    }
+
     /// Applies entries that are now durable in the offsets partition.
     pub fn apply(&self, partition: i32, entries: Vec<(OffsetKey, Option<OffsetValue>)>) {
         if let Some(table) = self.lock().loaded.get_mut(&partition) {

@@ -141,6 +141,22 @@ impl OffsetValue {
 
 /// Encodes commits (and deletions, as `None`) as one record batch.
 pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes> {
+    encode_entries(entries, None)
+}
+
+/// Encodes a TxnOffsetCommit's offsets as one batch of `producer`'s transaction
+/// (`(producer id, epoch)`): they count only once a commit marker follows.
+pub fn encode_txn(
+    entries: &[(OffsetKey, Option<OffsetValue>)],
+    producer: (i64, i16),
+) -> io::Result<Bytes> {
+    encode_entries(entries, Some(producer))
+}
+
+fn encode_entries(
+    entries: &[(OffsetKey, Option<OffsetValue>)],
+    producer: Option<(i64, i16)>,
+) -> io::Result<Bytes> {
     let pairs = entries
         .iter()
         .map(|(key, value)| {
@@ -150,28 +166,33 @@ pub fn encode(entries: &[(OffsetKey, Option<OffsetValue>)]) -> io::Result<Bytes>
             ))
         })
         .collect::<io::Result<Vec<_>>>()?;
-    record_batch(pairs)
+    record_batch(pairs, producer)
 }
 
 /// Encodes a group's metadata (a tombstone for `None`: the group was deleted) as a
 /// record batch of its own.
 pub fn encode_group(group: &str, snapshot: Option<&GroupSnapshot>) -> io::Result<Bytes> {
     let value = snapshot.map(GroupSnapshot::encode).transpose()?;
-    record_batch(vec![(snapshot::encode_key(group)?, value)])
+    record_batch(vec![(snapshot::encode_key(group)?, value)], None)
 }
 
-/// One uncompressed batch of `(key, value)` records, stamped now.
-fn record_batch(pairs: Vec<(Bytes, Option<Bytes>)>) -> io::Result<Bytes> {
+/// One uncompressed batch of `(key, value)` records, stamped now; transactional when a
+/// producer is given.
+fn record_batch(
+    pairs: Vec<(Bytes, Option<Bytes>)>,
+    producer: Option<(i64, i16)>,
+) -> io::Result<Bytes> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let now = crate::util::now_ms();
     let records: Vec<Record> = pairs
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // A constant offset-sequence gap keeps all records in one batch whose base
@@ -193,12 +214,20 @@ fn record_batch(pairs: Vec<(Bytes, Option<Bytes>)>) -> io::Result<Bytes> {
 pub struct OffsetTable {
     offsets: HashMap<OffsetKey, OffsetValue>,
     groups: HashMap<String, GroupSnapshot>,
+    /// Offsets committed inside a transaction, by producer id, until its marker.
+    pending: HashMap<i64, OffsetWrites>,
 }
 
 impl OffsetTable {
     /// Replays batches read from the offsets partition (in offset order).
     pub fn replay(&mut self, data: Bytes) -> io::Result<()> {
-        for (_, bytes) in batch::BatchIter::new(data) {
+        for (header, bytes) in batch::BatchIter::new(data) {
+            if header.is_control() {
+                let commit = batch::control_type(&bytes) == Some(batch::ControlType::Commit);
+                self.complete_txn(header.producer_id, commit);
+                continue;
+            }
+            let transactional = header.is_transactional();
             let mut buf = bytes;
             let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
             for record in set.records {
@@ -212,22 +241,20 @@ impl OffsetTable {
                 let Some(key) = OffsetKey::decode(key_bytes) else {
                     continue;
                 };
-                match record.value.as_deref() {
-                    // A null value (a tombstone) deletes the offset.
-                    None => {
-                        self.offsets.remove(&key);
-                    }
-                    Some(bytes) => match OffsetValue::decode(bytes) {
-                        Some(value) => {
-                            self.offsets.insert(key, value);
-                        }
-                        None => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("undecodable offset commit for {key:?}"),
-                            ))
-                        }
-                    },
+                // A null value (a tombstone) deletes the offset.
+                let value = match record.value.as_deref() {
+                    None => None,
+                    Some(bytes) => Some(OffsetValue::decode(bytes).ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("undecodable offset commit for {key:?}"),
+                        )
+                    })?),
+                };
+                if transactional {
+                    self.stage_txn(header.producer_id, vec![(key, value)]);
+                } else {
+                    self.apply(vec![(key, value)]);
                 }
             }
         }
@@ -256,6 +283,30 @@ impl OffsetTable {
     /// from then on.
     pub fn take_group_snapshots(&mut self) -> HashMap<String, GroupSnapshot> {
         std::mem::take(&mut self.groups)
+    }
+
+    /// Holds offsets a transaction committed until its marker says whether they count.
+    pub fn stage_txn(&mut self, producer_id: i64, entries: OffsetWrites) {
+        self.pending.entry(producer_id).or_default().extend(entries);
+    }
+
+    /// A transaction marker: a commit applies the producer's staged offsets, an abort
+    /// drops them.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        if let Some(entries) = self.pending.remove(&producer_id) {
+            if commit {
+                self.apply(entries);
+            }
+        }
+    }
+
+    /// Whether a transaction holds offsets of `key`'s partition not yet committed
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending
+            .values()
+            .flatten()
+            .any(|(k, _)| k.group == group && k.topic == topic && k.partition == partition)
     }
 
     /// Applies committed entries.

@@ -13,7 +13,6 @@ use tributary_metadata::ResponseError;
 use super::coordinator::GroupCoordinator;
 use super::offsets::{self, OffsetTable, OffsetWrites, OFFSETS_TOPIC};
 use crate::broker::replica_manager::ReplicaManager;
-use crate::log::batch::BatchIter;
 use crate::partition::{Partition, PartitionError, RoleChange};
 use crate::util::Signal;
 
@@ -56,6 +55,24 @@ impl OffsetsLog {
         Ok(())
     }
 
+    /// Durably writes a transaction's offset commits (TxnOffsetCommit) to offsets partition
+    /// `partition`, staged until the transaction's marker.
+    pub async fn write_txn(
+        &self,
+        partition: i32,
+        producer: (i64, i16),
+        entries: OffsetWrites,
+    ) -> Result<(), ResponseError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records = offsets::encode_txn(&entries, producer)
+            .map_err(|_| ResponseError::UnknownServerError)?;
+        self.append_durably(partition, records).await?;
+        self.groups.stage_txn(partition, producer.0, entries);
+        Ok(())
+    }
+
     /// Stores group metadata as the coordinator queues it, one record at a time in the
     /// order the groups changed, until shutdown. A write that fails (the partition moved,
     /// its ISR is short) is dropped: the group then resumes from its previous generation
@@ -89,17 +106,8 @@ impl OffsetsLog {
         let Some(log) = self.replicas.get(OFFSETS_TOPIC, partition) else {
             return Err(ResponseError::NotCoordinator);
         };
-        let mut appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
-        self.appended.notify();
-        if let Some(flush) = appended.flush.take() {
-            flush
-                .start()
-                .wait()
-                .await
-                .map_err(|e| coordinator_error(&e))?;
-        }
-        // The commit timeout is short already; a lapsed session does not cut it shorter.
-        log.wait_for_commit(&appended, COMMIT_TIMEOUT, &|| false)
+        let appended = log.append(records, -1).map_err(|e| coordinator_error(&e))?;
+        log.commit_own_write(appended, &self.appended, COMMIT_TIMEOUT)
             .await
             .map_err(|e| coordinator_error(&e))
     }
@@ -164,17 +172,6 @@ fn coordinator_error(e: &PartitionError) -> ResponseError {
 /// Replays an offsets partition from its log start to its log end.
 fn load(partition: &Partition) -> std::io::Result<OffsetTable> {
     let mut table = OffsetTable::default();
-    let offsets = partition.offsets();
-    let mut position = offsets.log_start;
-    while position < offsets.log_end {
-        let data = partition
-            .read_range(position, LOAD_CHUNK_BYTES, offsets.log_end)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let Some((last, _)) = BatchIter::new(data.clone()).last() else {
-            break;
-        };
-        position = last.next_offset();
-        table.replay(data)?;
-    }
+    partition.replay(LOAD_CHUNK_BYTES, |data| table.replay(data))?;
     Ok(table)
 }

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{authorized, sb, topic_name, ErrorFields, RequestContext};
 use crate::group::offsets::OFFSETS_TOPIC;
+use crate::transaction::coordinator::TRANSACTION_TOPIC;
 use tributary_metadata::error::code_of;
 use tributary_metadata::image::{is_internal_topic, validate_topic_name, TopicMeta};
 use tributary_metadata::rpc::TopicSpec;
@@ -232,7 +233,8 @@ pub async fn handle_describe_cluster(
 }
 
 /// FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
-/// partition (created on first use). Transactions are not supported.
+/// partition, a transactional id's the leader of its `__transaction_state` partition
+/// (each topic created on first use).
 pub async fn handle_find_coordinator(
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
@@ -242,8 +244,10 @@ pub async fn handle_find_coordinator(
     } else {
         vec![req.key.clone()]
     };
-    if req.key_type == 0 {
-        ctx.broker.ensure_offsets_topic().await;
+    match req.key_type {
+        0 => ctx.broker.ensure_offsets_topic().await,
+        1 => ctx.broker.ensure_transaction_topic().await,
+        _ => {}
     }
     let lookup = |key: &StrBytes| -> Result<(i32, String, i32), ApiError> {
         match req.key_type {
@@ -258,10 +262,17 @@ pub async fn handle_find_coordinator(
                         "The coordinator is not available.",
                     )
                 }),
-            1 => Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                "Transactions are not supported by this broker",
-            )),
+            1 => ctx
+                .broker
+                .metadata
+                .live_leader(TRANSACTION_TOPIC, ctx.broker.transactions.partition_of(key))
+                .map(|b| (b.id, b.host, b.port))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::CoordinatorNotAvailable,
+                        "The coordinator is not available.",
+                    )
+                }),
             other => Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!("Unknown coordinator type {other}"),

@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod produce;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transactions;
 
 use std::sync::Arc;
 use tributary_metadata::ResponseError;

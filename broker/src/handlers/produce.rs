@@ -159,15 +159,22 @@ pub async fn handle_init_producer_id(
     ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    if req
-        .transactional_id
-        .as_ref()
-        .is_some_and(|t| !t.0.is_empty())
-    {
-        return InitProducerIdResponse::default()
-            .with_error_code(ResponseError::InvalidRequest.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+    if let Some(transactional_id) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        // KIP-360 (v3+): a producer may name its current id and epoch to bump it.
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        return match ctx
+            .broker
+            .init_transactional_producer(&transactional_id.0, req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(error) => InitProducerIdResponse::default()
+                .with_error_code(error.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        };
     }
     // KIP-360: an idempotent producer may ask to bump its epoch after a sequence error.
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

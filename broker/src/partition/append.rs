@@ -170,6 +170,23 @@ impl Partition {
         })
     }
 
+    /// Finishes a write of the broker's own (an internal topic's records, a marker) as an
+    /// acks=all produce does: wakes the followers' fetches, runs the fsync it owes and
+    /// waits until the write is committed, for at most `timeout`.
+    pub async fn commit_own_write(
+        &self,
+        mut appended: Appended,
+        wake: &crate::util::Signal,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        wake.notify();
+        if let Some(flush) = appended.flush.take() {
+            flush.start().wait().await?;
+        }
+        // An internal write's timeout is short already; a lapsed session does not cut it.
+        self.wait_for_commit(&appended, timeout, &|| false).await
+    }
+
     /// Waits until the high watermark reaches `end_offset` (acks=all), failing if this broker
     /// stops leading, the ISR shrinks below `min.insync.replicas`, or `timeout` passes, or
     /// (NOT_LEADER_OR_FOLLOWER) if the write is still pending after

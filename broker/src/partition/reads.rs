@@ -135,6 +135,29 @@ impl Partition {
         Ok(self.lock().log.read(offset, max_bytes, limit)?)
     }
 
+    /// Reads the whole log, from its start to the end it has now, in chunks of whole
+    /// batches of about `chunk_bytes`: how a coordinator replays a partition of an
+    /// internal topic when it takes the partition over.
+    pub fn replay(
+        &self,
+        chunk_bytes: usize,
+        mut apply: impl FnMut(Bytes) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let offsets = self.offsets();
+        let mut position = offsets.log_start;
+        while position < offsets.log_end {
+            let data = self
+                .read_range(position, chunk_bytes, offsets.log_end)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let Some((last, _)) = batch::BatchIter::new(data.clone()).last() else {
+                break;
+            };
+            position = last.next_offset();
+            apply(data)?;
+        }
+        Ok(())
+    }
+
     /// Where the log starts and ends, and its high watermark.
     pub fn offsets(&self) -> LogOffsets {
         let state = self.lock();

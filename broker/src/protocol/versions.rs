@@ -43,6 +43,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0, 0),
     (ApiKey::DescribeCluster, 0, 0, 1),
     (ApiKey::ElectLeaders, 0, 0, 2),
+    (ApiKey::AddPartitionsToTxn, 0, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 0, 3),
+    (ApiKey::EndTxn, 0, 0, 3),
+    (ApiKey::WriteTxnMarkers, 1, 1, 1),
+    (ApiKey::TxnOffsetCommit, 0, 0, 3),
 ];
 
 /// Whether requests of `key` at `version` can be served (decoded and answered).

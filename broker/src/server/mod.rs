@@ -244,6 +244,11 @@ pub async fn process(
         DeleteGroups => handlers::groups::handle_delete_groups,
         OffsetDelete => handlers::groups::handle_offset_delete,
         ElectLeaders => handlers::admin::handle_elect_leaders,
+        AddPartitionsToTxn => handlers::transactions::handle_add_partitions_to_txn,
+        AddOffsetsToTxn => handlers::transactions::handle_add_offsets_to_txn,
+        EndTxn => handlers::transactions::handle_end_txn,
+        TxnOffsetCommit => handlers::transactions::handle_txn_offset_commit,
+        WriteTxnMarkers => handlers::transactions::handle_write_txn_markers,
     });
     Ok(response)
 }
@@ -253,7 +258,8 @@ async fn api_versions(_ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVer
 }
 
 /// Background housekeeping: group timers every 100 ms, ISR maintenance every 200 ms,
-/// time-based flushes and high-watermark checkpoints every second, retention on its interval.
+/// time-based flushes, high-watermark checkpoints and transaction timeouts every second,
+/// retention on its interval.
 pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let retention_every = std::time::Duration::from_millis(
         broker
@@ -274,6 +280,8 @@ pub async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
                 let _ = tokio::task::spawn_blocking(move || broker.replicas.apply_retention()).await;
             }
             _ = flushes.tick() => {
+                let expiring = broker.clone();
+                tokio::spawn(async move { expiring.expire_transactions().await });
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.replicas.flush_due()).await;
             }

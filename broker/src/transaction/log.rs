@@ -2,12 +2,14 @@
 //! (`TransactionLogKey` v0, `TransactionLogValue` v0), so Kafka's own formatter reads it:
 //! one record per transactional id, the latest winning (the topic is compacted).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
 use super::state::{TxnMetadata, TxnState};
+use crate::log::batch;
 use crate::schema::{invalid, put_string, Reader};
 
 /// `TransactionLogKey` schema version.
@@ -99,6 +101,54 @@ pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> io::Result<TxnMetad
     })
 }
 
+/// `metadata` as a batch of one record, ready to append to `__transaction_state`.
+pub fn encode(metadata: &TxnMetadata) -> io::Result<Bytes> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: metadata.last_update_ms,
+        key: Some(encode_key(&metadata.transactional_id)?),
+        value: Some(encode_value(metadata)?),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    Ok(batch::encode_records(&[record], Compression::None)?.freeze())
+}
+
+/// Replays batches read from a `__transaction_state` partition into the latest state of
+/// each transactional id. A record that cannot be read is skipped with a warning (its id
+/// starts over at its next InitProducerId).
+pub fn replay(data: Bytes, into: &mut HashMap<String, TxnMetadata>) -> io::Result<()> {
+    for (_, bytes) in batch::BatchIter::new(data) {
+        let mut buf = bytes;
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(io::Error::other)?;
+        for record in set.records {
+            let Some(id) = record.key.as_deref().and_then(|k| decode_key(k).ok()) else {
+                continue;
+            };
+            match record.value.as_deref().map(|v| decode_value(&id, v)) {
+                None => {
+                    into.remove(&id);
+                }
+                Some(Ok(metadata)) => {
+                    into.insert(id, metadata);
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(transactional_id = %id, %error, "unreadable transaction state");
+                    into.remove(&id);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +187,13 @@ mod tests {
                 "cut at {cut}"
             );
         }
+        let mut replayed = HashMap::new();
+        let mut later = metadata.clone();
+        later.state = TxnState::CompleteCommit;
+        let mut log = BytesMut::new();
+        log.extend_from_slice(&encode(&metadata).unwrap());
+        log.extend_from_slice(&encode(&later).unwrap());
+        replay(log.freeze(), &mut replayed).unwrap();
+        assert_eq!(replayed["payments"], later, "the latest record wins");
     }
 }

@@ -378,12 +378,16 @@ impl Transactions {
     /// Transactions whose end was prepared but not completed (after a coordinator
     /// change): their markers are sent again.
     pub fn unfinished(&self) -> Vec<Markers> {
-        self.txns
-            .values()
-            .filter(|m| m.state.is_preparing())
-            .map(|m| markers_of(m, m.state == TxnState::PrepareCommit))
-            .collect()
+        self.txns.values().filter_map(unfinished_markers).collect()
     }
+}
+
+/// The markers still owed for `metadata`, if its end was prepared and not completed.
+pub fn unfinished_markers(metadata: &TxnMetadata) -> Option<Markers> {
+    metadata
+        .state
+        .is_preparing()
+        .then(|| markers_of(metadata, metadata.state == TxnState::PrepareCommit))
 }
 
 fn markers_of(metadata: &TxnMetadata, commit: bool) -> Markers {

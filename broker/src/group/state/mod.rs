@@ -416,7 +416,29 @@ impl Group {
         effects
     }
 
-    /// Checks that a member may commit offsets (OffsetCommit / TxnOffsetCommit rules).
+    /// Checks a TxnOffsetCommit, as Kafka's coordinator does: a known member (when one is
+    /// named) at the group's generation (when one is given); a rebalance does not stop it.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if member_id.is_empty() && generation < 0 {
+            // TxnOffsetCommit before v3 carries no member.
+            return Ok(());
+        }
+        self.check_instance(member_id, instance_id)?;
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation >= 0 && generation != self.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Checks that a member may commit offsets (OffsetCommit rules).
     pub fn validate_commit(
         &self,
         member_id: &str,
