@@ -191,3 +191,112 @@ async fn read_committed_consumers_see_committed_transactions_only() {
     .unwrap();
     broker.shutdown().await.unwrap();
 }
+
+/// Values of `topic` read with read_committed from three partitions, from `bootstrap`.
+fn read_committed_values(bootstrap: &str, topic: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ledger-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let (mut values, mut ended) = (Vec::new(), std::collections::BTreeSet::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "partitions not read to their end: {values:?}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => values
+                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
+            _ => {}
+        }
+    }
+    values.sort();
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_survives_a_kill_9_of_its_coordinator_whole_or_not_at_all() {
+    const LEDGER: &str = "ledger";
+    const ID: &str = "ledger-writer";
+    let mut cluster = common::cluster::Cluster::start().await;
+    let bootstrap = cluster.bootstrap();
+    common::traffic::create_topic(&bootstrap, LEDGER, 3, 3).await;
+    cluster
+        .wait_until(|c| c.partition(LEDGER).1.len() == 3, "ISR of 3")
+        .await;
+    let producer = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || transactional_producer(&bootstrap, ID))
+            .await
+            .unwrap()
+    };
+    let send_all = |producer: &ThreadedProducer<DefaultProducerContext>, prefix: &str| {
+        let sent = values(prefix, 12);
+        for (i, value) in sent.iter().enumerate() {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(LEDGER)
+                        .partition(i as i32 % 3)
+                        .key(value)
+                        .payload(value),
+                )
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        }
+        sent
+    };
+    producer.begin_transaction().unwrap();
+    let mut expected = send_all(&producer, "before");
+    producer.commit_transaction(TIMEOUT).unwrap();
+
+    // Mid-transaction, its coordinator dies.
+    producer.begin_transaction().unwrap();
+    let during = send_all(&producer, "during");
+    producer.flush(TIMEOUT).unwrap();
+    let partition = tributary_broker::group::offsets::partition_for(ID, 5);
+    let coordinator = cluster.controller().controller.image().topics["__transaction_state"]
+        .partitions[partition as usize]
+        .leader;
+    cluster.kill9(coordinator);
+    let ended = tokio::task::spawn_blocking(move || {
+        let result = producer.commit_transaction(TIMEOUT);
+        if result.is_err() {
+            producer
+                .abort_transaction(TIMEOUT)
+                .expect("abort after a failed commit");
+        }
+        (producer, result.is_ok())
+    })
+    .await
+    .unwrap();
+    let (producer, committed) = ended;
+    if committed {
+        expected.extend(during);
+    }
+
+    // The producer carries on with the new coordinator.
+    producer.begin_transaction().unwrap();
+    expected.extend(send_all(&producer, "after"));
+    producer.commit_transaction(TIMEOUT).unwrap();
+    expected.sort();
+    let bootstrap = cluster.bootstrap();
+    let read = tokio::task::spawn_blocking(move || read_committed_values(&bootstrap, LEDGER))
+        .await
+        .unwrap();
+    assert_eq!(read, expected, "committed: {committed}");
+}
