@@ -5,7 +5,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 suites=("$@")
-[[ ${#suites[@]} -gt 0 ]] || suites=(client-compatibility kcat kafka-python franz-go librdkafka)
+[[ ${#suites[@]} -gt 0 ]] || suites=(client-compatibility java-transactions kcat kafka-python franz-go librdkafka)
 summary=()
 status=0
 for suite in "${suites[@]}"; do
