@@ -399,6 +399,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// The partitions of a group whose offsets a transaction holds undecided.
+    pub fn pending_txn_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeSet<(String, i32)>, ResponseError> {
+        let inner = self.lock();
+        let p = self.owns(&inner, group_id)?;
+        Ok(inner
+            .loaded
+            .get(&p)
+            .map(|t| t.pending_of(group_id))
+            .unwrap_or_default())
+    }
+
     /// Committed offsets of a group.
     pub fn fetch_offsets(
         &self,

@@ -300,13 +300,15 @@ impl OffsetTable {
         }
     }
 
-    /// Whether a transaction holds offsets of `key`'s partition not yet committed
-    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
-    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+    /// The partitions of `group` with offsets a transaction committed but whose marker
+    /// has not arrived (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT).
+    pub fn pending_of(&self, group: &str) -> BTreeSet<(String, i32)> {
         self.pending
             .values()
             .flatten()
-            .any(|(k, _)| k.group == group && k.topic == topic && k.partition == partition)
+            .filter(|(key, _)| key.group == group)
+            .map(|(key, _)| (key.topic.clone(), key.partition))
+            .collect()
     }
 
     /// Applies committed entries.

@@ -28,7 +28,8 @@ use crate::group::state::JoinRequest;
 const MAX_METADATA_BYTES: usize = 4096;
 
 /// Committed offsets of one topic: `(partition, offset if any)`.
-type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+/// A topic's partitions with their committed offset (if any) and error code.
+type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>, i16)>);
 
 /// Per-topic commit outcome: name, id and each partition's outcome.
 type TopicCommitResult = (
@@ -280,32 +281,49 @@ macro_rules! committed_topic {
             .with_partitions(
                 $parts
                     .into_iter()
-                    .map(|(p, v)| {
+                    .map(|(p, v, code)| {
                         let (offset, epoch, metadata) = committed_fields(v);
                         $partition::default()
                             .with_partition_index(p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
                             .with_metadata(Some(metadata))
+                            .with_error_code(code)
                     })
                     .collect(),
             )
     };
 }
 
+/// The committed offsets of `topics` (all when `None`). With `require_stable` (KIP-447),
+/// a partition whose offsets a transaction holds undecided answers
+/// UNSTABLE_OFFSET_COMMIT, so that a consumer taking it over waits for the outcome.
 fn committed(
     ctx: &RequestContext,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<TopicOffsets>, ResponseError> {
     let all = ctx.broker.groups.fetch_offsets(group)?;
+    let unstable = if require_stable {
+        ctx.broker.groups.pending_txn_offsets(group)?
+    } else {
+        Default::default()
+    };
+    let answer = |t: &str, p: i32, value: Option<OffsetValue>| {
+        if unstable.contains(&(t.to_string(), p)) {
+            (p, None, ResponseError::UnstableOffsetCommit.code())
+        } else {
+            (p, value, 0)
+        }
+    };
     Ok(match topics {
         Some(list) => list
             .into_iter()
             .map(|(t, parts)| {
                 let values = parts
                     .into_iter()
-                    .map(|p| (p, all.get(&(t.clone(), p)).cloned()))
+                    .map(|p| answer(&t, p, all.get(&(t.clone(), p)).cloned()))
                     .collect();
                 (t, values)
             })
@@ -313,9 +331,10 @@ fn committed(
         None => {
             let mut out: Vec<TopicOffsets> = Vec::new();
             for ((t, p), v) in all {
+                let entry = answer(&t, p, Some(v));
                 match out.last_mut() {
-                    Some((last, values)) if *last == t => values.push((p, Some(v))),
-                    _ => out.push((t, vec![(p, Some(v))])),
+                    Some((last, values)) if *last == t => values.push(entry),
+                    _ => out.push((t, vec![entry])),
                 }
             }
             out
@@ -339,7 +358,7 @@ pub async fn handle_offset_fetch(
                         .collect()
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                let offsets = match committed(ctx, &g.group_id.0, wanted) {
+                let offsets = match committed(ctx, &g.group_id.0, wanted, req.require_stable) {
                     Ok(offsets) => offsets,
                     Err(e) => return base.with_error_code(e.code()),
                 };
@@ -366,7 +385,7 @@ pub async fn handle_offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let offsets = match committed(ctx, &req.group_id.0, wanted.clone()) {
+    let offsets = match committed(ctx, &req.group_id.0, wanted.clone(), req.require_stable) {
         Ok(offsets) => offsets,
         // v0 and v1 have no group-level error: Kafka puts it on every partition asked for.
         Err(e) if ctx.version < 2 => {

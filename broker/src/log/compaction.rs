@@ -661,3 +661,99 @@ mod tests {
         assert_eq!(plan(&view(&segments, 0, lagging), 8_000), None);
     }
 }
+
+/// The cleaner's throughput, a measurement rather than a check: `cargo test --release -p
+/// tributary-broker --lib cleaner_throughput -- --ignored --nocapture`.
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use kafka_protocol::records::{Compression, Record, TimestampType};
+
+    #[test]
+    #[ignore = "a measurement: run it in release mode"]
+    fn cleaner_throughput() {
+        const KEYS: usize = 100_000;
+        const RECORDS: usize = 1_000_000;
+        const PER_BATCH: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            delete: false,
+            compact: true,
+            ..Default::default()
+        };
+        let mut log = Log::open(dir.path(), config, RecoveryMode::Trust, &mut |_, _| {}).unwrap();
+        let value = Bytes::from(vec![b'v'; 100]);
+        for first in (0..RECORDS).step_by(PER_BATCH) {
+            let records: Vec<Record> = (first..first + PER_BATCH)
+                .map(|i| Record {
+                    transactional: false,
+                    control: false,
+                    partition_leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: (i - first) as i64,
+                    sequence: (i - first) as i32 - 1,
+                    timestamp: 1_700_000_000_000,
+                    key: Some(Bytes::from(format!("key-{:08}", (i * 7919) % KEYS))),
+                    value: Some(value.clone()),
+                    headers: Default::default(),
+                    delete_horizon: false,
+                })
+                .collect();
+            let bytes = batch::encode_records(&records, Compression::Lz4)
+                .unwrap()
+                .freeze();
+            let header = batch::validate(&bytes).unwrap();
+            log.append(bytes, &header, 0, None).unwrap();
+        }
+        // Roll, so every record is in a cleanable segment.
+        let bytes = batch::encode_records(
+            &[Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: 0,
+                sequence: -1,
+                timestamp: 1_700_000_000_000,
+                key: Some(Bytes::from_static(b"roll")),
+                value: None,
+                headers: Default::default(),
+                delete_horizon: false,
+            }],
+            Compression::None,
+        )
+        .unwrap()
+        .freeze();
+        let header = batch::validate(&bytes).unwrap();
+        log.maybe_roll(&header, usize::MAX >> 1).unwrap();
+        log.append(bytes, &header, 0, None).unwrap();
+        let before = log.size_bytes();
+        let view = log
+            .cleaner_view(log.log_end_offset(), HashSet::new())
+            .unwrap();
+        let plan = plan(&view, crate::util::now_ms()).unwrap();
+        let started = std::time::Instant::now();
+        let buffer = 128 << 20;
+        let (rewritten, report) = clean(&view, plan, buffer, crate::util::now_ms()).unwrap();
+        for segment in &rewritten {
+            assert!(log.swap_cleaned(segment).unwrap());
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "cleaned {RECORDS} records ({KEYS} keys, lz4): {:.1} MB -> {:.1} MB in {:.2} s, \
+             {:.0} MB/s read; map of {} keys = {:.1} MB of the {} MB buffer",
+            before as f64 / 1e6,
+            log.size_bytes() as f64 / 1e6,
+            elapsed.as_secs_f64(),
+            report.bytes_read as f64 / 1e6 / elapsed.as_secs_f64(),
+            report.keys_mapped,
+            (report.keys_mapped * super::super::cleaner::ENTRY_BYTES) as f64 / 1e6,
+            buffer >> 20,
+        );
+    }
+}
