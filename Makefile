@@ -64,7 +64,8 @@ compat: deps release
 	tests/compat/run-tributary.sh --cluster 3.6.0
 
 # The peers' own test suites: librdkafka's, franz-go's kgo tests (RF 1 and RF 3), Kafka's
-# ClientCompatibilityTest (3.6 and 4.x), kafka-python and Debian's kcat (tests/peers/).
+# ClientCompatibilityTest (3.6 and 4.x) and TransactionalMessageCopier, kafka-python and
+# Debian's kcat (tests/peers/).
 peers: deps release
 	tests/peers/run.sh
 

@@ -46,9 +46,25 @@ run_suite() {
   (cd "$build/tests" &&
     env KAFKA_PATH="$CACHE_DIR/kafka-3.6.0" BROKERS="$bootstrap" TEST_KAFKA_VERSION=3.6.0 "$@" \
       timeout 1800 ./run-test.sh -Q -E) >"$out" 2>&1 || true
-  # The runner ends with a table: | NNNN_name | PASSED/FAILED/SKIPPED | ...
-  rows=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -aE '^\| [0-9]{4}_[a-z0-9_]+ +\| +(PASSED|FAILED|SKIPPED) ' |
-    awk -F'|' '{ gsub(/ /, "", $2); gsub(/ /, "", $3); print $2, $3 }' | sort -u)
+  # The runner ends with a table: | NNNN_name | PASSED/FAILED/SKIPPED | ... Its exit
+  # check can abort the printing of that table part way, so each test's own result
+  # lines count too ("== Test NNNN_name PASSED ==", '### Test "NNNN_name ..." failed').
+  local clean
+  clean=$(sed 's/\x1b\[[0-9;]*m//g' "$out")
+  rows=$(
+    {
+      grep -aE '^\| [0-9]{4}_[a-z0-9_]+ +\| +(PASSED|FAILED|SKIPPED) ' <<<"$clean" |
+        awk -F'|' '{ gsub(/ /, "", $2); gsub(/ /, "", $3); print "table", $2, $3 }'
+      grep -aoE '=+ Test [0-9]{4}_[a-z0-9_]+ (PASSED|SKIPPED) =+' <<<"$clean" |
+        awk '{ print "line", $3, $4 }'
+      grep -aoE '^### Test "[0-9]{4}_[a-z0-9_]+' <<<"$clean" |
+        awk -F'"' '{ print "line", $2, "FAILED" }'
+    } | awk '$1 == "table" { table[$2 " " $3]; named[$2] }
+             $1 == "line" { line[$2 " " $3] }
+             END {
+               for (r in table) print r
+               for (r in line) { split(r, f, " "); if (!(f[1] in named)) print r }
+             }' | sort -u)
   if [[ -z $rows ]]; then
     tail -40 "$out" >&2
     echo "the librdkafka test runner stopped before its report (output: $out)" >&2
