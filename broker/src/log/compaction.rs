@@ -26,6 +26,7 @@ use super::batch::{self, BatchError, BatchHeader, LOG_OVERHEAD};
 use super::cleaner::{clean_batch, Cleaned, OffsetMap};
 use super::segment::{RecoveryMode, Segment};
 use super::{Log, LogConfig};
+use crate::producer::transactions::AbortedTxn;
 
 /// Where a log's cleaner keeps the offset the next round starts mapping from.
 const CLEANER_OFFSET_FILE: &str = "cleaner-offset";
@@ -72,6 +73,20 @@ pub struct CleanerView {
     /// Base offsets of each producer's latest batch: kept, empty if need be, so that a
     /// restart still knows the producer's sequence and epoch.
     pub producers_last_batches: HashSet<i64>,
+    /// Aborted transactions: their records never supersede a key, and go.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+impl CleanerView {
+    /// Whether `header` is a data batch of an aborted transaction.
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.iter().any(|t| {
+                t.producer_id == header.producer_id
+                    && (t.first_offset..=t.last_offset).contains(&header.base_offset)
+            })
+    }
 }
 
 /// Which segments a round cleans: `segments[..end]`, mapping keys from `first_dirty`.
@@ -165,17 +180,21 @@ impl SegmentBatches {
 /// Maps the latest offset of each key from `first_dirty` through `segments`, stopping
 /// where the map is full. The map covers the log up to its `last_offset`.
 fn build_map(
+    view: &CleanerView,
     segments: &[SegmentFile],
-    first_dirty: i64,
     buffer_bytes: usize,
     report: &mut RoundReport,
 ) -> Result<OffsetMap, CleanError> {
+    let first_dirty = view.first_dirty;
     let mut map = OffsetMap::with_buffer(buffer_bytes);
     for segment in segments.iter().filter(|s| s.next_offset > first_dirty) {
         let mut batches = SegmentBatches::open(segment)?;
         while let Some((header, bytes)) = batches.next_batch()? {
             report.bytes_read += bytes.len() as u64;
             if header.last_offset() < first_dirty {
+                continue;
+            }
+            if view.is_aborted(&header) {
                 continue;
             }
             let fitted = map.add_batch(&bytes).map_err(|source| CleanError::Batch {
@@ -217,6 +236,15 @@ fn rewrite(
         let needed = last_in_segment
             || (header.has_producer_id()
                 && view.producers_last_batches.contains(&header.base_offset));
+        if view.is_aborted(&header) {
+            // An aborted transaction's records are never read by read_committed
+            // consumers and supersede nothing: they go, as in Kafka.
+            changed = true;
+            if needed {
+                out.push(batch::empty_batch(&header));
+            }
+            continue;
+        }
         if header.record_count == 0 && !header.is_control() {
             // An empty batch an earlier round left: it goes once nothing needs it.
             if needed {
@@ -293,7 +321,7 @@ pub fn clean(
 ) -> Result<(Vec<Rewritten>, RoundReport), CleanError> {
     let mut report = RoundReport::default();
     let segments = &view.segments[..plan.end];
-    let map = build_map(segments, view.first_dirty, buffer_bytes, &mut report)?;
+    let map = build_map(view, segments, buffer_bytes, &mut report)?;
     report.keys_mapped = map.len();
     // Records past the map's reach are only known not to be superseded by what it saw:
     // the segment holding its last offset is rewritten too, keeping those records.
@@ -334,12 +362,14 @@ fn modified_ms(path: &Path) -> i64 {
 
 impl Log {
     /// What a cleaning round needs of this log, or `None` when it is not compacted. Only
-    /// segments wholly below `high_watermark` are offered: uncommitted records may still
-    /// be truncated away.
+    /// segments wholly below `stable_offset` are offered: uncommitted records may still
+    /// be truncated away, and open transactions may still abort (Kafka's first
+    /// uncleanable offset: the high watermark, held back by open transactions).
     pub fn cleaner_view(
         &self,
-        high_watermark: i64,
+        stable_offset: i64,
         producers_last_batches: HashSet<i64>,
+        aborted: Vec<AbortedTxn>,
     ) -> Option<CleanerView> {
         if !self.config.compact {
             return None;
@@ -348,7 +378,7 @@ impl Log {
         let segments = self
             .segments
             .values()
-            .filter(|s| s.base_offset() != active && s.next_offset() <= high_watermark)
+            .filter(|s| s.base_offset() != active && s.next_offset() <= stable_offset)
             .map(|s| SegmentFile {
                 base: s.base_offset(),
                 next_offset: s.next_offset(),
@@ -369,6 +399,7 @@ impl Log {
             segments,
             first_dirty,
             producers_last_batches,
+            aborted,
         })
     }
 
@@ -487,7 +518,7 @@ mod tests {
     }
 
     fn round(log: &mut Log, now_ms: i64) -> Option<RoundReport> {
-        let view = log.cleaner_view(log.log_end_offset(), HashSet::new())?;
+        let view = log.cleaner_view(log.log_end_offset(), HashSet::new(), Vec::new())?;
         let plan = plan(&view, now_ms)?;
         let (rewritten, report) = clean(&view, plan, 1 << 20, now_ms).unwrap();
         for segment in &rewritten {
@@ -564,7 +595,7 @@ mod tests {
         assert!(round(&mut log, now()).is_some());
         assert_eq!(round(&mut log, now()), None, "nothing new is dirty");
         let view = log
-            .cleaner_view(log.log_end_offset(), HashSet::new())
+            .cleaner_view(log.log_end_offset(), HashSet::new(), Vec::new())
             .unwrap();
         assert!(view.first_dirty > 0 && view.first_dirty <= log.active().base_offset());
     }
@@ -640,6 +671,7 @@ mod tests {
                 .collect(),
             first_dirty,
             producers_last_batches: HashSet::new(),
+            aborted: Vec::new(),
         }
     }
 
@@ -734,7 +766,7 @@ mod throughput {
         log.append(bytes, &header, 0, None).unwrap();
         let before = log.size_bytes();
         let view = log
-            .cleaner_view(log.log_end_offset(), HashSet::new())
+            .cleaner_view(log.log_end_offset(), HashSet::new(), Vec::new())
             .unwrap();
         let plan = plan(&view, crate::util::now_ms()).unwrap();
         let started = std::time::Instant::now();

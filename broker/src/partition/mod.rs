@@ -313,7 +313,11 @@ impl Partition {
         let view = {
             let state = self.lock();
             let producers = state.producers.last_batch_offsets();
-            match state.log.cleaner_view(state.high_watermark, producers) {
+            let stable = Self::last_stable_offset(&state);
+            match state
+                .log
+                .cleaner_view(stable, producers, state.txns.aborted())
+            {
                 Some(view) => view,
                 None => return Ok(None),
             }

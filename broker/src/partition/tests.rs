@@ -464,3 +464,66 @@ fn open_transactions_hold_back_read_committed_fetches_until_their_markers() {
     assert_eq!(p.offsets().last_stable, 8);
     assert_eq!(p.read(0, 1 << 20, true).unwrap().aborted, [(7, 2)]);
 }
+
+/// One keyed record, transactional when `producer` is given.
+fn keyed(key: &str, value: &str, producer: Option<(i64, i32)>) -> Bytes {
+    let (producer_id, sequence) = producer.unwrap_or((-1, -1));
+    let record = kafka_protocol::records::Record {
+        transactional: producer.is_some(),
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch: if producer.is_some() { 0 } else { -1 },
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset: 0,
+        sequence,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from(key.to_string())),
+        value: Some(Bytes::from(value.to_string())),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    batch::encode_records(&[record], Compression::None)
+        .unwrap()
+        .freeze()
+}
+
+#[test]
+fn an_aborted_transaction_never_supersedes_a_committed_value() {
+    use crate::log::batch::ControlType;
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(
+        dir.path(),
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "300"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    p.append(keyed("account", "committed", None), -1).unwrap();
+    p.append(keyed("account", "aborted", Some((7, 0))), -1)
+        .unwrap();
+    p.write_marker(7, 0, ControlType::Abort, 0).unwrap();
+    for i in 0..20 {
+        p.append(keyed(&format!("other-{i}"), "v", None), -1)
+            .unwrap();
+    }
+    let report = p.clean(1 << 20, crate::util::now_ms()).unwrap();
+    assert!(
+        report.is_some_and(|r| r.segments_rewritten > 0),
+        "the log was cleaned"
+    );
+    let mut values = Vec::new();
+    for (_, bytes) in batch::BatchIter::new(p.read(0, 1 << 20, true).unwrap().records) {
+        let mut buf = bytes;
+        for record in kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+            .unwrap()
+            .records
+        {
+            if record.key.as_deref() == Some(b"account".as_slice()) && !record.control {
+                values.push(record.value.unwrap());
+            }
+        }
+    }
+    assert_eq!(values, [Bytes::from_static(b"committed")]);
+}

@@ -67,6 +67,11 @@ impl PartitionTxns {
             .collect()
     }
 
+    /// Every aborted transaction still in the log (the cleaner drops their records).
+    pub fn aborted(&self) -> Vec<AbortedTxn> {
+        self.aborted.clone()
+    }
+
     /// The log was truncated at `offset`: transactions that began there or later are gone,
     /// and an abort whose marker is gone is open again.
     pub fn truncate_from(&mut self, offset: i64) {
