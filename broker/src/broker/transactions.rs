@@ -34,6 +34,8 @@ use crate::transaction::state::{
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How soon markers that could not be written yet are tried again.
 const MARKER_RETRY: Duration = Duration::from_millis(100);
+/// How soon recording a completed transaction is tried again.
+const COMPLETE_RETRY: Duration = Duration::from_millis(500);
 /// How much of a `__transaction_state` partition is read at a time while loading.
 const LOAD_CHUNK_BYTES: usize = 1 << 20;
 
@@ -267,7 +269,11 @@ impl Broker {
                             )
                             .await
                         {
-                            Ok(()) | Err(ResponseError::UnknownTopicOrPartition) => {
+                            // A marker refused for an older producer epoch is one a newer
+                            // coordinator decision has superseded: nothing left to write.
+                            Ok(())
+                            | Err(ResponseError::UnknownTopicOrPartition)
+                            | Err(ResponseError::InvalidProducerEpoch) => {
                                 written.push((topic, index))
                             }
                             Err(e) => debug!(%topic, index, error = ?e, "marker not written yet"),
@@ -291,16 +297,30 @@ impl Broker {
                 tokio::time::sleep(MARKER_RETRY).await;
             }
         }
-        let _change = self.transactions.changes.lock().await;
-        let now = crate::util::now_ms();
-        let Some(transition) = self
-            .transactions
-            .read(|t| t.complete(&id, markers.producer_epoch, now))
-        else {
-            return;
-        };
-        if let Err(e) = self.commit_transition(partition, transition).await {
-            warn!(transactional_id = %id, error = ?e, "recording a completed transaction failed");
+        // Record it complete, retrying while this broker still coordinates the id: until
+        // then every request of the id answers CONCURRENT_TRANSACTIONS.
+        loop {
+            let recorded = {
+                let _change = self.transactions.changes.lock().await;
+                if self.transactions.owner_of(&id).is_err() {
+                    return;
+                }
+                let now = crate::util::now_ms();
+                let Some(transition) = self
+                    .transactions
+                    .read(|t| t.complete(&id, markers.producer_epoch, markers.commit, now))
+                else {
+                    return;
+                };
+                self.commit_transition(partition, transition).await
+            };
+            match recorded {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(transactional_id = %id, error = ?e, "recording a completed transaction failed: retrying");
+                    tokio::time::sleep(COMPLETE_RETRY).await;
+                }
+            }
         }
     }
 
@@ -350,7 +370,11 @@ impl Broker {
             for topic in result.topics {
                 for p in topic.partitions {
                     let code = p.error_code;
-                    if code == 0 || code == ResponseError::UnknownTopicOrPartition.code() {
+                    let settled = [
+                        ResponseError::UnknownTopicOrPartition,
+                        ResponseError::InvalidProducerEpoch,
+                    ];
+                    if code == 0 || settled.iter().any(|e| e.code() == code) {
                         written.push((topic.name.0.to_string(), p.partition_index));
                     }
                 }

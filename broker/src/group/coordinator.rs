@@ -52,6 +52,9 @@ struct Inner {
     loaded: HashMap<i32, OffsetTable>,
     /// Offsets partitions led here but still being replayed.
     loading: BTreeSet<i32>,
+    /// Transaction markers that reached a partition while it was being replayed, past
+    /// what the replay reads: `(producer id, commit)`, applied once it is loaded.
+    markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
     /// Group metadata to store, in the order the groups changed (`None` deletes a group).
     unsaved: VecDeque<(String, Option<GroupSnapshot>)>,
 }
@@ -186,6 +189,13 @@ impl GroupCoordinator {
                 let group = Group::restore(&id, snapshot, self.limits, now);
                 inner.groups.insert(id, group);
             }
+            for (producer_id, commit) in inner
+                .markers_while_loading
+                .remove(&partition)
+                .unwrap_or_default()
+            {
+                table.complete_txn(producer_id, commit);
+            }
             inner.loaded.insert(partition, table);
             tracing::info!(partition, groups = restored, "group metadata restored");
             tracing::info!(
@@ -199,6 +209,7 @@ impl GroupCoordinator {
     pub fn unload(&self, partition: i32) {
         let mut inner = self.lock();
         inner.loading.remove(&partition);
+        inner.markers_while_loading.remove(&partition);
         if inner.loaded.remove(&partition).is_none() {
             return;
         }
@@ -385,10 +396,18 @@ impl GroupCoordinator {
         }
     }
 
-    /// A transaction marker reached offsets partition `partition`.
+    /// A transaction marker reached offsets partition `partition` (kept for after the
+    /// replay while the partition is being loaded).
     pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
-        if let Some(table) = self.lock().loaded.get_mut(&partition) {
+        let mut inner = self.lock();
+        if let Some(table) = inner.loaded.get_mut(&partition) {
             table.complete_txn(producer_id, commit);
+        } else if inner.loading.contains(&partition) {
+            inner
+                .markers_while_loading
+                .entry(partition)
+                .or_default()
+                .push((producer_id, commit));
         }
     }
 
@@ -591,5 +610,43 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
             protocol: String::new(),
             members: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_that_arrives_while_its_partition_loads_applies_after_the_replay() {
+        let coordinator = GroupCoordinator::new(
+            GroupLimits {
+                min_session_timeout_ms: 6000,
+                max_session_timeout_ms: 300_000,
+                initial_rebalance_delay_ms: 0,
+            },
+            1,
+        );
+        let partition = coordinator.partition_of("g");
+        coordinator.begin_loading(partition);
+        // The replay read the transaction's offsets but not its commit marker.
+        let mut table = OffsetTable::default();
+        let key = OffsetKey {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        let value = OffsetValue {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: 0,
+        };
+        table.stage_txn(7, vec![(key, Some(value))]);
+        coordinator.complete_txn(partition, 7, true);
+        coordinator.finish_loading(partition, table);
+        let offsets = coordinator.fetch_offsets("g").unwrap();
+        assert_eq!(offsets[&("t".to_string(), 0)].offset, 5);
+        assert!(coordinator.pending_txn_offsets("g").unwrap().is_empty());
     }
 }

@@ -64,6 +64,12 @@ impl OffsetMap {
         self.latest.len() >= self.capacity
     }
 
+    /// Marks the map as covering the log up to `offset` without adding keys: a batch
+    /// whose records supersede nothing (an aborted transaction's) was passed over.
+    pub fn cover(&mut self, offset: i64) {
+        self.last_offset = self.last_offset.max(offset);
+    }
+
     /// Keys mapped.
     pub fn len(&self) -> usize {
         self.latest.len()

@@ -195,6 +195,7 @@ fn build_map(
                 continue;
             }
             if view.is_aborted(&header) {
+                map.cover(header.last_offset());
                 continue;
             }
             let fitted = map.add_batch(&bytes).map_err(|source| CleanError::Batch {

@@ -304,7 +304,8 @@ impl Partition {
 
     /// Runs a cleaning round if the log is compacted and dirty enough: the cleaning
     /// happens off the partition lock, which is taken only to look at the log and to swap
-    /// each rewritten segment in.
+    /// each rewritten segment in. `None` when there was nothing to do or the round moved
+    /// nothing forward.
     pub fn clean(
         &self,
         buffer_bytes: usize,
@@ -333,7 +334,9 @@ impl Partition {
             }
         }
         self.lock().log.checkpoint_cleaned(report.first_dirty)?;
-        Ok(Some(report))
+        // A round that moved nothing forward is no reason to run another at once.
+        let progressed = report.segments_rewritten > 0 || report.first_dirty > view.first_dirty;
+        Ok(progressed.then_some(report))
     }
 
     /// Installs new topic settings.

@@ -330,18 +330,20 @@ impl Transactions {
         }
     }
 
-    /// The markers of `transactional_id` were all written: the transaction is complete.
-    /// `None` if it is no longer preparing that end (a newer transition won).
+    /// The `commit` (or abort) markers of `transactional_id` were all written: the
+    /// transaction is complete. `None` if it is no longer preparing that end at that
+    /// epoch (a newer transition won).
     pub fn complete(
         &self,
         transactional_id: &str,
         producer_epoch: i16,
+        commit: bool,
         now_ms: i64,
     ) -> Option<Transition> {
         let current = self.txns.get(transactional_id)?;
-        let state = match current.state {
-            TxnState::PrepareCommit => TxnState::CompleteCommit,
-            TxnState::PrepareAbort => TxnState::CompleteAbort,
+        let state = match (current.state, commit) {
+            (TxnState::PrepareCommit, true) => TxnState::CompleteCommit,
+            (TxnState::PrepareAbort, false) => TxnState::CompleteAbort,
             _ => return None,
         };
         if current.producer_epoch != producer_epoch {
@@ -478,7 +480,7 @@ mod tests {
             Err(ResponseError::ConcurrentTransactions)
         );
 
-        apply(txns.complete(ID, 0, 30), &mut txns);
+        apply(txns.complete(ID, 0, true, 30), &mut txns);
         let done = txns.get(ID).unwrap();
         assert_eq!(
             (done.state, done.partitions.len()),
@@ -522,7 +524,7 @@ mod tests {
             txns.add_partitions(ID, 100, 0, &[tp("orders", 1)], 22),
             Err(ResponseError::ProducerFenced)
         );
-        apply(txns.complete(ID, 1, 30), &mut txns);
+        apply(txns.complete(ID, 1, false, 30), &mut txns);
         let InitOutcome::Ready {
             producer_id,
             producer_epoch,
