@@ -78,7 +78,7 @@ fn read_all(log: &Log, verify_crc: bool) -> i64 {
                 "a read returned an earlier batch"
             );
             if verify_crc {
-                batch::validate(&bytes).expect("recovery keeps only valid batches");
+                batch::validate_stored(&bytes).expect("recovery keeps only valid batches");
             }
             offset = header.next_offset();
             progressed = true;
@@ -97,7 +97,7 @@ fuzz_target!(|input: &[u8]| {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut log =
-            Log::open(dir.path(), config(), RecoveryMode::Verify, &mut |_| {}).expect("open");
+            Log::open(dir.path(), config(), RecoveryMode::Verify, &mut |_, _| {}).expect("open");
         for i in 0..(*batches % 24) as usize + 1 {
             append(&mut log, 1 + i % 4);
         }
@@ -123,7 +123,8 @@ fuzz_target!(|input: &[u8]| {
     } else {
         RecoveryMode::Trust
     };
-    let mut log = Log::open(dir.path(), config(), mode, &mut |_| {}).expect("recovery never fails");
+    let mut log =
+        Log::open(dir.path(), config(), mode, &mut |_, _| {}).expect("recovery never fails");
     if mode == RecoveryMode::Verify {
         let end = read_all(&log, true);
         assert_eq!(
