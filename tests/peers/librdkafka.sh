@@ -10,7 +10,8 @@ KNOWN_FAILURES="0052_msg_timestamps
 0081_admin
 0109_auto_create_topics
 0115_producer_auth
-0119_consumer_auth"
+0119_consumer_auth
+0146_metadata_mock"
 # Tests that need three brokers (topics of replication factor 3).
 CLUSTER_TESTS=0103
 
