@@ -43,8 +43,9 @@ fn send(producer: &ThreadedProducer<DefaultProducerContext>, partition: i32, val
         .expect("queued");
 }
 
-/// Every value of `TOPIC` from the start, read with `isolation`.
-fn read_all(bootstrap: &str, isolation: &str) -> Vec<String> {
+/// Every value of `topic`'s first `partitions` partitions from the start, read with
+/// `isolation`, sorted.
+fn read_values(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("reader-{isolation}"))
@@ -54,15 +55,15 @@ fn read_all(bootstrap: &str, isolation: &str) -> Vec<String> {
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..2 {
+    for partition in 0..partitions {
         assignment
-            .add_partition_offset(TOPIC, partition, Offset::Beginning)
+            .add_partition_offset(topic, partition, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
-    let (mut values, mut ended) = (Vec::new(), 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ended < 2 {
+    let (mut values, mut ended) = (Vec::new(), std::collections::BTreeSet::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < partitions as usize {
         assert!(
             Instant::now() < deadline,
             "partitions not read to their end: {values:?}"
@@ -70,12 +71,19 @@ fn read_all(bootstrap: &str, isolation: &str) -> Vec<String> {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => values
                 .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()),
-            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
+            }
             _ => {}
         }
     }
     values.sort();
     values
+}
+
+/// Every value of `TOPIC` from the start, read with `isolation`.
+fn read_all(bootstrap: &str, isolation: &str) -> Vec<String> {
+    read_values(bootstrap, TOPIC, 2, isolation)
 }
 
 fn values(prefix: &str, count: usize) -> Vec<String> {
@@ -192,43 +200,6 @@ async fn read_committed_consumers_see_committed_transactions_only() {
     broker.shutdown().await.unwrap();
 }
 
-/// Values of `topic` read with read_committed from three partitions, from `bootstrap`.
-fn read_committed_values(bootstrap: &str, topic: &str) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ledger-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let (mut values, mut ended) = (Vec::new(), std::collections::BTreeSet::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ended.len() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "partitions not read to their end: {values:?}"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => values
-                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()),
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ended.insert(partition);
-            }
-            _ => {}
-        }
-    }
-    values.sort();
-    values
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transaction_survives_a_kill_9_of_its_coordinator_whole_or_not_at_all() {
     const LEDGER: &str = "ledger";
@@ -295,8 +266,9 @@ async fn a_transaction_survives_a_kill_9_of_its_coordinator_whole_or_not_at_all(
     producer.commit_transaction(TIMEOUT).unwrap();
     expected.sort();
     let bootstrap = cluster.bootstrap();
-    let read = tokio::task::spawn_blocking(move || read_committed_values(&bootstrap, LEDGER))
-        .await
-        .unwrap();
+    let read =
+        tokio::task::spawn_blocking(move || read_values(&bootstrap, LEDGER, 3, "read_committed"))
+            .await
+            .unwrap();
     assert_eq!(read, expected, "committed: {committed}");
 }
