@@ -907,6 +907,83 @@ fn txn_offset_commit_cases() -> Cases {
     ]
 }
 
+fn consumer_group_heartbeat_cases(v: i16, f: &Fixture) -> Cases {
+    // v0 lets the coordinator name the member; v1 clients name themselves.
+    let member = if v == 0 { "" } else { "conformance-member" };
+    let beat = |group: &str, member: &str, epoch: i32| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+    };
+    let join = |group: &str| {
+        beat(group, member, 0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![topic(TOPIC)]))
+            .with_topic_partitions(Some(vec![]))
+    };
+    let owned = vec![consumer_group_heartbeat_request::TopicPartitions::default()
+        .with_topic_id(f.topic_id)
+        .with_partitions(vec![0])];
+    let mut cases = vec![
+        (
+            "join",
+            RequestKind::ConsumerGroupHeartbeat(join("cgh-conformance")),
+        ),
+        (
+            "unknown member",
+            RequestKind::ConsumerGroupHeartbeat(
+                beat("cgh-conformance", "nobody", 3).with_topic_partitions(Some(owned)),
+            ),
+        ),
+        (
+            "unsupported assignor",
+            RequestKind::ConsumerGroupHeartbeat(
+                join("cgh-assignor").with_server_assignor(Some(s("no-such-assignor"))),
+            ),
+        ),
+        (
+            "first heartbeat without a subscription",
+            RequestKind::ConsumerGroupHeartbeat(beat("cgh-incomplete", "m", 0)),
+        ),
+        (
+            "empty group id",
+            RequestKind::ConsumerGroupHeartbeat(join("")),
+        ),
+        (
+            "leave of an unknown member",
+            RequestKind::ConsumerGroupHeartbeat(beat("cgh-conformance", "nobody", -1)),
+        ),
+    ];
+    if v >= 1 {
+        cases.push((
+            "invalid regex",
+            RequestKind::ConsumerGroupHeartbeat(
+                beat("cgh-regex", "m", 0)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_regex(Some(s("(")))
+                    .with_topic_partitions(Some(vec![])),
+            ),
+        ));
+    }
+    cases
+}
+
+fn consumer_group_describe_cases() -> Cases {
+    vec![(
+        "a consumer group, a classic one and an unknown one",
+        RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![
+                    GroupId(s("cgh-conformance")),
+                    GroupId(s("conformance-group")),
+                    GroupId(s("no-such-group")),
+                ])
+                .with_include_authorized_operations(true),
+        ),
+    )]
+}
+
 fn write_txn_markers_cases() -> Cases {
     let marker = |topic_name: &str| {
         RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
@@ -1272,6 +1349,8 @@ fn cases(key: ApiKey, v: i16, f: &Fixture, conn: &mut Connection) -> Cases {
         )],
         ApiKey::TxnOffsetCommit => txn_offset_commit_cases(),
         ApiKey::WriteTxnMarkers => write_txn_markers_cases(),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat_cases(v, f),
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe_cases(),
         other => panic!("{other:?} is served but has no conformance cases"),
     }
 }

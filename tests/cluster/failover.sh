@@ -11,46 +11,24 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-# shellcheck source=../lib/ports.sh
-source "$ROOT/tests/lib/ports.sh"
 VERSION=${1:-3.6.0}
-OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
 BIN=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$VERSION/bin
 KILL_ROUNDS=${KILL_ROUNDS:-3}
 TOPIC=verify
 
 "$ROOT/tests/compat/fetch-kafka.sh" "$VERSION" >/dev/null
-[[ -x $OPERATOR ]] || { echo "operator binary not found: $OPERATOR (cargo build --release)" >&2; exit 1; }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tributary-failover.XXXXXX")
-DATA=$WORK/data
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  pkill -9 -f "tributary-broker.*$DATA" 2>/dev/null || true
-  [[ -n ${KEEP_WORKDIR:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=local-cluster.sh
+source "$HERE/local-cluster.sh"
 say() { printf '[failover] %s\n' "$*"; }
 now_ms() { date +%s%3N; }
 
-PORT=$(free_base_port 3)
-"$OPERATOR" local --zones 3 --brokers-per-zone 1 --data-dir "$DATA" --base-port "$PORT" >"$WORK/cluster.log" 2>&1 &
-CLUSTER=$!
-PIDS+=("$CLUSTER")
-B=
-for _ in $(seq 1 300); do
-  B=$(sed -n 's/^bootstrap servers: //p' "$WORK/cluster.log" | tail -n1)
-  [[ -n $B ]] && break
-  sleep 0.1
-done
-[[ -n $B ]] || { cat "$WORK/cluster.log"; exit 1; }
+start_local_cluster || exit 1
 say "cluster up: $B"
 
 timeout 60 "$BIN/kafka-topics.sh" --bootstrap-server "$B" --create --topic "$TOPIC" --partitions 3 \
   --replication-factor 3 --config min.insync.replicas=2 >/dev/null
 leader_of() { python3 "$HERE/leader.py" "$B" "$TOPIC" "$1"; }
-broker_pid() { pgrep -f -- "tributary-broker.*$DATA/broker-$1 " || pgrep -f -- "tributary-broker.*$DATA/broker-$1\$"; }
 
 # Keyed records (keys 0..29) keep every partition busy: with null keys the producer's
 # partitioner steers around a partition whose leader just failed, which would hide failover.
@@ -93,7 +71,5 @@ kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
 
 "$HERE/verify.py" check "$WORK"
 
-kill -TERM "$CLUSTER"
-wait "$CLUSTER" || { say "cluster did not stop cleanly"; tail -20 "$WORK/cluster.log"; exit 1; }
-PIDS=()
+stop_local_cluster
 say "PASS"

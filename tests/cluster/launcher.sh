@@ -11,20 +11,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-# shellcheck source=../lib/ports.sh
-source "$ROOT/tests/lib/ports.sh"
-OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
-[[ -x $OPERATOR ]] || { echo "operator binary not found: $OPERATOR (cargo build --release)" >&2; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tributary-launcher.XXXXXX")
-DATA=$WORK/data
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  pkill -9 -f "tributary-broker.*$DATA" 2>/dev/null || true
-  [[ -n ${KEEP_WORKDIR:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=local-cluster.sh
+source "$HERE/local-cluster.sh"
 say() { printf '[launcher] %s\n' "$*"; }
 fail() { say "FAIL: $*"; sed 's/^/  | /' "$WORK/cluster.log" | tail -30; exit 1; }
 

@@ -32,6 +32,7 @@ use crate::cluster::client::ControllerClient;
 use crate::config::policy::TopicPolicy;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
+use crate::group::consumer::ConsumerGroupSettings;
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::persistence::OffsetsLog;
@@ -91,6 +92,14 @@ impl Broker {
                 initial_rebalance_delay_ms: config
                     .setting_i64("group.initial.rebalance.delay.ms")
                     .max(0) as u64,
+            },
+            ConsumerGroupSettings {
+                session_timeout_ms: config
+                    .setting_i64("group.consumer.session.timeout.ms")
+                    .max(1) as u64,
+                heartbeat_interval_ms: config
+                    .setting_i64("group.consumer.heartbeat.interval.ms")
+                    .clamp(1, i32::MAX as i64) as i32,
             },
             config
                 .setting_i64("offsets.topic.num.partitions")

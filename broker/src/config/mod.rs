@@ -86,6 +86,9 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("group.min.session.timeout.ms", "6000"),
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("group.max.session.timeout.ms", "1800000"),
+    // KIP-848 consumer groups (group.protocol=consumer).
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
     ("log.retention.check.interval.ms", "300000"),
     // The log cleaner (compacted topics): how long it rests when nothing is dirty enough,
     // and the memory its map of keys may take (24 bytes a key).

@@ -11,9 +11,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 
+use super::consumer::{
+    ConsumerGroup, ConsumerGroupSettings, Heartbeat, HeartbeatReply, TopicCatalog,
+};
 use super::offsets::{partition_for, OffsetKey, OffsetTable, OffsetValue, OffsetWrites};
 use super::snapshot::GroupSnapshot;
-use tributary_metadata::ResponseError;
+use tributary_metadata::{ApiError, ResponseError};
 
 use super::state::{
     Effect, Group, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply,
@@ -39,6 +42,8 @@ pub struct GroupSummary {
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberSummary>,
+    /// `classic` or `consumer` (KIP-848), as ListGroups v5 reports it.
+    pub group_type: &'static str,
 }
 
 type WaiterKey = (String, String);
@@ -46,6 +51,8 @@ type WaiterKey = (String, String);
 #[derive(Debug, Default)]
 struct Inner {
     groups: HashMap<String, Group>,
+    /// KIP-848 groups (ConsumerGroupHeartbeat), beside the classic ones.
+    consumer_groups: HashMap<String, ConsumerGroup>,
     join_waiters: HashMap<WaiterKey, oneshot::Sender<JoinReply>>,
     sync_waiters: HashMap<WaiterKey, oneshot::Sender<SyncReply>>,
     /// Offsets partitions led and loaded here, with their committed offsets.
@@ -55,6 +62,9 @@ struct Inner {
     /// Transaction markers that reached a partition while it was being replayed, past
     /// what the replay reads: `(producer id, commit)`, applied once it is loaded.
     markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
+    /// When a partition taken over from another coordinator may hand out partitions of
+    /// KIP-848 groups (see [`ConsumerGroup::hold_assignments`]).
+    taken_over: HashMap<i32, u64>,
     /// Group metadata to store, in the order the groups changed (`None` deletes a group).
     unsaved: VecDeque<(String, Option<GroupSnapshot>)>,
 }
@@ -83,6 +93,7 @@ impl Inner {
 pub struct GroupCoordinator {
     inner: Mutex<Inner>,
     limits: GroupLimits,
+    consumer_settings: ConsumerGroupSettings,
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`).
     pub offsets_partitions: i32,
     epoch: Instant,
@@ -114,10 +125,15 @@ fn sync_error(code: ResponseError) -> SyncReply {
 
 impl GroupCoordinator {
     /// A coordinator with no partitions loaded.
-    pub fn new(limits: GroupLimits, offsets_partitions: i32) -> Self {
+    pub fn new(
+        limits: GroupLimits,
+        consumer_settings: ConsumerGroupSettings,
+        offsets_partitions: i32,
+    ) -> Self {
         GroupCoordinator {
             inner: Mutex::new(Inner::default()),
             limits,
+            consumer_settings,
             offsets_partitions,
             epoch: Instant::now(),
             unsaved_ready: Notify::new(),
@@ -179,10 +195,15 @@ impl GroupCoordinator {
     }
 
     /// Installs a loaded partition's offsets: its groups are now served here.
-    pub fn finish_loading(&self, partition: i32, mut table: OffsetTable) {
+    /// `taken_over`: another broker coordinated them before.
+    pub fn finish_loading(&self, partition: i32, mut table: OffsetTable, taken_over: bool) {
         let now = self.now();
         let mut inner = self.lock();
         if inner.loading.remove(&partition) {
+            if taken_over {
+                let hold = 2 * self.consumer_settings.heartbeat_interval_ms.max(0) as u64;
+                inner.taken_over.insert(partition, now + hold);
+            }
             let snapshots = table.take_group_snapshots();
             let restored = snapshots.len();
             for (id, snapshot) in snapshots {
@@ -210,6 +231,7 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         inner.loading.remove(&partition);
         inner.markers_while_loading.remove(&partition);
+        inner.taken_over.remove(&partition);
         if inner.loaded.remove(&partition).is_none() {
             return;
         }
@@ -219,6 +241,9 @@ impl GroupCoordinator {
             .filter(|g| self.partition_of(g) == partition)
             .cloned()
             .collect();
+        inner
+            .consumer_groups
+            .retain(|g, _| partition_for(g, self.offsets_partitions) != partition);
         for group in gone {
             inner.groups.remove(&group);
             answer_parked(&mut inner.join_waiters, &group, || {
@@ -237,6 +262,9 @@ impl GroupCoordinator {
         let rx = {
             let mut inner = self.lock();
             if let Err(code) = self.owns(&inner, group_id) {
+                return join_error(code);
+            }
+            if let Err(code) = self.claim_for_classic(&mut inner, group_id) {
                 return join_error(code);
             }
             let limits = self.limits;
@@ -342,6 +370,11 @@ impl GroupCoordinator {
     pub fn tick(&self) {
         let now = self.now();
         let mut inner = self.lock();
+        for (id, group) in inner.consumer_groups.iter_mut() {
+            for member in group.expire(now) {
+                tracing::info!(group = %id, member = %member, "consumer group member expired");
+            }
+        }
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for id in ids {
             let effects = inner
@@ -355,15 +388,22 @@ impl GroupCoordinator {
 
     /// Checks that `member_id` of `generation` may commit for `group_id`; returns the
     /// offsets partition to write to.
+    /// `stale_epoch` is the error for a KIP-848 member's outdated epoch (STALE_MEMBER_EPOCH
+    /// from OffsetCommit v9, ILLEGAL_GENERATION before).
     pub fn validate_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        stale_epoch: ResponseError,
     ) -> Result<i32, ResponseError> {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
+        if let Some(group) = inner.consumer_groups.get(group_id) {
+            group.validate_commit(member_id, generation, stale_epoch)?;
+            return Ok(partition);
+        }
         match inner.groups.get(group_id) {
             Some(group) => group.validate_commit(member_id, instance_id, generation)?,
             None if generation < 0 => {}
@@ -383,7 +423,9 @@ impl GroupCoordinator {
     ) -> Result<i32, ResponseError> {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
-        if let Some(group) = inner.groups.get(group_id) {
+        if let Some(group) = inner.consumer_groups.get(group_id) {
+            group.validate_commit(member_id, generation, ResponseError::IllegalGeneration)?;
+        } else if let Some(group) = inner.groups.get(group_id) {
             group.validate_txn_commit(member_id, instance_id, generation)?;
         }
         Ok(partition)
@@ -448,6 +490,7 @@ impl GroupCoordinator {
 
     fn known(&self, inner: &Inner, group_id: &str, partition: i32) -> bool {
         inner.groups.contains_key(group_id)
+            || inner.consumer_groups.contains_key(group_id)
             || inner
                 .loaded
                 .get(&partition)
@@ -470,6 +513,10 @@ impl GroupCoordinator {
             .groups
             .get(group_id)
             .is_some_and(|g| g.state() != GroupState::Empty)
+            || inner
+                .consumer_groups
+                .get(group_id)
+                .is_some_and(|g| !g.is_empty())
         {
             return Err(busy);
         }
@@ -491,6 +538,13 @@ impl GroupCoordinator {
             return Err(ResponseError::GroupIdNotFound);
         }
         let subscribed = match inner.groups.get(group_id) {
+            _ if inner
+                .consumer_groups
+                .get(group_id)
+                .is_some_and(|g| !g.is_empty()) =>
+            {
+                inner.consumer_groups[group_id].subscribed_topics()
+            }
             Some(group) if group.state() != GroupState::Empty => {
                 if group.protocol_type() != Some(CONSUMER_PROTOCOL_TYPE) {
                     return Err(ResponseError::NonEmptyGroup);
@@ -513,6 +567,7 @@ impl GroupCoordinator {
     pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), ResponseError> {
         let mut inner = self.lock();
         let p = self.check_deletable(&inner, group_id, ResponseError::NonEmptyGroup)?;
+        inner.consumer_groups.remove(group_id);
         if inner.groups.remove(group_id).is_some() {
             inner.unsaved.push_back((group_id.to_string(), None));
             self.unsaved_ready.notify_one();
@@ -548,6 +603,7 @@ impl GroupCoordinator {
     pub fn list(&self) -> Vec<GroupSummary> {
         let inner = self.lock();
         let mut ids: BTreeSet<String> = inner.groups.keys().cloned().collect();
+        ids.extend(inner.consumer_groups.keys().cloned());
         for table in inner.loaded.values() {
             ids.extend(table.groups());
         }
@@ -558,9 +614,113 @@ impl GroupCoordinator {
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, ResponseError> {
         let inner = self.lock();
         let p = self.owns(&inner, group_id)?;
+        if inner.consumer_groups.contains_key(group_id) {
+            // Not a classic group: Kafka's DescribeGroups reports it as Dead.
+            return Ok(None);
+        }
         Ok(self
             .known(&inner, group_id, p)
             .then(|| summarize(&inner, group_id)))
+    }
+
+    /// ConsumerGroupHeartbeat. A group id held by a classic group with members is refused;
+    /// an empty classic group becomes a consumer group (its offsets stay).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        heartbeat: Heartbeat,
+        topics: &dyn TopicCatalog,
+    ) -> Result<HeartbeatReply, ApiError> {
+        let now = self.now();
+        let mut inner = self.lock();
+        self.owns(&inner, group_id)
+            .map_err(|code| ApiError::new(code, ""))?;
+        if !inner.consumer_groups.contains_key(group_id) {
+            if inner
+                .groups
+                .get(group_id)
+                .is_some_and(|g| g.state() != GroupState::Empty)
+            {
+                return Err(ApiError::new(
+                    ResponseError::GroupIdNotFound,
+                    format!(
+                        "Group {group_id} is a classic group with members, not a consumer group."
+                    ),
+                ));
+            }
+            if heartbeat.member_epoch != 0 {
+                return Err(ApiError::new(
+                    ResponseError::UnknownMemberId,
+                    format!("Group {group_id} has no member {}.", heartbeat.member_id),
+                ));
+            }
+            if inner.groups.remove(group_id).is_some() {
+                inner.unsaved.push_back((group_id.to_string(), None));
+                self.unsaved_ready.notify_one();
+            }
+            let mut group = ConsumerGroup::new(group_id, self.consumer_settings);
+            let partition = self.partition_of(group_id);
+            if let Some(&until) = inner.taken_over.get(&partition) {
+                group.hold_assignments(until);
+            }
+            inner.consumer_groups.insert(group_id.to_string(), group);
+        }
+        let group = inner
+            .consumer_groups
+            .get_mut(group_id)
+            .expect("inserted above");
+        let epoch = group.epoch();
+        let reply = group.heartbeat(heartbeat, topics, now);
+        if group.epoch() != epoch {
+            tracing::info!(group = %group_id, epoch = group.epoch(), state = group.state(), "consumer group epoch bumped");
+        }
+        reply
+    }
+
+    /// How often KIP-848 members heartbeat.
+    pub fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.consumer_settings.heartbeat_interval_ms
+    }
+
+    /// A KIP-848 group for ConsumerGroupDescribe: GROUP_ID_NOT_FOUND for an unknown or
+    /// classic group (the admin client then asks DescribeGroups).
+    pub fn describe_consumer_group(&self, group_id: &str) -> Result<ConsumerGroup, ApiError> {
+        let inner = self.lock();
+        self.owns(&inner, group_id)
+            .map_err(|code| ApiError::new(code, ""))?;
+        inner.consumer_groups.get(group_id).cloned().ok_or_else(|| {
+            ApiError::new(
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            )
+        })
+    }
+
+    /// OffsetFetch v9+ from a KIP-848 member must carry its current epoch.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let inner = self.lock();
+        match inner.consumer_groups.get(group_id) {
+            Some(group) => group.validate_fetch(member_id, member_epoch),
+            None => Ok(()),
+        }
+    }
+
+    /// A classic JoinGroup may take a group id only if no KIP-848 member uses it; an empty
+    /// consumer group gives way (its offsets stay).
+    fn claim_for_classic(&self, inner: &mut Inner, group_id: &str) -> Result<(), ResponseError> {
+        match inner.consumer_groups.get(group_id) {
+            Some(group) if !group.is_empty() => Err(ResponseError::InconsistentGroupProtocol),
+            Some(_) => {
+                inner.consumer_groups.remove(group_id);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -582,6 +742,16 @@ fn deletions(group_id: &str, partitions: impl IntoIterator<Item = (String, i32)>
 }
 
 fn summarize(inner: &Inner, id: &str) -> GroupSummary {
+    if let Some(group) = inner.consumer_groups.get(id) {
+        return GroupSummary {
+            id: id.to_string(),
+            state: group.state(),
+            protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+            protocol: String::new(),
+            members: Vec::new(),
+            group_type: "consumer",
+        };
+    }
     match inner.groups.get(id) {
         Some(group) => {
             let protocol = group.protocol().unwrap_or_default().to_string();
@@ -601,6 +771,7 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
                     })
                     .collect(),
                 protocol,
+                group_type: "classic",
             }
         }
         None => GroupSummary {
@@ -609,6 +780,7 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
             protocol_type: "consumer".to_string(),
             protocol: String::new(),
             members: Vec::new(),
+            group_type: "classic",
         },
     }
 }
@@ -617,16 +789,25 @@ fn summarize(inner: &Inner, id: &str) -> GroupSummary {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_marker_that_arrives_while_its_partition_loads_applies_after_the_replay() {
-        let coordinator = GroupCoordinator::new(
+    /// A coordinator of one offsets partition, not loaded yet.
+    fn unloaded() -> GroupCoordinator {
+        GroupCoordinator::new(
             GroupLimits {
                 min_session_timeout_ms: 6000,
                 max_session_timeout_ms: 300_000,
                 initial_rebalance_delay_ms: 0,
             },
+            ConsumerGroupSettings {
+                session_timeout_ms: 45_000,
+                heartbeat_interval_ms: 5_000,
+            },
             1,
-        );
+        )
+    }
+
+    #[test]
+    fn a_marker_that_arrives_while_its_partition_loads_applies_after_the_replay() {
+        let coordinator = unloaded();
         let partition = coordinator.partition_of("g");
         coordinator.begin_loading(partition);
         // The replay read the transaction's offsets but not its commit marker.
@@ -644,9 +825,80 @@ mod tests {
         };
         table.stage_txn(7, vec![(key, Some(value))]);
         coordinator.complete_txn(partition, 7, true);
-        coordinator.finish_loading(partition, table);
+        coordinator.finish_loading(partition, table, false);
         let offsets = coordinator.fetch_offsets("g").unwrap();
         assert_eq!(offsets[&("t".to_string(), 0)].offset, 5);
         assert!(coordinator.pending_txn_offsets("g").unwrap().is_empty());
+    }
+
+    fn coordinator() -> GroupCoordinator {
+        let coordinator = unloaded();
+        coordinator.begin_loading(0);
+        coordinator.finish_loading(0, OffsetTable::default(), false);
+        coordinator
+    }
+
+    fn classic_join() -> JoinRequest {
+        JoinRequest {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: true,
+            supports_skip_assignment: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_id_serves_one_protocol_at_a_time() {
+        let coordinator = coordinator();
+        let topics: BTreeMap<String, crate::group::consumer::TopicInfo> = BTreeMap::new();
+        let join = Heartbeat {
+            member_id: "m".into(),
+            rebalance_timeout_ms: 1000,
+            topic_names: Some(vec!["t".into()]),
+            ..Heartbeat::default()
+        };
+        let reply = coordinator
+            .consumer_heartbeat("g", join.clone(), &topics)
+            .unwrap();
+        assert_eq!(reply.member_epoch, 1);
+
+        let refused = coordinator.join("g", classic_join()).await;
+        assert_eq!(
+            refused.error,
+            Some(ResponseError::InconsistentGroupProtocol)
+        );
+        assert_eq!(
+            coordinator.delete_group("g").unwrap_err(),
+            ResponseError::NonEmptyGroup
+        );
+        let listed = coordinator.list();
+        assert_eq!(
+            (listed[0].group_type, listed[0].state),
+            ("consumer", "Stable")
+        );
+        assert!(
+            coordinator.describe("g").unwrap().is_none(),
+            "not a classic group"
+        );
+        assert_eq!(coordinator.describe_consumer_group("g").unwrap().epoch(), 1);
+
+        // Once empty, the id may go classic; the consumer group is gone.
+        let leave = Heartbeat {
+            member_epoch: super::super::consumer::LEAVE_EPOCH,
+            ..join
+        };
+        coordinator.consumer_heartbeat("g", leave, &topics).unwrap();
+        let joined = coordinator.join("g", classic_join()).await;
+        assert_eq!(joined.error, Some(ResponseError::MemberIdRequired));
+        assert_eq!(
+            coordinator.describe_consumer_group("g").unwrap_err().code,
+            ResponseError::GroupIdNotFound
+        );
     }
 }

@@ -137,7 +137,8 @@ impl OffsetsLog {
                     .await;
                     match table {
                         Ok(Ok(table)) if partition.is_leader() => {
-                            groups.finish_loading(partition.index, table)
+                            let taken_over = partition.leader_epoch() > 0;
+                            groups.finish_loading(partition.index, table, taken_over)
                         }
                         Ok(Ok(_)) => groups.unload(partition.index),
                         Ok(Err(e)) => {

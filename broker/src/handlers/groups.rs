@@ -219,6 +219,11 @@ pub async fn handle_offset_commit(
         &req.member_id,
         req.group_instance_id.as_deref(),
         req.generation_id_or_member_epoch,
+        if ctx.version >= 9 {
+            ResponseError::StaleMemberEpoch
+        } else {
+            ResponseError::IllegalGeneration
+        },
     ) {
         Ok(partition) => {
             let entries = accepted
@@ -358,6 +363,13 @@ pub async fn handle_offset_fetch(
                         .collect()
                 });
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                if let Err(e) = ctx.broker.groups.validate_offset_fetch(
+                    &g.group_id.0,
+                    g.member_id.as_deref(),
+                    g.member_epoch,
+                ) {
+                    return base.with_error_code(e.code());
+                }
                 let offsets = match committed(ctx, &g.group_id.0, wanted, req.require_stable) {
                     Ok(offsets) => offsets,
                     Err(e) => return base.with_error_code(e.code()),
@@ -444,19 +456,19 @@ pub async fn handle_list_groups(
                     .iter()
                     .any(|s| s.eq_ignore_ascii_case(g.state))
         })
-        .filter(|_| {
+        .filter(|g| {
             req.types_filter.is_empty()
                 || req
                     .types_filter
                     .iter()
-                    .any(|t| t.eq_ignore_ascii_case("classic"))
+                    .any(|t| t.eq_ignore_ascii_case(g.group_type))
         })
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(sb(g.id)))
                 .with_protocol_type(sb(g.protocol_type))
                 .with_group_state(sb(g.state))
-                .with_group_type(sb("classic"))
+                .with_group_type(sb(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod authorized;
 pub mod configs;
+pub mod consumer_groups;
 pub mod fetch;
 pub mod groups;
 pub mod metadata;

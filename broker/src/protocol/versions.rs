@@ -48,6 +48,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 0, 3),
     (ApiKey::WriteTxnMarkers, 1, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 0, 3),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0, 1),
 ];
 
 /// Whether requests of `key` at `version` can be served (decoded and answered).
@@ -129,6 +131,8 @@ mod tests {
         check::<CreateTopicsRequest>(ApiKey::CreateTopics);
         check::<OffsetForLeaderEpochRequest>(ApiKey::OffsetForLeaderEpoch);
         check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
+        check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);
+        check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
     }
 
     #[test]
