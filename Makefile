@@ -75,6 +75,7 @@ cluster: deps release
 	tests/cluster/clock.sh 3.6.0
 	tests/cluster/failover.sh 3.6.0
 	tests/cluster/group-protocol.sh 4.4.0
+	tests/cluster/streams-eos.sh 4.4.0
 
 # Faults in network namespaces (needs root): partitions, one-way cuts, flapping, resets.
 chaos: deps release

@@ -38,3 +38,5 @@ fi
 for version in ${KAFKA_VERSIONS:-3.6.0 4.4.0}; do
   "$here/tests/compat/fetch-kafka.sh" "$version"
 done
+# Kafka Streams, for the exactly-once word count of tests/cluster/streams-eos.sh.
+"$here/tests/streams/fetch-streams.sh" 4.4.0

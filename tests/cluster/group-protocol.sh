@@ -24,12 +24,6 @@ MESSAGES=${MESSAGES:-12000}
 source "$HERE/local-cluster.sh"
 say() { printf '[group-protocol] %s\n' "$*"; }
 now_ms() { date +%s%3N; }
-fail() {
-  say "FAIL: $*"
-  KEEP_WORKDIR=1
-  say "logs kept in $WORK"
-  exit 1
-}
 
 start_local_cluster || exit 1
 say "cluster up: $B"

@@ -10,7 +10,6 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source=local-cluster.sh
 source "$HERE/local-cluster.sh"
 say() { printf '[launcher] %s\n' "$*"; }

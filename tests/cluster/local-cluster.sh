@@ -3,8 +3,9 @@
 # (`tributary-operator local`): a work directory removed at exit (kept with KEEP_WORKDIR=1),
 # the cluster's start, and its brokers' processes.
 #
-# Before sourcing: ROOT (the repository). After: WORK, DATA, PIDS (killed at exit).
+# After sourcing: ROOT (the repository), WORK, DATA, PIDS (killed at exit).
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../lib/ports.sh
 source "$ROOT/tests/lib/ports.sh"
 OPERATOR=${TRIBUTARY_OPERATOR:-$ROOT/target/release/tributary-operator}
@@ -19,6 +20,14 @@ cleanup() {
   [[ -n ${KEEP_WORKDIR:-} ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# fail MESSAGE: says so (with the script's `say`), keeps the work directory for a look.
+fail() {
+  say "FAIL: $*"
+  KEEP_WORKDIR=1
+  say "logs kept in $WORK"
+  exit 1
+}
 
 # start_local_cluster: three zones of one broker each; sets CLUSTER (the launcher's pid)
 # and B (the bootstrap servers).
