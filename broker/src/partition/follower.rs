@@ -63,6 +63,8 @@ impl Partition {
         if leader_log_start > state.log.log_start_offset() {
             let target = leader_log_start.min(state.log.log_end_offset());
             state.log.advance_start_offset(target)?;
+            let log_start = state.log.log_start_offset();
+            state.txns.retain_from(log_start);
         }
         let hw = leader_hw.min(state.log.log_end_offset());
         self.set_hw(&mut state, hw);

@@ -296,7 +296,9 @@ impl Partition {
         let (removed, log_start) = {
             let mut state = self.lock();
             let removed = state.log.apply_retention(now_ms)?;
-            (removed, state.log.log_start_offset())
+            let log_start = state.log.log_start_offset();
+            state.txns.retain_from(log_start);
+            (removed, log_start)
         };
         self.checkpoint_log_start(log_start)?;
         Ok(removed)

@@ -220,6 +220,7 @@ impl Partition {
         }
         state.log.advance_start_offset(target)?;
         let log_start = state.log.log_start_offset();
+        state.txns.retain_from(log_start);
         drop(state);
         self.checkpoint_log_start(log_start)?;
         Ok(log_start)

@@ -463,6 +463,16 @@ fn open_transactions_hold_back_read_committed_fetches_until_their_markers() {
     let p = open(dir.path(), &[]);
     assert_eq!(p.offsets().last_stable, 8);
     assert_eq!(p.read(0, 1 << 20, true).unwrap().aborted, [(7, 2)]);
+
+    // Once the log starts past an abort's marker, the abort is forgotten.
+    assert_eq!(p.delete_records(6).unwrap(), 6);
+    assert_eq!(
+        p.lock().txns.aborted().len(),
+        1,
+        "its marker is still in the log"
+    );
+    assert_eq!(p.delete_records(7).unwrap(), 7);
+    assert!(p.lock().txns.aborted().is_empty());
 }
 
 /// One keyed record, transactional when `producer` is given.
