@@ -1,6 +1,7 @@
 //! The primitive types of Kafka's internal record schemas (`__consumer_offsets`,
 //! `__transaction_state`): big-endian integers and length-prefixed strings and bytes,
-//! read without panicking on a short or malformed record.
+//! and the compact forms of flexible versions (varint lengths, tagged fields), read
+//! without panicking on a short or malformed record.
 
 use std::io;
 
@@ -36,6 +37,41 @@ pub fn put_bytes(buf: &mut BytesMut, bytes: &[u8]) -> io::Result<()> {
     buf.put_i32(len);
     buf.put_slice(bytes);
     Ok(())
+}
+
+/// An unsigned varint (flexible versions' lengths and counts).
+pub fn put_uvarint(buf: &mut BytesMut, mut value: u64) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+/// A compact nullable `string`: its length + 1 as a varint (0 for null), then the bytes.
+pub fn put_compact_string(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            put_uvarint(buf, s.len() as u64 + 1);
+            buf.put_slice(s.as_bytes());
+        }
+        None => put_uvarint(buf, 0),
+    }
+}
+
+/// A compact array's header: its length + 1.
+pub fn put_compact_len(buf: &mut BytesMut, len: usize) {
+    put_uvarint(buf, len as u64 + 1);
+}
+
+/// A UUID: 16 bytes.
+pub fn put_uuid(buf: &mut BytesMut, id: &uuid::Uuid) {
+    buf.put_slice(id.as_bytes());
+}
+
+/// The end of a flexible struct without tagged fields.
+pub fn put_no_tags(buf: &mut BytesMut) {
+    put_uvarint(buf, 0);
 }
 
 /// Reads Kafka's fixed-width fields, failing on a short buffer instead of panicking.
@@ -89,6 +125,60 @@ impl Reader<'_> {
     pub fn string(&mut self) -> io::Result<String> {
         self.nullable_string()?
             .ok_or_else(|| invalid("null where a string is required"))
+    }
+    /// An unsigned varint.
+    pub fn uvarint(&mut self) -> io::Result<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(invalid("varint too long"))
+    }
+    /// A compact array's length (`None` for a null array).
+    pub fn compact_len(&mut self) -> io::Result<Option<usize>> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(n - 1).map_err(|_| invalid("array too long"))?;
+        // Every element takes at least a byte: a longer claim is malformed.
+        if len > self.0.len() {
+            return Err(invalid("truncated array"));
+        }
+        Ok(Some(len))
+    }
+    /// A compact `string` that may be null.
+    pub fn compact_nullable_string(&mut self) -> io::Result<Option<String>> {
+        let Some(len) = self.compact_len()? else {
+            return Ok(None);
+        };
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| invalid("string is not UTF-8"))
+    }
+    /// A compact `string` that must not be null.
+    pub fn compact_string(&mut self) -> io::Result<String> {
+        self.compact_nullable_string()?
+            .ok_or_else(|| invalid("null where a string is required"))
+    }
+    /// A UUID.
+    pub fn uuid(&mut self) -> io::Result<uuid::Uuid> {
+        let bytes = self.take(16)?;
+        uuid::Uuid::from_slice(bytes).map_err(|_| invalid("bad uuid"))
+    }
+    /// Skips a flexible struct's tagged fields (a count, then tag, size and data each).
+    pub fn skip_tags(&mut self) -> io::Result<()> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?;
+            let size = usize::try_from(self.uvarint()?).map_err(|_| invalid("tag too long"))?;
+            self.take(size)?;
+        }
+        Ok(())
     }
     /// A `bytes` field (null reads as empty).
     pub fn bytes(&mut self) -> io::Result<Bytes> {

@@ -7,13 +7,15 @@
 # first, the group's coordinator is killed with kill -9 (the launcher restarts it), one
 # consumer leaves. Then every acknowledged record must have been consumed, no partition
 # may have been held by two consumers at once, the group must be Stable with the two
-# remaining members, and its committed offsets must reach the log end.
+# remaining members, and its committed offsets must reach the log end. Kafka's own
+# record serde must read every record the coordinator stored in __consumer_offsets.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VERSION=${1:-4.4.0}
-BIN=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$VERSION/bin
+CACHE=${TRIBUTARY_CACHE:-$HOME/.cache/tributary}
+BIN=$CACHE/kafka-$VERSION/bin
 TOPIC=kip848
 GROUP=kip848-group
 MESSAGES=${MESSAGES:-12000}
@@ -82,6 +84,12 @@ groups --describe --members --verbose | sed 's/^/    /'
 kill -TERM "${CONSUMERS[1]}" "${CONSUMERS[2]}"
 wait "${CONSUMERS[1]}" "${CONSUMERS[2]}" || true
 "$HERE/verify_groups.py" check "$WORK" || fail "verification failed"
+
+# The group as stored: Kafka's own record serde must read every record of the topic.
+java -cp "$CACHE/kafka-$VERSION/libs/*" "$HERE/DecodeOffsets.java" "$B" >"$WORK/decoded" 2>"$WORK/decoded.err" ||
+  fail "Kafka's serde cannot read __consumer_offsets: $(grep -m3 unreadable "$WORK/decoded")"
+grep -q "ConsumerGroupCurrentMemberAssignmentKey$" "$WORK/decoded" || fail "no stored member assignment: $(cat "$WORK/decoded")"
+say "Kafka's record serde reads all of __consumer_offsets: $(paste -sd, "$WORK/decoded" | sed 's/,/, /g')"
 
 stop_local_cluster
 say "PASS"

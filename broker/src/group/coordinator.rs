@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 
+use super::consumer::records::{self as consumer_records, Image};
 use super::consumer::{
     ConsumerGroup, ConsumerGroupSettings, Heartbeat, HeartbeatReply, TopicCatalog,
 };
@@ -48,6 +49,21 @@ pub struct GroupSummary {
 
 type WaiterKey = (String, String);
 
+/// Group metadata waiting to be stored in `__consumer_offsets`, in the order the groups
+/// changed.
+#[derive(Debug)]
+pub enum Unsaved {
+    /// A classic group's snapshot (`None`: the group was deleted).
+    Classic(String, Option<GroupSnapshot>),
+    /// The records a KIP-848 group changed (a null value deletes its key), numbered: the
+    /// heartbeat that changed them is answered once they are stored.
+    Consumer {
+        group: String,
+        ticket: u64,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    },
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     groups: HashMap<String, Group>,
@@ -62,11 +78,13 @@ struct Inner {
     /// Transaction markers that reached a partition while it was being replayed, past
     /// what the replay reads: `(producer id, commit)`, applied once it is loaded.
     markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
-    /// When a partition taken over from another coordinator may hand out partitions of
-    /// KIP-848 groups (see [`ConsumerGroup::hold_assignments`]).
-    taken_over: HashMap<i32, u64>,
     /// Group metadata to store, in the order the groups changed (`None` deletes a group).
-    unsaved: VecDeque<(String, Option<GroupSnapshot>)>,
+    unsaved: VecDeque<Unsaved>,
+    /// Each KIP-848 group's records as last queued: what its next change is written
+    /// against.
+    saved_images: HashMap<String, Image>,
+    /// The number of the next KIP-848 write.
+    next_ticket: u64,
 }
 
 impl Inner {
@@ -99,6 +117,8 @@ pub struct GroupCoordinator {
     epoch: Instant,
     /// Wakes the writer of group metadata ([`GroupCoordinator::take_unsaved`]).
     unsaved_ready: Notify,
+    /// The highest KIP-848 write ticket the writer is done with.
+    stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Answers every parked request of `group` with `reply()`.
@@ -137,6 +157,7 @@ impl GroupCoordinator {
             offsets_partitions,
             epoch: Instant::now(),
             unsaved_ready: Notify::new(),
+            stored: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -149,15 +170,69 @@ impl GroupCoordinator {
             .get_mut(group)
             .and_then(|g| g.take_unsaved(crate::util::now_ms()));
         if let Some(snapshot) = unsaved {
-            inner.unsaved.push_back((group.to_string(), Some(snapshot)));
+            inner
+                .unsaved
+                .push_back(Unsaved::Classic(group.to_string(), Some(snapshot)));
             self.unsaved_ready.notify_one();
         }
     }
 
     /// The group metadata to store, oldest first; the writer calls this when
     /// [`GroupCoordinator::unsaved_ready`] wakes it.
-    pub fn take_unsaved(&self) -> Vec<(String, Option<GroupSnapshot>)> {
+    pub fn take_unsaved(&self) -> Vec<Unsaved> {
         self.lock().unsaved.drain(..).collect()
+    }
+
+    /// The writer is done with KIP-848 write `ticket` (stored, or dropped on failure).
+    pub fn mark_stored(&self, ticket: u64) {
+        self.stored.send_if_modified(|done| {
+            let advanced = ticket > *done;
+            *done = (*done).max(ticket);
+            advanced
+        });
+    }
+
+    /// Resolves once the writer is done with `ticket`.
+    pub async fn wait_stored(&self, ticket: u64) {
+        let mut done = self.stored.subscribe();
+        let _ = done.wait_for(|done| *done >= ticket).await;
+    }
+
+    /// A KIP-848 write failed: the group's next change rewrites all of it.
+    pub fn forget_saved(&self, group: &str) {
+        self.lock().saved_images.remove(group);
+    }
+
+    /// Queues the records of KIP-848 group `group_id` that changed since its last write
+    /// (all of them gone if the group is); returns the write's ticket, if any.
+    fn save_consumer(&self, inner: &mut Inner, group_id: &str) -> Option<u64> {
+        let after = match inner.consumer_groups.get(group_id) {
+            Some(group) => match consumer_records::image(group) {
+                Ok(image) => image,
+                Err(error) => {
+                    tracing::warn!(group = %group_id, %error, "consumer group not stored");
+                    return None;
+                }
+            },
+            None => Image::new(),
+        };
+        let before = inner.saved_images.remove(group_id).unwrap_or_default();
+        let records = consumer_records::changes(&before, &after);
+        if !after.is_empty() {
+            inner.saved_images.insert(group_id.to_string(), after);
+        }
+        if records.is_empty() {
+            return None;
+        }
+        inner.next_ticket += 1;
+        let ticket = inner.next_ticket;
+        inner.unsaved.push_back(Unsaved::Consumer {
+            group: group_id.to_string(),
+            ticket,
+            records,
+        });
+        self.unsaved_ready.notify_one();
+        Some(ticket)
     }
 
     /// Resolves when group metadata is waiting to be stored.
@@ -195,14 +270,19 @@ impl GroupCoordinator {
     }
 
     /// Installs a loaded partition's offsets: its groups are now served here.
-    /// `taken_over`: another broker coordinated them before.
-    pub fn finish_loading(&self, partition: i32, mut table: OffsetTable, taken_over: bool) {
+    pub fn finish_loading(&self, partition: i32, mut table: OffsetTable) {
         let now = self.now();
         let mut inner = self.lock();
         if inner.loading.remove(&partition) {
-            if taken_over {
-                let hold = 2 * self.consumer_settings.heartbeat_interval_ms.max(0) as u64;
-                inner.taken_over.insert(partition, now + hold);
+            for (id, stored) in table.take_consumer_groups() {
+                if let Some(group) =
+                    ConsumerGroup::restore(&id, self.consumer_settings, stored, now)
+                {
+                    if let Ok(image) = consumer_records::image(&group) {
+                        inner.saved_images.insert(id.clone(), image);
+                    }
+                    inner.consumer_groups.insert(id, group);
+                }
             }
             let snapshots = table.take_group_snapshots();
             let restored = snapshots.len();
@@ -231,7 +311,6 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         inner.loading.remove(&partition);
         inner.markers_while_loading.remove(&partition);
-        inner.taken_over.remove(&partition);
         if inner.loaded.remove(&partition).is_none() {
             return;
         }
@@ -241,9 +320,9 @@ impl GroupCoordinator {
             .filter(|g| self.partition_of(g) == partition)
             .cloned()
             .collect();
-        inner
-            .consumer_groups
-            .retain(|g, _| partition_for(g, self.offsets_partitions) != partition);
+        let elsewhere = |g: &String| partition_for(g, self.offsets_partitions) != partition;
+        inner.consumer_groups.retain(|g, _| elsewhere(g));
+        inner.saved_images.retain(|g, _| elsewhere(g));
         for group in gone {
             inner.groups.remove(&group);
             answer_parked(&mut inner.join_waiters, &group, || {
@@ -370,10 +449,15 @@ impl GroupCoordinator {
     pub fn tick(&self) {
         let now = self.now();
         let mut inner = self.lock();
+        let mut changed = Vec::new();
         for (id, group) in inner.consumer_groups.iter_mut() {
             for member in group.expire(now) {
                 tracing::info!(group = %id, member = %member, "consumer group member expired");
+                changed.push(id.clone());
             }
+        }
+        for id in changed {
+            self.save_consumer(&mut inner, &id);
         }
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for id in ids {
@@ -388,20 +472,19 @@ impl GroupCoordinator {
 
     /// Checks that `member_id` of `generation` may commit for `group_id`; returns the
     /// offsets partition to write to.
-    /// `stale_epoch` is the error for a KIP-848 member's outdated epoch (STALE_MEMBER_EPOCH
-    /// from OffsetCommit v9, ILLEGAL_GENERATION before).
+    /// `version` is the OffsetCommit version (KIP-848 members need v9+).
     pub fn validate_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-        stale_epoch: ResponseError,
+        version: i16,
     ) -> Result<i32, ResponseError> {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
         if let Some(group) = inner.consumer_groups.get(group_id) {
-            group.validate_commit(member_id, generation, stale_epoch)?;
+            group.validate_commit(member_id, generation, version)?;
             return Ok(partition);
         }
         match inner.groups.get(group_id) {
@@ -424,7 +507,7 @@ impl GroupCoordinator {
         let inner = self.lock();
         let partition = self.owns(&inner, group_id)?;
         if let Some(group) = inner.consumer_groups.get(group_id) {
-            group.validate_commit(member_id, generation, ResponseError::IllegalGeneration)?;
+            group.validate_txn_commit(member_id, generation)?;
         } else if let Some(group) = inner.groups.get(group_id) {
             group.validate_txn_commit(member_id, instance_id, generation)?;
         }
@@ -567,9 +650,13 @@ impl GroupCoordinator {
     pub fn delete_group(&self, group_id: &str) -> Result<(i32, OffsetWrites), ResponseError> {
         let mut inner = self.lock();
         let p = self.check_deletable(&inner, group_id, ResponseError::NonEmptyGroup)?;
-        inner.consumer_groups.remove(group_id);
+        if inner.consumer_groups.remove(group_id).is_some() {
+            self.save_consumer(&mut inner, group_id);
+        }
         if inner.groups.remove(group_id).is_some() {
-            inner.unsaved.push_back((group_id.to_string(), None));
+            inner
+                .unsaved
+                .push_back(Unsaved::Classic(group_id.to_string(), None));
             self.unsaved_ready.notify_one();
         }
         let committed = inner
@@ -625,15 +712,31 @@ impl GroupCoordinator {
 
     /// ConsumerGroupHeartbeat. A group id held by a classic group with members is refused;
     /// an empty classic group becomes a consumer group (its offsets stay).
+    ///
+    /// Returns the reply and the ticket of the write storing what the heartbeat changed:
+    /// the reply is to be sent once [`GroupCoordinator::wait_stored`] says it is stored,
+    /// as Kafka's coordinator answers only what its log holds.
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         heartbeat: Heartbeat,
         topics: &dyn TopicCatalog,
+    ) -> (Result<HeartbeatReply, ApiError>, Option<u64>) {
+        let mut inner = self.lock();
+        let reply = self.consumer_heartbeat_locked(&mut inner, group_id, heartbeat, topics);
+        let ticket = self.save_consumer(&mut inner, group_id);
+        (reply, ticket)
+    }
+
+    fn consumer_heartbeat_locked(
+        &self,
+        inner: &mut Inner,
+        group_id: &str,
+        heartbeat: Heartbeat,
+        topics: &dyn TopicCatalog,
     ) -> Result<HeartbeatReply, ApiError> {
         let now = self.now();
-        let mut inner = self.lock();
-        self.owns(&inner, group_id)
+        self.owns(inner, group_id)
             .map_err(|code| ApiError::new(code, ""))?;
         if !inner.consumer_groups.contains_key(group_id) {
             if inner
@@ -655,15 +758,15 @@ impl GroupCoordinator {
                 ));
             }
             if inner.groups.remove(group_id).is_some() {
-                inner.unsaved.push_back((group_id.to_string(), None));
+                inner
+                    .unsaved
+                    .push_back(Unsaved::Classic(group_id.to_string(), None));
                 self.unsaved_ready.notify_one();
             }
-            let mut group = ConsumerGroup::new(group_id, self.consumer_settings);
-            let partition = self.partition_of(group_id);
-            if let Some(&until) = inner.taken_over.get(&partition) {
-                group.hold_assignments(until);
-            }
-            inner.consumer_groups.insert(group_id.to_string(), group);
+            inner.consumer_groups.insert(
+                group_id.to_string(),
+                ConsumerGroup::new(group_id, self.consumer_settings),
+            );
         }
         let group = inner
             .consumer_groups
@@ -717,6 +820,7 @@ impl GroupCoordinator {
             Some(group) if !group.is_empty() => Err(ResponseError::InconsistentGroupProtocol),
             Some(_) => {
                 inner.consumer_groups.remove(group_id);
+                self.save_consumer(inner, group_id);
                 Ok(())
             }
             None => Ok(()),
@@ -825,7 +929,7 @@ mod tests {
         };
         table.stage_txn(7, vec![(key, Some(value))]);
         coordinator.complete_txn(partition, 7, true);
-        coordinator.finish_loading(partition, table, false);
+        coordinator.finish_loading(partition, table);
         let offsets = coordinator.fetch_offsets("g").unwrap();
         assert_eq!(offsets[&("t".to_string(), 0)].offset, 5);
         assert!(coordinator.pending_txn_offsets("g").unwrap().is_empty());
@@ -834,7 +938,7 @@ mod tests {
     fn coordinator() -> GroupCoordinator {
         let coordinator = unloaded();
         coordinator.begin_loading(0);
-        coordinator.finish_loading(0, OffsetTable::default(), false);
+        coordinator.finish_loading(0, OffsetTable::default());
         coordinator
     }
 
@@ -865,6 +969,7 @@ mod tests {
         };
         let reply = coordinator
             .consumer_heartbeat("g", join.clone(), &topics)
+            .0
             .unwrap();
         assert_eq!(reply.member_epoch, 1);
 
@@ -893,12 +998,142 @@ mod tests {
             member_epoch: super::super::consumer::LEAVE_EPOCH,
             ..join
         };
-        coordinator.consumer_heartbeat("g", leave, &topics).unwrap();
+        coordinator
+            .consumer_heartbeat("g", leave, &topics)
+            .0
+            .unwrap();
         let joined = coordinator.join("g", classic_join()).await;
         assert_eq!(joined.error, Some(ResponseError::MemberIdRequired));
         assert_eq!(
             coordinator.describe_consumer_group("g").unwrap_err().code,
             ResponseError::GroupIdNotFound
         );
+    }
+
+    /// Appends what `coordinator` queued for storage to `log`, as the writer would.
+    fn store(coordinator: &GroupCoordinator, log: &mut bytes::BytesMut) {
+        for unsaved in coordinator.take_unsaved() {
+            if let Unsaved::Consumer { records, .. } = unsaved {
+                log.extend_from_slice(&super::super::offsets::encode_records(records).unwrap());
+            }
+        }
+    }
+
+    /// A coordinator that loaded `log`.
+    fn loaded_from(log: &bytes::BytesMut) -> GroupCoordinator {
+        let mut table = OffsetTable::default();
+        table.replay(log.clone().freeze()).unwrap();
+        let coordinator = unloaded();
+        coordinator.begin_loading(0);
+        coordinator.finish_loading(0, table);
+        coordinator
+    }
+
+    #[test]
+    fn a_consumer_group_taken_over_resumes_at_its_epochs() {
+        use crate::group::consumer::{TopicInfo, TopicPartitions};
+        let topic = uuid::Uuid::from_u128(9);
+        let topics = BTreeMap::from([(
+            "t".to_string(),
+            TopicInfo {
+                id: topic,
+                partitions: 4,
+            },
+        )]);
+        let first = coordinator();
+        let join = |member: &str| Heartbeat {
+            member_id: member.into(),
+            rebalance_timeout_ms: 1000,
+            topic_names: Some(vec!["t".into()]),
+            instance_id: (member == "b").then(|| "static-b".to_string()),
+            ..Heartbeat::default()
+        };
+        let (a, ticket) = first.consumer_heartbeat("g", join("a"), &topics);
+        let a = a.unwrap();
+        assert!(ticket.is_some(), "a join is stored");
+        let (b, _) = first.consumer_heartbeat("g", join("b"), &topics);
+        let b = b.unwrap();
+        // a is told to give up half of its partitions.
+        let beat = |member: &str, epoch: i32, owned: Option<TopicPartitions>| Heartbeat {
+            member_id: member.into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: -1,
+            owned,
+            ..Heartbeat::default()
+        };
+        let owned_a = a.assignment.clone();
+        let revoking = first
+            .consumer_heartbeat("g", beat("a", a.member_epoch, owned_a), &topics)
+            .0
+            .unwrap();
+        assert_eq!(revoking.member_epoch, a.member_epoch);
+        // A heartbeat that changes nothing writes nothing.
+        assert!(first
+            .consumer_heartbeat("g", beat("a", a.member_epoch, None), &topics)
+            .1
+            .is_none());
+
+        // Another coordinator replays the records: the group is where it was.
+        let mut log = bytes::BytesMut::new();
+        store(&first, &mut log);
+        let second = loaded_from(&log);
+        let resumed = second.describe_consumer_group("g").unwrap();
+        let before = first.describe_consumer_group("g").unwrap();
+        assert_eq!(
+            (resumed.epoch(), resumed.assignment_epoch()),
+            (before.epoch(), before.assignment_epoch())
+        );
+        let states = |g: &ConsumerGroup| {
+            g.members()
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.assignment.clone(),
+                        g.target_of(&m.id),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(states(&resumed), states(&before));
+        // a finishes its revocation there, b then gets the partitions a released.
+        let done = second
+            .consumer_heartbeat(
+                "g",
+                beat("a", a.member_epoch, revoking.assignment.clone()),
+                &topics,
+            )
+            .0
+            .unwrap();
+        assert_eq!(done.member_epoch, before.epoch());
+        let got = second
+            .consumer_heartbeat(
+                "g",
+                beat("b", b.member_epoch, Some(TopicPartitions::new())),
+                &topics,
+            )
+            .0
+            .unwrap();
+        assert_eq!(
+            got.assignment
+                .unwrap()
+                .values()
+                .map(|p| p.len())
+                .sum::<usize>(),
+            2
+        );
+
+        // A deleted group leaves nothing to resume.
+        for member in ["a", "b"] {
+            let leave = Heartbeat {
+                member_epoch: super::super::consumer::LEAVE_EPOCH,
+                ..beat(member, 0, None)
+            };
+            second.consumer_heartbeat("g", leave, &topics).0.unwrap();
+        }
+        second.delete_group("g").unwrap();
+        store(&second, &mut log);
+        let third = loaded_from(&log);
+        assert!(third.describe_consumer_group("g").is_err());
     }
 }

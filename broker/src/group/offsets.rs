@@ -16,6 +16,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use serde::{Deserialize, Serialize};
 
+use super::consumer::records::{self as consumer_records, StoredGroup};
 use super::snapshot::{self, GroupSnapshot};
 use crate::log::batch;
 use crate::schema::put_string;
@@ -169,6 +170,11 @@ fn encode_entries(
     record_batch(pairs, producer)
 }
 
+/// Encodes raw `(key, value)` records (a null value deletes its key) as one batch.
+pub fn encode_records(pairs: Vec<(Bytes, Option<Bytes>)>) -> io::Result<Bytes> {
+    record_batch(pairs, None)
+}
+
 /// Encodes a group's metadata (a tombstone for `None`: the group was deleted) as a
 /// record batch of its own.
 pub fn encode_group(group: &str, snapshot: Option<&GroupSnapshot>) -> io::Result<Bytes> {
@@ -214,6 +220,8 @@ fn record_batch(
 pub struct OffsetTable {
     offsets: HashMap<OffsetKey, OffsetValue>,
     groups: HashMap<String, GroupSnapshot>,
+    /// KIP-848 groups replayed (while the partition is being loaded).
+    consumer_groups: BTreeMap<String, StoredGroup>,
     /// Offsets committed inside a transaction, by producer id, until its marker.
     pending: HashMap<i64, OffsetWrites>,
 }
@@ -237,6 +245,20 @@ impl OffsetTable {
                 if let Some(group) = snapshot::decode_key(key_bytes) {
                     self.replay_group(group, record.value.as_deref());
                     continue;
+                }
+                match consumer_records::replay(
+                    &mut self.consumer_groups,
+                    key_bytes,
+                    record.value.as_deref(),
+                ) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err((group, error)) => {
+                        // Its members are fenced at their next heartbeat and rejoin.
+                        tracing::warn!(%group, %error, "unreadable consumer group record: the group starts empty");
+                        self.consumer_groups.remove(&group);
+                        continue;
+                    }
                 }
                 let Some(key) = OffsetKey::decode(key_bytes) else {
                     continue;
@@ -283,6 +305,11 @@ impl OffsetTable {
     /// from then on.
     pub fn take_group_snapshots(&mut self) -> HashMap<String, GroupSnapshot> {
         std::mem::take(&mut self.groups)
+    }
+
+    /// The KIP-848 groups replayed, handed over once.
+    pub fn take_consumer_groups(&mut self) -> BTreeMap<String, StoredGroup> {
+        std::mem::take(&mut self.consumer_groups)
     }
 
     /// Holds offsets a transaction committed until its marker says whether they count.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::warn;
 use tributary_metadata::ResponseError;
 
-use super::coordinator::GroupCoordinator;
+use super::coordinator::{GroupCoordinator, Unsaved};
 use super::offsets::{self, OffsetTable, OffsetWrites, OFFSETS_TOPIC};
 use crate::broker::replica_manager::ReplicaManager;
 use crate::partition::{Partition, PartitionError, RoleChange};
@@ -83,14 +83,31 @@ impl OffsetsLog {
                 _ = self.groups.unsaved_ready() => {}
                 _ = shutdown.changed() => return,
             }
-            for (group, snapshot) in self.groups.take_unsaved() {
+            for unsaved in self.groups.take_unsaved() {
+                let (group, encoded, ticket) = match unsaved {
+                    Unsaved::Classic(group, snapshot) => {
+                        let encoded = offsets::encode_group(&group, snapshot.as_ref());
+                        (group, encoded, None)
+                    }
+                    Unsaved::Consumer {
+                        group,
+                        ticket,
+                        records,
+                    } => (group, offsets::encode_records(records), Some(ticket)),
+                };
                 let partition = self.groups.partition_of(&group);
-                let written = match offsets::encode_group(&group, snapshot.as_ref()) {
+                let written = match encoded {
                     Ok(records) => self.append_durably(partition, records).await,
                     Err(_) => Err(ResponseError::UnknownServerError),
                 };
                 if let Err(error) = written {
                     warn!(%group, partition, ?error, "storing group metadata failed");
+                    if ticket.is_some() {
+                        self.groups.forget_saved(&group);
+                    }
+                }
+                if let Some(ticket) = ticket {
+                    self.groups.mark_stored(ticket);
                 }
             }
         }
@@ -137,8 +154,7 @@ impl OffsetsLog {
                     .await;
                     match table {
                         Ok(Ok(table)) if partition.is_leader() => {
-                            let taken_over = partition.leader_epoch() > 0;
-                            groups.finish_loading(partition.index, table, taken_over)
+                            groups.finish_loading(partition.index, table)
                         }
                         Ok(Ok(_)) => groups.unload(partition.index),
                         Ok(Err(e)) => {

@@ -17,6 +17,9 @@ use uuid::Uuid;
 use super::{authorized, sb, topic_name, RequestContext};
 use crate::group::consumer::{Heartbeat, TopicPartitions};
 
+/// The longest a heartbeat waits for what it changed to be stored.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// ConsumerGroupHeartbeat: joins, leaves, acknowledges revocations and answers the
 /// member's epoch and assignment.
 pub async fn handle_consumer_group_heartbeat(
@@ -67,11 +70,15 @@ pub async fn handle_consumer_group_heartbeat(
         }),
     };
     let image = ctx.broker.metadata.image();
-    match ctx
-        .broker
-        .groups
-        .consumer_heartbeat(&req.group_id.0, heartbeat, image.as_ref())
-    {
+    let groups = &ctx.broker.groups;
+    let (reply, stored) = groups.consumer_heartbeat(&req.group_id.0, heartbeat, image.as_ref());
+    // What the reply tells the member is in the log before the member hears it.
+    // (A writer stuck behind a partition that lost its ISR gives up after its own
+    // timeout; the bound here only keeps a request from waiting forever.)
+    if let Some(ticket) = stored {
+        let _ = tokio::time::timeout(STORE_WAIT, groups.wait_stored(ticket)).await;
+    }
+    match reply {
         Ok(reply) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(sb(reply.member_id)))
             .with_member_epoch(reply.member_epoch)
@@ -108,10 +115,12 @@ pub async fn handle_consumer_group_describe(
         DescribedAssignment::default().with_topic_partitions(
             parts
                 .into_iter()
+                // A deleted topic's partitions are left out, as Kafka does.
+                .filter(|(topic, _)| names.contains_key(topic))
                 .map(|(topic, ps)| {
                     DescribedTopicPartitions::default()
                         .with_topic_id(topic)
-                        .with_topic_name(topic_name(names.get(&topic).cloned().unwrap_or_default()))
+                        .with_topic_name(topic_name(names[&topic].clone()))
                         .with_partitions(ps.into_iter().collect())
                 })
                 .collect(),

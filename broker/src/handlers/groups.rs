@@ -219,11 +219,7 @@ pub async fn handle_offset_commit(
         &req.member_id,
         req.group_instance_id.as_deref(),
         req.generation_id_or_member_epoch,
-        if ctx.version >= 9 {
-            ResponseError::StaleMemberEpoch
-        } else {
-            ResponseError::IllegalGeneration
-        },
+        ctx.version,
     ) {
         Ok(partition) => {
             let entries = accepted

@@ -109,31 +109,34 @@ fn uniform(
             }
         }
     }
-    // Each move lowers the sum of squared counts, so this ends.
-    loop {
-        let mut moved = false;
-        let mut by_load: Vec<&str> = owned.keys().copied().collect();
-        by_load.sort_by_key(|m| std::cmp::Reverse(owned[m].len()));
-        'members: for from in by_load {
-            let candidates: Vec<Partition> = owned[from].iter().rev().copied().collect();
-            for partition in candidates {
-                let load = owned[from].len();
-                let lighter = subscriptions
-                    .iter()
-                    .filter(|(m, topics)| m.as_str() != from && topics.contains(&partition.0))
-                    .map(|(m, _)| m.as_str())
-                    .min_by_key(|m| (owned[m].len(), *m));
-                if let Some(to) = lighter.filter(|to| owned[to].len() + 1 < load) {
-                    owned.entry(from).or_default().remove(&partition);
-                    owned.entry(to).or_default().insert(partition);
-                    moved = true;
-                    continue 'members;
-                }
+    // Partitions move from the most loaded member to the least loaded subscriber of
+    // their topic while that narrows the gap by two or more; a member that can give
+    // nothing away is set aside. Each move takes O(members), so P moves at most.
+    let mut loads: BTreeSet<(usize, &str)> = owned.iter().map(|(m, ps)| (ps.len(), *m)).collect();
+    let mut stuck: BTreeSet<&str> = BTreeSet::new();
+    while let Some(&(load, from)) = loads.iter().rev().find(|(_, m)| !stuck.contains(m)) {
+        let mut moved = None;
+        for partition in owned[from].iter().rev() {
+            let lightest = subscriptions
+                .iter()
+                .filter(|(m, topics)| m.as_str() != from && topics.contains(&partition.0))
+                .map(|(m, _)| (owned[m.as_str()].len(), m.as_str()))
+                .min();
+            if let Some((to_load, to)) = lightest.filter(|(l, _)| l + 1 < load) {
+                moved = Some((*partition, to, to_load));
+                break;
             }
         }
-        if !moved {
-            break;
-        }
+        let Some((partition, to, to_load)) = moved else {
+            stuck.insert(from);
+            continue;
+        };
+        loads.remove(&(load, from));
+        loads.remove(&(to_load, to));
+        owned.entry(from).or_default().remove(&partition);
+        owned.entry(to).or_default().insert(partition);
+        loads.insert((load - 1, from));
+        loads.insert((to_load + 1, to));
     }
     owned
         .into_iter()
@@ -290,6 +293,28 @@ mod tests {
         assert_eq!(
             a["a"],
             TopicPartitions::from([(topic(1), BTreeSet::from([0, 1]))])
+        );
+    }
+
+    #[test]
+    fn uniform_stays_fast_on_large_groups() {
+        let partitions = BTreeMap::from([(topic(1), 20_000)]);
+        let one = subs(&[("a", &[1])]);
+        let first = Assignor::Uniform.assign(&one, &partitions, &BTreeMap::new());
+        let members: Vec<(String, Vec<u128>)> =
+            (0..50).map(|i| (format!("m{i:02}"), vec![1])).collect();
+        let many: BTreeMap<String, BTreeSet<Uuid>> = members
+            .iter()
+            .map(|(m, ts)| (m.clone(), ts.iter().map(|t| topic(*t)).collect()))
+            .collect();
+        let mut current = first.clone();
+        current.insert("m00".into(), current["a"].clone());
+        let spread = Assignor::Uniform.assign(&many, &partitions, &current);
+        check_complete(&spread, &many, &partitions);
+        assert!(
+            counts(&spread).iter().all(|&c| c == 400),
+            "{:?}",
+            counts(&spread)
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod assignor;
 pub mod reconcile;
+pub mod records;
 #[cfg(test)]
 mod tests;
 
@@ -108,7 +109,9 @@ pub struct Member {
     pub server_assignor: Option<Assignor>,
     pub rebalance_timeout_ms: i32,
     pub assignment: MemberAssignment,
-    /// Topics its subscription resolved to at its last heartbeat.
+    /// `topic_regex`, compiled.
+    regex: Option<regex::Regex>,
+    /// Topics its subscription resolved to at the last heartbeat.
     resolved: BTreeSet<String>,
     last_heartbeat_ms: u64,
     /// When a pending revocation must be done by, or the member is fenced.
@@ -128,6 +131,7 @@ impl Member {
             server_assignor: None,
             rebalance_timeout_ms: 0,
             assignment: MemberAssignment::joining(),
+            regex: None,
             resolved: BTreeSet::new(),
             last_heartbeat_ms: 0,
             revoke_deadline_ms: None,
@@ -156,9 +160,9 @@ pub struct ConsumerGroup {
     holders: HashMap<(Uuid, i32), String>,
     /// The subscribed topics as of the last assignment input.
     subscribed: BTreeMap<String, TopicInfo>,
+    /// A digest of `subscribed`, stored with the group: a change of it rebalances.
+    subscription_hash: i64,
     assignor: Assignor,
-    /// Until then no partition is handed out (see [`ConsumerGroup::hold_assignments`]).
-    hold_until_ms: u64,
 }
 
 fn refusal(code: ResponseError, message: impl Into<String>) -> ApiError {
@@ -177,18 +181,60 @@ impl ConsumerGroup {
             targets: BTreeMap::new(),
             holders: HashMap::new(),
             subscribed: BTreeMap::new(),
+            subscription_hash: 0,
             assignor: DEFAULT_ASSIGNOR,
-            hold_until_ms: 0,
         }
     }
 
-    /// Hands out no partition before `until_ms`. Membership is not stored, so a
-    /// coordinator that takes a group over does not know who holds what; members of the
-    /// previous coordinator learn they are fenced at their next heartbeat and release
-    /// their partitions, and holding assignments back for a couple of heartbeat
-    /// intervals keeps a partition from being consumed by two members meanwhile.
-    pub fn hold_assignments(&mut self, until_ms: u64) {
-        self.hold_until_ms = until_ms;
+    /// A group as a replay of `__consumer_offsets` found it: members keep their epochs,
+    /// partitions and targets; their sessions start over at `now_ms`.
+    pub fn restore(
+        id: &str,
+        settings: ConsumerGroupSettings,
+        stored: records::StoredGroup,
+        now_ms: u64,
+    ) -> Option<Self> {
+        let mut group = ConsumerGroup::new(id, settings);
+        group.epoch = stored.epoch?;
+        group.assignment_epoch = stored.assignment_epoch;
+        group.subscription_hash = stored.subscription_hash;
+        for (member_id, stored_member) in stored.members {
+            let (Some(subscription), Some(current)) =
+                (stored_member.subscription, stored_member.current)
+            else {
+                continue;
+            };
+            let mut member = Member::new(&member_id);
+            member.instance_id = subscription.instance_id;
+            member.rack_id = subscription.rack_id;
+            member.client_id = subscription.client_id;
+            member.client_host = subscription.client_host;
+            member.topic_names = subscription.topic_names.into_iter().collect();
+            member.regex = subscription
+                .topic_regex
+                .as_deref()
+                .and_then(|p| compile(p).ok());
+            member.topic_regex = subscription.topic_regex;
+            member.rebalance_timeout_ms = subscription.rebalance_timeout_ms;
+            member.server_assignor = subscription
+                .server_assignor
+                .as_deref()
+                .and_then(Assignor::named);
+            member.resolved = member.topic_names.clone();
+            member.last_heartbeat_ms = now_ms;
+            if current.state == MemberState::UnrevokedPartitions {
+                member.revoke_deadline_ms =
+                    Some(now_ms + member.rebalance_timeout_ms.max(0) as u64);
+            }
+            member.assignment = current;
+            if let Some(target) = stored_member.target {
+                group.targets.insert(member_id.clone(), target);
+            }
+            group.hold(&member_id, [], &member.assignment.clone());
+            group.members.insert(member_id, member);
+        }
+        group.assignor = group.preferred_assignor();
+        Some(group)
     }
 
     /// The group epoch.
@@ -270,6 +316,11 @@ impl ConsumerGroup {
             Some(pattern) if !pattern.is_empty() => Some(compile(pattern)?),
             _ => None,
         };
+        // What the member held before this heartbeat, to release what it no longer holds.
+        let prior = self
+            .members
+            .get(&hb.member_id)
+            .map(|m| m.assignment.clone());
         let (mut member, mut changed) = if hb.member_epoch == 0 {
             self.joining(&hb)?
         } else {
@@ -285,6 +336,7 @@ impl ConsumerGroup {
             let pattern = (!pattern.is_empty()).then(|| pattern.clone());
             changed |= pattern != member.topic_regex;
             member.topic_regex = pattern;
+            member.regex = regex;
         }
         if hb.rebalance_timeout_ms >= 0 {
             member.rebalance_timeout_ms = hb.rebalance_timeout_ms;
@@ -301,12 +353,6 @@ impl ConsumerGroup {
         member.client_id = hb.client_id.clone();
         member.client_host = hb.client_host.clone();
         member.last_heartbeat_ms = now_ms;
-        member.resolved = member.topic_names.clone();
-        if let Some(regex) = &regex {
-            member
-                .resolved
-                .extend(topics.names().into_iter().filter(|n| regex.is_match(n)));
-        }
         let id = member.id.clone();
         self.members.insert(id.clone(), member);
 
@@ -324,12 +370,11 @@ impl ConsumerGroup {
         let target = self.target_of(&id);
         let next = {
             let holders = &self.holders;
-            let holding_back = now_ms < self.hold_until_ms;
             before.reconcile(self.assignment_epoch, &target, hb.owned.as_ref(), |t, p| {
-                holding_back || holders.get(&(t, p)).is_some_and(|holder| *holder != id)
+                holders.get(&(t, p)).is_some_and(|holder| *holder != id)
             })
         };
-        self.hold(&id, &next);
+        self.hold(&id, [prior.as_ref(), Some(&before)], &next);
         let member = self.members.get_mut(&id).expect("inserted above");
         member.revoke_deadline_ms = match next.state {
             MemberState::UnrevokedPartitions => Some(
@@ -353,6 +398,18 @@ impl ConsumerGroup {
     /// The member a heartbeat of epoch 0 speaks for: a new one, a known one rejoining, or
     /// a static member's replacement. Returns it and whether the group changed.
     fn joining(&mut self, hb: &Heartbeat) -> Result<(Member, bool), ApiError> {
+        if hb.topic_names.is_none() && hb.topic_regex.is_none() {
+            return Err(refusal(
+                ResponseError::InvalidRequest,
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            ));
+        }
+        if hb.rebalance_timeout_ms < 0 {
+            return Err(refusal(
+                ResponseError::InvalidRequest,
+                "RebalanceTimeoutMs must be provided in first request.",
+            ));
+        }
         if let Some(instance) = &hb.instance_id {
             let previous = self
                 .members
@@ -394,18 +451,6 @@ impl ConsumerGroup {
             member.assignment.state = MemberState::Stable;
             member.assignment.revoking.clear();
             return Ok((member, false));
-        }
-        if hb.topic_names.is_none() && hb.topic_regex.is_none() {
-            return Err(refusal(
-                ResponseError::InvalidRequest,
-                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-            ));
-        }
-        if hb.rebalance_timeout_ms < 0 {
-            return Err(refusal(
-                ResponseError::InvalidRequest,
-                "RebalanceTimeoutMs must be provided in first request.",
-            ));
         }
         Ok((Member::new(&hb.member_id), true))
     }
@@ -466,7 +511,13 @@ impl ConsumerGroup {
                 format!("Member {member_id} is not a member of group {}.", self.id),
             ));
         };
-        if epoch == STATIC_LEAVE_EPOCH && member.instance_id.is_some() {
+        if epoch == STATIC_LEAVE_EPOCH {
+            if member.instance_id.is_none() {
+                return Err(refusal(
+                    ResponseError::InvalidRequest,
+                    format!("Member {member_id} has no instance id: it cannot leave temporarily (epoch -2)."),
+                ));
+            }
             member.assignment.epoch = STATIC_LEAVE_EPOCH;
             member.last_heartbeat_ms = now_ms;
         } else {
@@ -485,8 +536,6 @@ impl ConsumerGroup {
             self.holders.retain(|_, holder| holder != member_id);
             self.targets.remove(member_id);
             self.epoch += 1;
-            self.subscribed
-                .retain(|name, _| self.members.values().any(|m| m.resolved.contains(name)));
             self.assignor = self.preferred_assignor();
         }
     }
@@ -509,15 +558,31 @@ impl ConsumerGroup {
         expired
     }
 
-    /// Re-resolves the members' topics; whether the subscribed topics changed.
+    /// Re-resolves the members' topics (regular expressions against the topics there are
+    /// now); whether the subscribed topics changed.
     fn refresh_subscriptions(&mut self, topics: &dyn TopicCatalog) -> bool {
+        let all_names = self
+            .members
+            .values()
+            .any(|m| m.regex.is_some())
+            .then(|| topics.names());
+        for member in self.members.values_mut() {
+            member.resolved = member.topic_names.clone();
+            if let (Some(regex), Some(names)) = (&member.regex, &all_names) {
+                member
+                    .resolved
+                    .extend(names.iter().filter(|n| regex.is_match(n)).cloned());
+            }
+        }
         let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.resolved).collect();
         let subscribed: BTreeMap<String, TopicInfo> = names
             .into_iter()
             .filter_map(|name| Some((name.clone(), topics.topic(name)?)))
             .collect();
-        let changed = subscribed != self.subscribed;
+        let hash = digest(&subscribed);
+        let changed = hash != self.subscription_hash;
         self.subscribed = subscribed;
+        self.subscription_hash = hash;
         changed
     }
 
@@ -565,9 +630,25 @@ impl ConsumerGroup {
         self.assignment_epoch = self.epoch;
     }
 
-    /// Records that `member` now holds what `next` gives it, and nothing else.
-    fn hold(&mut self, member: &str, next: &MemberAssignment) {
-        self.holders.retain(|_, holder| holder != member);
+    /// Records that `member` now holds what `next` gives it instead of what the
+    /// `previous` assignments gave it.
+    fn hold<'a>(
+        &mut self,
+        member: &str,
+        previous: impl IntoIterator<Item = Option<&'a MemberAssignment>>,
+        next: &MemberAssignment,
+    ) {
+        for old in previous.into_iter().flatten() {
+            for parts in [&old.assigned, &old.revoking] {
+                for (topic, ps) in parts {
+                    for p in ps {
+                        if self.holders.get(&(*topic, *p)).is_some_and(|h| h == member) {
+                            self.holders.remove(&(*topic, *p));
+                        }
+                    }
+                }
+            }
+        }
         for parts in [&next.assigned, &next.revoking] {
             for (topic, ps) in parts {
                 for p in ps {
@@ -577,27 +658,43 @@ impl ConsumerGroup {
         }
     }
 
-    /// OffsetCommit (and TxnOffsetCommit) validation, as Kafka's consumer groups do it:
-    /// a commit without a member is accepted only while the group is empty; a member's
-    /// must carry its current epoch.
+    /// OffsetCommit validation, as Kafka's consumer groups do it: a commit without a
+    /// member is accepted only while the group is empty; a member's must use OffsetCommit
+    /// v9+ (`version`) and carry its current epoch (`STALE_MEMBER_EPOCH` otherwise).
     pub fn validate_commit(
         &self,
         member_id: &str,
         epoch: i32,
-        stale: ResponseError,
+        version: i16,
     ) -> Result<(), ResponseError> {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
-        self.check_epoch(member_id, epoch, stale)
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if version < 9 {
+            return Err(ResponseError::UnsupportedVersion);
+        }
+        self.check_epoch(member_id, epoch, ResponseError::StaleMemberEpoch)
+    }
+
+    /// TxnOffsetCommit validation: as OffsetCommit's, any version, with
+    /// `ILLEGAL_GENERATION` for an outdated epoch (what its clients understand).
+    pub fn validate_txn_commit(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        self.check_epoch(member_id, epoch, ResponseError::IllegalGeneration)
     }
 
     /// OffsetFetch validation (v9+): a member's fetch must carry its current epoch; one
-    /// without a member (admin tools) is always accepted.
+    /// with neither member nor epoch (admin tools) is always accepted.
     pub fn validate_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), ResponseError> {
-        let Some(member_id) = member_id.filter(|_| epoch >= 0) else {
+        if member_id.is_none() && epoch < 0 {
             return Ok(());
-        };
+        }
+        let member_id = member_id.unwrap_or_default();
         self.check_epoch(member_id, epoch, ResponseError::StaleMemberEpoch)
     }
 
@@ -616,6 +713,28 @@ impl ConsumerGroup {
             return Err(stale);
         }
         Ok(())
+    }
+}
+
+/// A digest of the subscribed topics (FNV-1a over names, ids and partition counts):
+/// stable across restarts, so a group taken over compares it with the stored one.
+fn digest(subscribed: &BTreeMap<String, TopicInfo>) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, topic) in subscribed {
+        feed(name.as_bytes());
+        feed(topic.id.as_bytes());
+        feed(&topic.partitions.to_be_bytes());
+    }
+    if subscribed.is_empty() {
+        0
+    } else {
+        hash as i64
     }
 }
 

@@ -68,7 +68,7 @@ impl MemberAssignment {
         match self.state {
             MemberState::Stable if self.epoch == target_epoch => self.clone(),
             MemberState::UnrevokedPartitions if !releases(owned, &self.revoking) => self.clone(),
-            _ => self.advance(target_epoch, target, held_elsewhere),
+            _ => self.advance(target_epoch, target, owned, held_elsewhere),
         }
     }
 
@@ -76,12 +76,15 @@ impl MemberAssignment {
         &self,
         target_epoch: i32,
         target: &TopicPartitions,
+        owned: Option<&TopicPartitions>,
         held_elsewhere: impl Fn(Uuid, i32) -> bool,
     ) -> MemberAssignment {
         let keep = intersection(&self.assigned, target);
         let revoke = difference(&self.assigned, target);
         let wanted = difference(target, &self.assigned);
-        if !revoke.is_empty() {
+        // A member that reports owning none of them (one rejoining after a fence, say)
+        // has nothing to revoke: it moves on at once, as Kafka's builder does.
+        if !revoke.is_empty() && !releases(owned, &revoke) {
             return MemberAssignment {
                 epoch: self.epoch,
                 previous_epoch: self.previous_epoch,
@@ -222,6 +225,23 @@ mod tests {
         assert_eq!(got.state, MemberState::Stable);
         assert_eq!((got.epoch, got.previous_epoch), (3, 2));
         assert_eq!(got.assigned, parts(&[0, 1]));
+    }
+
+    #[test]
+    fn a_member_that_owns_none_of_what_goes_advances_at_once() {
+        let rejoining = MemberAssignment {
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            assigned: parts(&[0, 1, 2]),
+            revoking: TopicPartitions::new(),
+        };
+        let next = rejoining.reconcile(4, &parts(&[0]), Some(&parts(&[])), |_, _| false);
+        assert_eq!((next.epoch, next.state), (4, MemberState::Stable));
+        assert_eq!(next.assigned, parts(&[0]));
+        // Still owning one of them: it must revoke first.
+        let next = rejoining.reconcile(4, &parts(&[0]), Some(&parts(&[2])), |_, _| false);
+        assert_eq!(next.state, MemberState::UnrevokedPartitions);
     }
 
     #[test]

@@ -321,17 +321,23 @@ fn new_partitions_and_regex_subscriptions_rebalance_the_group() {
 fn commits_and_fetches_must_carry_the_members_epoch() {
     let topics = catalog(2);
     let mut group = ConsumerGroup::new("g", SETTINGS);
-    assert_eq!(
-        group.validate_commit("", -1, ResponseError::StaleMemberEpoch),
-        Ok(())
-    );
+    assert_eq!(group.validate_commit("", -1, 9), Ok(()));
     let mut a = Client::new("a");
     a.beat(&mut group, &topics, 0);
     let stale = ResponseError::StaleMemberEpoch;
-    assert_eq!(group.validate_commit("a", a.epoch, stale), Ok(()));
-    assert_eq!(group.validate_commit("a", a.epoch - 1, stale), Err(stale));
+    assert_eq!(group.validate_commit("a", a.epoch, 9), Ok(()));
+    assert_eq!(group.validate_commit("a", a.epoch - 1, 9), Err(stale));
     assert_eq!(
-        group.validate_commit("", -1, stale),
+        group.validate_commit("a", a.epoch, 8),
+        Err(ResponseError::UnsupportedVersion),
+        "members of consumer groups commit with v9+"
+    );
+    assert_eq!(
+        group.validate_txn_commit("a", a.epoch - 1),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        group.validate_commit("", -1, 9),
         Err(ResponseError::UnknownMemberId),
         "a group with members takes no member-less commits"
     );
@@ -342,19 +348,9 @@ fn commits_and_fetches_must_carry_the_members_epoch() {
         group.validate_fetch(Some("b"), 1),
         Err(ResponseError::UnknownMemberId)
     );
-}
-
-#[test]
-fn a_group_taken_over_hands_out_partitions_only_after_its_hold() {
-    let topics = catalog(2);
-    let mut group = ConsumerGroup::new("g", SETTINGS);
-    group.hold_assignments(10_000);
-    let mut a = Client::new("a");
-    let first = a.beat(&mut group, &topics, 0);
-    assert_eq!(first.member_epoch, 1);
-    assert!(first.assignment.unwrap().is_empty());
-    assert_eq!(group.state(), "Reconciling");
-    a.beat(&mut group, &topics, 10_000);
-    assert_eq!(count(&a.owned), 2);
-    assert_eq!(group.state(), "Stable");
+    assert_eq!(
+        group.validate_fetch(None, 1),
+        Err(ResponseError::UnknownMemberId),
+        "an epoch without a member"
+    );
 }
