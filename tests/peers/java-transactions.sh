@@ -4,7 +4,8 @@
 # an output topic in transactions that commit the consumed offsets with the output and
 # abort at random, on the local 3-zone cluster; a read_committed console consumer must
 # then read every input message exactly once, and the copier's group must have committed
-# the input's end.
+# the input's end. Then zombie fencing (TxnFencing.java): a second producer of the same
+# transactional id fences the first mid-transaction.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -73,7 +74,17 @@ aborted_in_log() {
 }
 check "records of aborted transactions stay in the log, hidden from read_committed" aborted_in_log
 check "the copier's offsets committed with its transactions: $MESSAGES, lag 0" offsets_committed
-[[ $failed == 0 ]] && rm -f "$out" || echo "    copier output: $out"
+fencing() {
+  "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --topic fencing \
+    --partitions 3 --replication-factor 3 >/dev/null
+  timeout 120 java -cp "$CACHE_DIR/kafka-$VERSION/libs/*" "$PEERS_DIR/TxnFencing.java" \
+    "$BOOTSTRAP" fencing >"$out.fencing" 2>&1
+  local rc=$?
+  grep -E "^(zombie|read_committed|FAIL)" "$out.fencing" | sed 's/^/    /'
+  return $rc
+}
+check "a second producer of the transactional id fences the first mid-transaction" fencing
+[[ $failed == 0 ]] && rm -f "$out" "$out.fencing" || echo "    copier output: $out"
 
 report "Java $VERSION transactions" "$passed" "$failed" 0
 [[ $failed == 0 ]]
