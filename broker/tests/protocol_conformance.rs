@@ -1350,6 +1350,49 @@ fn cases(key: ApiKey, v: i16, f: &Fixture, conn: &mut Connection) -> Cases {
         ApiKey::TxnOffsetCommit => txn_offset_commit_cases(),
         ApiKey::WriteTxnMarkers => write_txn_markers_cases(),
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat_cases(v, f),
+        ApiKey::DescribeProducers => vec![(
+            "a partition led here and an unknown one",
+            RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(topic(TOPIC))
+                    .with_partition_indexes(vec![0, 99]),
+                describe_producers_request::TopicRequest::default()
+                    .with_name(topic("no-such-topic"))
+                    .with_partition_indexes(vec![0]),
+            ])),
+        )],
+        ApiKey::DescribeTransactions => vec![(
+            "an unknown transactional id",
+            RequestKind::DescribeTransactions(
+                DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![TransactionalId(s("txn-conformance"))]),
+            ),
+        )],
+        ApiKey::ListTransactions => {
+            let mut request = ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing"), s("NoSuchState")])
+                .with_producer_id_filters(vec![ProducerId(1)]);
+            if v >= 1 {
+                request = request.with_duration_filter(1000);
+            }
+            let mut cases = vec![
+                (
+                    "all",
+                    RequestKind::ListTransactions(ListTransactionsRequest::default()),
+                ),
+                ("filtered", RequestKind::ListTransactions(request)),
+            ];
+            if v >= 2 {
+                cases.push((
+                    "an invalid pattern",
+                    RequestKind::ListTransactions(
+                        ListTransactionsRequest::default()
+                            .with_transactional_id_pattern(Some(s("("))),
+                    ),
+                ));
+            }
+            cases
+        }
         ApiKey::ConsumerGroupDescribe => consumer_group_describe_cases(),
         other => panic!("{other:?} is served but has no conformance cases"),
     }

@@ -72,6 +72,7 @@ kafka-broker-api-versions.sh  4.0.0  org.apache.kafka.tools.BrokerApiVersionsCom
 kafka-delete-records.sh       3.6.0  org.apache.kafka.tools.DeleteRecordsCommand                -
 kafka-log-dirs.sh             3.6.0  org.apache.kafka.tools.LogDirsCommand                      -
 kafka-storage.sh              3.6.0  kafka.tools.StorageTool                                    -
+kafka-transactions.sh         3.6.0  org.apache.kafka.tools.TransactionsCommand                 -
 kafka-server-start.sh         3.6.0  kafka.Kafka                                                -Xmx1G_-Xms1G
 '
 

@@ -5,7 +5,8 @@
 # abort at random, on the local 3-zone cluster; a read_committed console consumer must
 # then read every input message exactly once, and the copier's group must have committed
 # the input's end. Then zombie fencing (TxnFencing.java): a second producer of the same
-# transactional id fences the first mid-transaction.
+# transactional id fences the first mid-transaction; and kafka-transactions.sh (list,
+# describe, describe-producers, abort) on a transaction left open by a crashed producer.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -84,6 +85,35 @@ fencing() {
   return $rc
 }
 check "a second producer of the transactional id fences the first mid-transaction" fencing
+
+# An open transaction whose producer crashed holds read_committed consumers back until its
+# timeout; kafka-transactions.sh lists, describes and aborts it.
+transactions() { "$bin/kafka-transactions.sh" --bootstrap-server "$BOOTSTRAP" "$@" 2>/dev/null; }
+read_hanging() {
+  timeout 60 "$bin/kafka-console-consumer.sh" --bootstrap-server "$BOOTSTRAP" --topic hanging \
+    --from-beginning --isolation-level read_committed --timeout-ms 5000 2>/dev/null
+}
+abort_hanging() {
+  "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --topic hanging \
+    --partitions 1 --replication-factor 3 >/dev/null
+  timeout 60 java -cp "$CACHE_DIR/kafka-$VERSION/libs/*" "$PEERS_DIR/TxnHang.java" \
+    "$BOOTSTRAP" hanging hang-test >/dev/null 2>&1 || return 1
+  echo after | "$bin/kafka-console-producer.sh" --bootstrap-server "$BOOTSTRAP" --topic hanging >/dev/null
+  [[ -z $(read_hanging) ]] || { echo "    read_committed read past the open transaction"; return 1; }
+  transactions list | awk '$1 == "hang-test" && $4 == "Ongoing" { found = 1 } END { exit !found }' ||
+    { echo "    list: $(transactions list)"; return 1; }
+  transactions describe --transactional-id hang-test | grep -q "Ongoing.*hanging-0" ||
+    { echo "    describe: $(transactions describe --transactional-id hang-test)"; return 1; }
+  local producers
+  producers=$(transactions describe-producers --topic hanging --partition 0)
+  awk 'NR > 1 && $NF == 0 { found = 1 } END { exit !found }' <<<"$producers" ||
+    { echo "    describe-producers: $producers"; return 1; }
+  transactions abort --topic hanging --partition 0 --start-offset 0 >/dev/null ||
+    { echo "    abort failed"; return 1; }
+  [[ $(read_hanging) == after ]] || { echo "    read_committed after the abort: $(read_hanging)"; return 1; }
+  echo "    list, describe, describe-producers found it open; after abort read_committed reads on"
+}
+check "kafka-transactions.sh finds a crashed producer's open transaction and aborts it" abort_hanging
 [[ $failed == 0 ]] && rm -f "$out" "$out.fencing" || echo "    copier output: $out"
 
 report "Java $VERSION transactions" "$passed" "$failed" 0

@@ -1,5 +1,7 @@
 //! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and TxnOffsetCommit from
-//! producers, WriteTxnMarkers from other brokers' coordinators. InitProducerId with a
+//! producers, WriteTxnMarkers from other brokers' coordinators (and from
+//! `kafka-transactions.sh abort`), and the administration of `kafka-transactions.sh`:
+//! DescribeTransactions, ListTransactions and DescribeProducers. InitProducerId with a
 //! transactional id is answered by [`super::produce::handle_init_producer_id`] through
 //! the same coordinator.
 
@@ -235,4 +237,175 @@ pub async fn handle_write_txn_markers(
         );
     }
     WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+/// DescribeTransactions (`kafka-transactions.sh describe`): the coordinator's view of
+/// each transactional id it coordinates.
+pub async fn handle_describe_transactions(
+    ctx: &RequestContext,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let coordinator = &ctx.broker.transactions;
+    let states = req
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let base = describe_transactions_response::TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1);
+            if let Err(e) = coordinator.owner_of(&id.0) {
+                return base.with_error_code(e.code());
+            }
+            let Some(txn) = coordinator.read(|txns| txns.get(&id.0).cloned()) else {
+                return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
+            };
+            let mut topics: Vec<describe_transactions_response::TopicData> = Vec::new();
+            for (topic, partition) in &txn.partitions {
+                match topics.last_mut() {
+                    Some(last) if last.topic.0.as_str() == topic => {
+                        last.partitions.push(*partition)
+                    }
+                    _ => topics.push(
+                        describe_transactions_response::TopicData::default()
+                            .with_topic(super::topic_name(topic.clone()))
+                            .with_partitions(vec![*partition]),
+                    ),
+                }
+            }
+            base.with_transaction_state(super::sb(txn.state.name()))
+                .with_transaction_timeout_ms(txn.timeout_ms)
+                .with_transaction_start_time_ms(txn.start_ms)
+                .with_producer_id(ProducerId(txn.producer_id))
+                .with_producer_epoch(txn.producer_epoch)
+                .with_topics(topics)
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// ListTransactions (`kafka-transactions.sh list`): the transactional ids this broker
+/// coordinates, by state (v0), producer id (v0), age (v1) and id pattern (v2).
+pub async fn handle_list_transactions(
+    ctx: &RequestContext,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    const STATES: [&str; 6] = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+    ];
+    let unknown: Vec<_> = req
+        .state_filters
+        .iter()
+        .filter(|s| {
+            !STATES.contains(&s.as_str())
+                && s.as_str() != "Dead"
+                && s.as_str() != "PrepareEpochFence"
+        })
+        .cloned()
+        .collect();
+    let pattern = match req
+        .transactional_id_pattern
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => match regex::Regex::new(p) {
+            Ok(regex) => Some(regex),
+            Err(_) => {
+                return ListTransactionsResponse::default()
+                    .with_error_code(ResponseError::InvalidRegularExpression.code())
+            }
+        },
+        None => None,
+    };
+    let txns = match ctx.broker.transactions.list() {
+        Ok(txns) => txns,
+        Err(e) => return ListTransactionsResponse::default().with_error_code(e.code()),
+    };
+    let now = crate::util::now_ms();
+    let states = txns
+        .into_iter()
+        .filter(|t| {
+            req.state_filters.is_empty()
+                || req
+                    .state_filters
+                    .iter()
+                    .any(|s| s.as_str() == t.state.name())
+        })
+        .filter(|t| {
+            req.producer_id_filters.is_empty()
+                || req.producer_id_filters.contains(&ProducerId(t.producer_id))
+        })
+        // Only transactions under way have an age (Kafka's durationFilter).
+        .filter(|t| {
+            req.duration_filter < 0 || (t.start_ms >= 0 && now - t.start_ms >= req.duration_filter)
+        })
+        .filter(|t| {
+            pattern
+                .as_ref()
+                .is_none_or(|re| re.is_match(&t.transactional_id))
+        })
+        .map(|t| {
+            list_transactions_response::TransactionState::default()
+                .with_transactional_id(TransactionalId(super::sb(t.transactional_id)))
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_transaction_state(super::sb(t.state.name()))
+        })
+        .collect();
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown)
+        .with_transaction_states(states)
+}
+
+/// DescribeProducers (`kafka-transactions.sh describe-producers`, `abort`, `find-hanging`):
+/// the producers of each partition led here, with their open transactions.
+pub async fn handle_describe_producers(
+    ctx: &RequestContext,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = Some(topic.name.0.to_string());
+            let partitions = topic
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let base = describe_producers_response::PartitionResponse::default()
+                        .with_partition_index(index);
+                    let producers =
+                        super::hosted_partition(&ctx.broker, &name, uuid::Uuid::nil(), index)
+                            .and_then(|p| p.active_producers().map_err(|e| e.kafka_error()));
+                    match producers {
+                        Ok(producers) => base.with_active_producers(
+                            producers
+                                .into_iter()
+                                .map(|(p, open_since)| {
+                                    describe_producers_response::ProducerState::default()
+                                        .with_producer_id(ProducerId(p.producer_id))
+                                        .with_producer_epoch(i32::from(p.epoch))
+                                        .with_last_sequence(p.last_sequence)
+                                        .with_last_timestamp(p.last_timestamp)
+                                        // Markers' coordinator epochs are not kept.
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(open_since.unwrap_or(-1))
+                                })
+                                .collect(),
+                        ),
+                        Err(e) => base.with_error_code(e.code()),
+                    }
+                })
+                .collect();
+            describe_producers_response::TopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
 }

@@ -169,6 +169,23 @@ impl Partition {
         }
     }
 
+    /// DescribeProducers (leader only): each producer's state, with where its open
+    /// transaction began (`None`: no open transaction).
+    pub fn active_producers(
+        &self,
+    ) -> Result<Vec<(crate::producer::state::ProducerSnapshot, Option<i64>)>, PartitionError> {
+        let state = self.lock();
+        if !matches!(state.role, Role::Leader(_)) {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(state
+            .producers
+            .snapshot()
+            .into_iter()
+            .map(|p| (p, state.txns.open_since(p.producer_id)))
+            .collect())
+    }
+
     /// ListOffsets: the offset (and timestamp) for a timestamp or special value, among
     /// the records a consumer of `read_committed` isolation may see.
     pub fn offset_for_timestamp(

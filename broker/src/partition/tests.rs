@@ -434,12 +434,26 @@ fn open_transactions_hold_back_read_committed_fetches_until_their_markers() {
         6
     );
 
+    // DescribeProducers: both producers, their transactions open since their first batch.
+    let producers: Vec<(i64, Option<i64>)> = p
+        .active_producers()
+        .unwrap()
+        .into_iter()
+        .map(|(producer, since)| (producer.producer_id, since))
+        .collect();
+    assert_eq!(producers, [(7, Some(2)), (8, Some(5))]);
+
     // Producer 7 aborts, producer 8 commits: everything is stable, 7's records are named.
     p.write_marker(7, 0, ControlType::Abort, 0).unwrap(); // 6
     assert_eq!(p.offsets().last_stable, 5, "producer 8 is still open");
     p.write_marker(8, 0, ControlType::Commit, 0).unwrap(); // 7
     let fetched = p.read(0, 1 << 20, true).unwrap();
     assert_eq!(fetched.last_stable_offset, 8);
+    assert!(p
+        .active_producers()
+        .unwrap()
+        .iter()
+        .all(|(_, since)| since.is_none()));
     assert_eq!(fetched.aborted, [(7, 2)]);
     assert!(
         p.read(7, 1 << 20, true).unwrap().aborted.is_empty(),

@@ -23,6 +23,18 @@ struct BatchMetadata {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The max timestamp of its last batch or marker.
+    last_timestamp: i64,
+}
+
+/// A producer's state as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSnapshot {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence of its last batch (-1: none since its epoch began).
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 /// Why a batch from an idempotent producer is refused.
@@ -116,6 +128,7 @@ impl ProducerStateTable {
             return;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
+        entry.last_timestamp = header.max_timestamp;
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
@@ -139,6 +152,7 @@ impl ProducerStateTable {
     /// epochs (the coordinator bumped it), so their writes are refused from now on.
     pub fn record_marker(&mut self, header: &BatchHeader) {
         let entry = self.producers.entry(header.producer_id).or_default();
+        entry.last_timestamp = header.max_timestamp;
         if header.producer_epoch > entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
@@ -161,6 +175,22 @@ impl ProducerStateTable {
             .values()
             .filter_map(|entry| entry.batches.back().map(|b| b.base_offset))
             .collect()
+    }
+
+    /// Every producer with state, by id.
+    pub fn snapshot(&self) -> Vec<ProducerSnapshot> {
+        let mut producers: Vec<ProducerSnapshot> = self
+            .producers
+            .iter()
+            .map(|(id, entry)| ProducerSnapshot {
+                producer_id: *id,
+                epoch: entry.epoch,
+                last_sequence: entry.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: entry.last_timestamp,
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        producers
     }
 
     /// Number of producers with state (for tests and metrics).

@@ -51,6 +51,11 @@ impl PartitionTxns {
         }
     }
 
+    /// Where `producer_id`'s open transaction began, if it has one here.
+    pub fn open_since(&self, producer_id: i64) -> Option<i64> {
+        self.ongoing.get(&producer_id).copied()
+    }
+
     /// The first offset of the oldest open transaction, if any: the last stable offset
     /// cannot pass it.
     pub fn first_unstable_offset(&self) -> Option<i64> {

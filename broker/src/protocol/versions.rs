@@ -48,6 +48,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 0, 3),
     (ApiKey::WriteTxnMarkers, 1, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0, 0),
+    (ApiKey::ListTransactions, 0, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 0, 1),
 ];
@@ -132,6 +135,9 @@ mod tests {
         check::<OffsetForLeaderEpochRequest>(ApiKey::OffsetForLeaderEpoch);
         check::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
         check::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat);
+        check::<ListTransactionsRequest>(ApiKey::ListTransactions);
+        check::<DescribeProducersRequest>(ApiKey::DescribeProducers);
+        check::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);
         check::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe);
     }
 

@@ -249,6 +249,9 @@ pub async fn process(
         EndTxn => handlers::transactions::handle_end_txn,
         TxnOffsetCommit => handlers::transactions::handle_txn_offset_commit,
         WriteTxnMarkers => handlers::transactions::handle_write_txn_markers,
+        DescribeProducers => handlers::transactions::handle_describe_producers,
+        DescribeTransactions => handlers::transactions::handle_describe_transactions,
+        ListTransactions => handlers::transactions::handle_list_transactions,
         ConsumerGroupHeartbeat => handlers::consumer_groups::handle_consumer_group_heartbeat,
         ConsumerGroupDescribe => handlers::consumer_groups::handle_consumer_group_describe,
     });

@@ -73,6 +73,16 @@ impl TransactionCoordinator {
         f(&self.lock().txns)
     }
 
+    /// Every transactional id coordinated here (ListTransactions); an error while a
+    /// partition is still being loaded, as Kafka answers.
+    pub fn list(&self) -> Result<Vec<TxnMetadata>, ResponseError> {
+        let inner = self.lock();
+        if !inner.loading.is_empty() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(inner.txns.all().cloned().collect())
+    }
+
     /// Applies a record now durable in `__transaction_state`, if its partition is still
     /// loaded here.
     pub fn apply(&self, record: TxnMetadata) {
