@@ -457,6 +457,22 @@ impl ConsumerGroup {
 
     /// The known member a heartbeat of a positive epoch speaks for, if it is not fenced.
     fn current(&self, hb: &Heartbeat) -> Result<Member, ApiError> {
+        // A static member replaced by a newer incarnation of its instance is a zombie.
+        if let Some(instance) = &hb.instance_id {
+            let holder = self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(instance.as_str()));
+            if holder.is_some_and(|m| m.id != hb.member_id) {
+                return Err(refusal(
+                    ResponseError::FencedInstanceId,
+                    format!(
+                        "Instance id {instance} belongs to another member of group {}.",
+                        self.id
+                    ),
+                ));
+            }
+        }
         let member = self
             .members
             .get(&hb.member_id)

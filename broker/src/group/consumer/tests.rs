@@ -264,6 +264,16 @@ fn a_static_member_keeps_its_partitions_across_a_restart() {
     assert_eq!(reply.assignment.unwrap(), held);
     assert_eq!(group.epoch(), epoch);
 
+    // The old incarnation is fenced.
+    let zombie = Heartbeat {
+        member_epoch: reply.member_epoch.max(1),
+        ..clients[0].request()
+    };
+    assert_eq!(
+        group.heartbeat(zombie, &topics, 2).unwrap_err().code,
+        ResponseError::FencedInstanceId
+    );
+
     // While it is in the group, its instance id cannot be taken.
     let mut usurper = Client::new("a3");
     usurper.instance = Some("i-a".into());
