@@ -102,6 +102,10 @@ impl Reader<'_> {
             .then(|| self.0.get_i64())
             .ok_or_else(|| invalid("truncated record"))
     }
+    /// Skips `len` bytes.
+    pub fn skip(&mut self, len: usize) -> io::Result<()> {
+        self.take(len).map(|_| ())
+    }
     fn take(&mut self, len: usize) -> io::Result<&[u8]> {
         let bytes = self
             .0
@@ -176,7 +180,7 @@ impl Reader<'_> {
         for _ in 0..self.uvarint()? {
             self.uvarint()?;
             let size = usize::try_from(self.uvarint()?).map_err(|_| invalid("tag too long"))?;
-            self.take(size)?;
+            self.skip(size)?;
         }
         Ok(())
     }

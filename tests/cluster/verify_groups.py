@@ -15,6 +15,8 @@ import os
 import sys
 import time
 
+from verify import last_offsets
+
 
 def events(path):
     out = []
@@ -36,13 +38,6 @@ def consumers(work):
 def acked(work):
     return [e for e in events(os.path.join(work, "producer.jsonl"))
             if e.get("name") == "producer_send_success"]
-
-
-def last_offsets(records):
-    last = {}
-    for e in records:
-        last[e["partition"]] = max(last.get(e["partition"], -1), e["offset"])
-    return last
 
 
 def consumed(work):

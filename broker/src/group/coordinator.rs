@@ -80,9 +80,9 @@ struct Inner {
     markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
     /// Group metadata to store, in the order the groups changed (`None` deletes a group).
     unsaved: VecDeque<Unsaved>,
-    /// Each KIP-848 group's records as last queued: what its next change is written
-    /// against.
-    saved_images: HashMap<String, Image>,
+    /// Each KIP-848 group's revision and records as last queued: what its next change is
+    /// written against.
+    saved_images: HashMap<String, (u64, Image)>,
     /// The number of the next KIP-848 write.
     next_ticket: u64,
 }
@@ -206,20 +206,25 @@ impl GroupCoordinator {
     /// Queues the records of KIP-848 group `group_id` that changed since its last write
     /// (all of them gone if the group is); returns the write's ticket, if any.
     fn save_consumer(&self, inner: &mut Inner, group_id: &str) -> Option<u64> {
-        let after = match inner.consumer_groups.get(group_id) {
-            Some(group) => match consumer_records::image(group) {
-                Ok(image) => image,
-                Err(error) => {
-                    tracing::warn!(group = %group_id, %error, "consumer group not stored");
-                    return None;
-                }
-            },
-            None => Image::new(),
+        let group = inner.consumer_groups.get(group_id);
+        let revision = group.map(ConsumerGroup::revision);
+        let saved = inner.saved_images.get(group_id);
+        if revision.is_some() && saved.map(|(r, _)| *r) == revision {
+            return None;
+        }
+        let after = match group.map(consumer_records::image).transpose() {
+            Ok(image) => image.unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(group = %group_id, %error, "consumer group not stored");
+                return None;
+            }
         };
-        let before = inner.saved_images.remove(group_id).unwrap_or_default();
+        let (_, before) = inner.saved_images.remove(group_id).unwrap_or_default();
         let records = consumer_records::changes(&before, &after);
-        if !after.is_empty() {
-            inner.saved_images.insert(group_id.to_string(), after);
+        if let Some(revision) = revision {
+            inner
+                .saved_images
+                .insert(group_id.to_string(), (revision, after));
         }
         if records.is_empty() {
             return None;
@@ -279,7 +284,9 @@ impl GroupCoordinator {
                     ConsumerGroup::restore(&id, self.consumer_settings, stored, now)
                 {
                     if let Ok(image) = consumer_records::image(&group) {
-                        inner.saved_images.insert(id.clone(), image);
+                        inner
+                            .saved_images
+                            .insert(id.clone(), (group.revision(), image));
                     }
                     inner.consumer_groups.insert(id, group);
                 }

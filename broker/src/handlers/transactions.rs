@@ -20,6 +20,7 @@ use tributary_metadata::ResponseError;
 use super::RequestContext;
 use crate::group::offsets::{OffsetKey, OffsetValue, OFFSETS_TOPIC};
 use crate::log::batch::ControlType;
+use crate::transaction::state::TxnState;
 
 fn code(result: Result<(), ResponseError>) -> i16 {
     result.err().map_or(0, |e| e.code())
@@ -291,22 +292,15 @@ pub async fn handle_list_transactions(
     ctx: &RequestContext,
     req: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
-    const STATES: [&str; 6] = [
-        "Empty",
-        "Ongoing",
-        "PrepareCommit",
-        "PrepareAbort",
-        "CompleteCommit",
-        "CompleteAbort",
-    ];
+    // Kafka also knows Dead and PrepareEpochFence, which are never stored.
+    let known = |name: &str| {
+        TxnState::ALL.iter().any(|s| s.name() == name)
+            || matches!(name, "Dead" | "PrepareEpochFence")
+    };
     let unknown: Vec<_> = req
         .state_filters
         .iter()
-        .filter(|s| {
-            !STATES.contains(&s.as_str())
-                && s.as_str() != "Dead"
-                && s.as_str() != "PrepareEpochFence"
-        })
+        .filter(|s| !known(s.as_str()))
         .cloned()
         .collect();
     let pattern = match req

@@ -28,6 +28,16 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state a transactional id is stored in.
+    pub const ALL: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+
     /// The id `__transaction_state` stores.
     pub fn id(self) -> i8 {
         match self {

@@ -142,6 +142,20 @@ impl Member {
     pub fn departed(&self) -> bool {
         self.assignment.epoch == STATIC_LEAVE_EPOCH
     }
+
+    /// Its subscription as `__consumer_offsets` stores it.
+    pub fn subscription(&self) -> records::StoredSubscription {
+        records::StoredSubscription {
+            instance_id: self.instance_id.clone(),
+            rack_id: self.rack_id.clone(),
+            client_id: self.client_id.clone(),
+            client_host: self.client_host.clone(),
+            topic_names: self.topic_names.iter().cloned().collect(),
+            topic_regex: self.topic_regex.clone(),
+            rebalance_timeout_ms: self.rebalance_timeout_ms,
+            server_assignor: self.server_assignor.map(|a| a.name().to_string()),
+        }
+    }
 }
 
 /// A KIP-848 consumer group.
@@ -163,6 +177,9 @@ pub struct ConsumerGroup {
     /// A digest of `subscribed`, stored with the group: a change of it rebalances.
     subscription_hash: i64,
     assignor: Assignor,
+    /// Bumped by every change to what `__consumer_offsets` stores of the group, so that
+    /// a heartbeat that changes none of it costs no encoding.
+    revision: u64,
 }
 
 fn refusal(code: ResponseError, message: impl Into<String>) -> ApiError {
@@ -183,7 +200,13 @@ impl ConsumerGroup {
             subscribed: BTreeMap::new(),
             subscription_hash: 0,
             assignor: DEFAULT_ASSIGNOR,
+            revision: 0,
         }
+    }
+
+    /// The number of stored-state changes so far (see the field).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// A group as a replay of `__consumer_offsets` found it: members keep their epochs,
@@ -321,6 +344,7 @@ impl ConsumerGroup {
             .members
             .get(&hb.member_id)
             .map(|m| m.assignment.clone());
+        let stored_before = self.stored_view(&hb.member_id);
         let (mut member, mut changed) = if hb.member_epoch == 0 {
             self.joining(&hb)?
         } else {
@@ -388,6 +412,9 @@ impl ConsumerGroup {
         let assignment = (full || next.assigned != before.assigned).then(|| next.assigned.clone());
         let epoch = next.epoch;
         member.assignment = next;
+        if self.stored_view(&id) != stored_before {
+            self.revision += 1;
+        }
         Ok(HeartbeatReply {
             member_id: id,
             member_epoch: epoch,
@@ -439,6 +466,7 @@ impl ConsumerGroup {
                 member.id = hb.member_id.clone();
                 member.assignment.epoch = 0;
                 member.assignment.previous_epoch = 0;
+                self.revision += 1;
                 return Ok((member, false));
             }
         }
@@ -536,6 +564,7 @@ impl ConsumerGroup {
             }
             member.assignment.epoch = STATIC_LEAVE_EPOCH;
             member.last_heartbeat_ms = now_ms;
+            self.revision += 1;
         } else {
             self.remove(member_id);
         }
@@ -553,7 +582,26 @@ impl ConsumerGroup {
             self.targets.remove(member_id);
             self.epoch += 1;
             self.assignor = self.preferred_assignor();
+            self.revision += 1;
         }
+    }
+
+    /// What the group stores that a heartbeat of `member_id` may change: the group's
+    /// epochs and the member's subscription and assignment. (Its target changes only
+    /// with the assignment epoch.)
+    fn stored_view(
+        &self,
+        member_id: &str,
+    ) -> (
+        i32,
+        i32,
+        Option<(records::StoredSubscription, MemberAssignment)>,
+    ) {
+        let member = self
+            .members
+            .get(member_id)
+            .map(|m| (m.subscription(), m.assignment.clone()));
+        (self.epoch, self.assignment_epoch, member)
     }
 
     /// Removes members whose session or revocation deadline passed; returns their ids.

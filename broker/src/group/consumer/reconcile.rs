@@ -170,6 +170,17 @@ mod tests {
         TopicPartitions::from([(T, ps.iter().copied().collect::<BTreeSet<_>>())])
     }
 
+    /// A stable member at `epoch` holding `assigned`.
+    fn stable(epoch: i32, previous_epoch: i32, assigned: &[i32]) -> MemberAssignment {
+        MemberAssignment {
+            epoch,
+            previous_epoch,
+            state: MemberState::Stable,
+            assigned: parts(assigned),
+            revoking: TopicPartitions::new(),
+        }
+    }
+
     #[test]
     fn a_joining_member_takes_free_partitions_at_the_target_epoch() {
         let next = MemberAssignment::joining().reconcile(3, &parts(&[0, 1]), None, |_, _| false);
@@ -181,13 +192,7 @@ mod tests {
 
     #[test]
     fn partitions_are_revoked_before_the_epoch_advances() {
-        let member = MemberAssignment {
-            epoch: 2,
-            previous_epoch: 1,
-            state: MemberState::Stable,
-            assigned: parts(&[0, 1, 2]),
-            revoking: TopicPartitions::new(),
-        };
+        let member = stable(2, 1, &[0, 1, 2]);
         let target = parts(&[0, 1]);
         let revoking = member.reconcile(3, &target, None, |_, _| false);
         assert_eq!(revoking.state, MemberState::UnrevokedPartitions);
@@ -210,13 +215,7 @@ mod tests {
 
     #[test]
     fn a_partition_another_member_holds_is_given_once_released() {
-        let member = MemberAssignment {
-            epoch: 2,
-            previous_epoch: 1,
-            state: MemberState::Stable,
-            assigned: parts(&[0]),
-            revoking: TopicPartitions::new(),
-        };
+        let member = stable(2, 1, &[0]);
         let target = parts(&[0, 1]);
         let waiting = member.reconcile(3, &target, None, |_, p| p == 1);
         assert_eq!(waiting.state, MemberState::UnreleasedPartitions);
@@ -229,13 +228,7 @@ mod tests {
 
     #[test]
     fn a_member_that_owns_none_of_what_goes_advances_at_once() {
-        let rejoining = MemberAssignment {
-            epoch: 0,
-            previous_epoch: 0,
-            state: MemberState::Stable,
-            assigned: parts(&[0, 1, 2]),
-            revoking: TopicPartitions::new(),
-        };
+        let rejoining = stable(0, 0, &[0, 1, 2]);
         let next = rejoining.reconcile(4, &parts(&[0]), Some(&parts(&[])), |_, _| false);
         assert_eq!((next.epoch, next.state), (4, MemberState::Stable));
         assert_eq!(next.assigned, parts(&[0]));

@@ -61,6 +61,24 @@ pub struct StoredGroup {
     pub members: BTreeMap<String, StoredMember>,
 }
 
+impl StoredSubscription {
+    /// `ConsumerGroupMemberMetadataValue` v0's fields.
+    fn encode(&self, buf: &mut BytesMut) {
+        put_compact_string(buf, self.instance_id.as_deref());
+        put_compact_string(buf, self.rack_id.as_deref());
+        put_compact_string(buf, Some(&self.client_id));
+        put_compact_string(buf, Some(&self.client_host));
+        put_compact_len(buf, self.topic_names.len());
+        for name in &self.topic_names {
+            put_compact_string(buf, Some(name));
+        }
+        put_compact_string(buf, self.topic_regex.as_deref());
+        buf.put_i32(self.rebalance_timeout_ms);
+        put_compact_string(buf, self.server_assignor.as_deref());
+        put_no_tags(buf);
+    }
+}
+
 fn key(kind: i16, group: &str, member: Option<&str>) -> io::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(6 + group.len() + member.map_or(0, str::len));
     buf.put_i16(kind);
@@ -140,20 +158,7 @@ pub fn image(group: &ConsumerGroup) -> io::Result<Image> {
         let m = Some(member.id.as_str());
         image.insert(
             key(MEMBER_METADATA, id, m)?,
-            value(|buf| {
-                put_compact_string(buf, member.instance_id.as_deref());
-                put_compact_string(buf, member.rack_id.as_deref());
-                put_compact_string(buf, Some(&member.client_id));
-                put_compact_string(buf, Some(&member.client_host));
-                put_compact_len(buf, member.topic_names.len());
-                for name in &member.topic_names {
-                    put_compact_string(buf, Some(name));
-                }
-                put_compact_string(buf, member.topic_regex.as_deref());
-                buf.put_i32(member.rebalance_timeout_ms);
-                put_compact_string(buf, member.server_assignor.map(|a| a.name()));
-                put_no_tags(buf);
-            }),
+            value(|buf| member.subscription().encode(buf)),
         );
         image.insert(
             key(TARGET_MEMBER, id, m)?,
@@ -276,9 +281,7 @@ fn apply(
                 if tag == METADATA_HASH_TAG && size == 8 {
                     stored.subscription_hash = r.i64()?;
                 } else {
-                    for _ in 0..size {
-                        r.i8()?;
-                    }
+                    r.skip(usize::try_from(size).map_err(|_| invalid("tag too long"))?)?;
                 }
             }
         }
