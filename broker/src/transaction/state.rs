@@ -614,14 +614,7 @@ mod tests {
 
     #[test]
     fn states_keep_their_wire_ids() {
-        for state in [
-            TxnState::Empty,
-            TxnState::Ongoing,
-            TxnState::PrepareCommit,
-            TxnState::PrepareAbort,
-            TxnState::CompleteCommit,
-            TxnState::CompleteAbort,
-        ] {
+        for state in TxnState::ALL {
             assert_eq!(
                 TxnState::from_id(state.id()),
                 Some(state),
