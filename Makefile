@@ -2,7 +2,7 @@
 #
 #   make run     build and run a local 3-zone cluster (prints its bootstrap servers)
 #   make test    install what the tests need, then run every test
-#   make bench   produce/consume throughput beside Apache Kafka on this machine
+#   make bench   Tributary beside Apache Kafka on this machine, scenario by scenario (tests/bench/)
 #   make peers   the test suites of librdkafka, franz-go, Kafka's clients, kafka-python, kcat
 #   make chaos   network faults, disk faults and crashes under Kafka's verifiable clients
 #   make e2e     the Kubernetes suite on a kind cluster (make kind-up / kind-down for one to use)
@@ -13,7 +13,7 @@ DATA_DIR ?= ./tributary-data
 ZONES ?= 3
 BROKERS_PER_ZONE ?= 1
 
-.PHONY: all build release run run-broker deps lint chart unit fuzz compat peers cluster chaos e2e kind-up kind-down images test bench bench-cluster crds clean
+.PHONY: all build release run run-broker deps lint chart unit fuzz compat peers cluster chaos e2e kind-up kind-down images test bench bench-smoke crds clean
 
 all: build
 
@@ -94,13 +94,15 @@ images: deps release
 e2e: deps release
 	tests/e2e/run.sh
 
-test: lint chart unit fuzz compat peers cluster chaos e2e
+test: lint chart unit fuzz compat peers cluster bench-smoke chaos e2e
 
+# Every scenario, alternating rounds against a warmed-up Kafka; writes target/bench/bench.{md,csv}.
 bench: deps release
-	tests/bench/compare.sh
+	tests/bench/bench.py
 
-bench-cluster: deps release
-	tests/bench/compare-cluster.sh
+# The benchmark once with tiny sizes: it must keep running (not a measurement).
+bench-smoke: deps release
+	tests/bench/bench.py --smoke --out target/bench-smoke
 
 # The CRDs are generated from the operator's Rust types (a unit test fails when they drift).
 crds:
