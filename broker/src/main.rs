@@ -8,11 +8,17 @@ use tributary_broker::{BrokerArgs, BrokerConfig};
 /// A broker that cannot run says why on one line, which supervisors (the local launcher,
 /// `kubectl logs`) show as the reason it exited.
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let args = BrokerArgs::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = args.worker_threads {
+        builder.worker_threads(threads.into());
+    }
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(e) => return fatal(&anyhow::Error::from(e)),
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fatal(&e),
     }
@@ -33,7 +39,7 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn run() -> Result<()> {
+async fn run(args: BrokerArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -43,7 +49,6 @@ async fn run() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     raise_open_file_limit();
-    let args = BrokerArgs::parse();
     let config = BrokerConfig::from_args(&args)?;
     if args.check_ready {
         return tributary_broker::probe::check_ready(&config).await;

@@ -31,6 +31,9 @@ pub struct BrokerLaunch {
     pub config_file: Option<PathBuf>,
     /// Broker settings by Kafka name (`--override key=value`).
     pub overrides: BTreeMap<String, String>,
+    /// Threads of the broker's async runtime (default: one per core). Brokers sharing a
+    /// machine's cores take a share each: more threads than cores only add wake-ups.
+    pub worker_threads: Option<usize>,
 }
 
 impl BrokerLaunch {
@@ -46,6 +49,7 @@ impl BrokerLaunch {
             cluster_id: None,
             config_file: None,
             overrides: BTreeMap::new(),
+            worker_threads: None,
         }
     }
 
@@ -78,6 +82,10 @@ impl BrokerLaunch {
         for (key, value) in &self.overrides {
             args.push("--override".to_string());
             args.push(format!("{key}={value}"));
+        }
+        if let Some(threads) = self.worker_threads {
+            args.push("--worker-threads".to_string());
+            args.push(threads.to_string());
         }
         args
     }
@@ -118,6 +126,9 @@ impl BrokerLaunch {
                 .collect();
             env.push(("TRIBUTARY_OVERRIDES".to_string(), joined.join(",")));
         }
+        if let Some(threads) = self.worker_threads {
+            env.push(("TRIBUTARY_WORKER_THREADS".to_string(), threads.to_string()));
+        }
         env
     }
 }
@@ -134,6 +145,7 @@ mod tests {
         launch
             .overrides
             .insert("min.insync.replicas".into(), "2".into());
+        launch.worker_threads = Some(1);
         assert_eq!(
             launch.args(),
             [
@@ -148,12 +160,15 @@ mod tests {
                 "--controller",
                 "127.0.0.1:9000",
                 "--override",
-                "min.insync.replicas=2"
+                "min.insync.replicas=2",
+                "--worker-threads",
+                "1"
             ]
         );
         let env: BTreeMap<_, _> = launch.env().into_iter().collect();
         assert_eq!(env["TRIBUTARY_RACK"], "zone-b");
         assert_eq!(env["TRIBUTARY_OVERRIDES"], "min.insync.replicas=2");
+        assert_eq!(env["TRIBUTARY_WORKER_THREADS"], "1");
         assert!(!env.contains_key("TRIBUTARY_CLUSTER_ID"));
     }
 }

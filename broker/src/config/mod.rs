@@ -48,6 +48,11 @@ pub struct BrokerArgs {
     /// controller and forms a single-broker cluster.
     #[arg(long, env = "TRIBUTARY_CONTROLLER")]
     pub controller: Option<String>,
+    /// Threads of the async runtime that serves requests (default: one per core). Brokers
+    /// sharing a machine do better with a share of its cores each: threads beyond the
+    /// cores only park and wake one another.
+    #[arg(long, env = "TRIBUTARY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// Instead of running a broker, check that the broker these flags describe is ready
     /// (serving, registered and live) and exit 0 if it is: a pod's readiness probe.
     #[arg(long)]

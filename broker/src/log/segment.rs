@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::batch::{self, BatchHeader, ControlType, HEADER_LEN};
 use super::index::{OffsetIndex, TimeIndex};
@@ -249,13 +249,34 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes the stamped header and the received body with one `pwritev` (two writes
+    /// only when the kernel takes part of them).
     fn write_batch(&mut self, prefix: &[u8], body: &[u8], position: u64) -> io::Result<()> {
-        self.file.write_all_at(prefix, position)?;
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next_write) {
+            self.file.write_all_at(prefix, position)?;
             return Err(io::Error::from_raw_os_error(28));
         }
-        self.file.write_all_at(body, position + prefix.len() as u64)
+        let written = loop {
+            match rustix::io::pwritev(
+                &*self.file,
+                &[io::IoSlice::new(prefix), io::IoSlice::new(body)],
+                position,
+            ) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if written < prefix.len() {
+            self.file
+                .write_all_at(&prefix[written..], position + written as u64)?;
+            self.file.write_all_at(body, position + prefix.len() as u64)
+        } else {
+            let done = written - prefix.len();
+            self.file
+                .write_all_at(&body[done..], position + written as u64)
+        }
     }
 
     /// Makes the next append fail after writing its header, as a disk that fills up part
@@ -279,17 +300,15 @@ impl Segment {
             return Ok(Bytes::new());
         };
         let available = (self.size - start) as usize;
-        let mut want = max_bytes.min(available);
-        let mut header_buf = [0u8; HEADER_LEN];
-        if available >= HEADER_LEN {
-            self.file.read_exact_at(&mut header_buf, start)?;
-            if let Ok(first) = BatchHeader::parse(&header_buf) {
-                want = want.max(first.total_len().min(available));
+        // One read in the common case; a second only when the first batch alone is larger
+        // than `max_bytes` (KIP-74: it is returned whole).
+        let mut buf = self.read_at(start, max_bytes.max(HEADER_LEN).min(available))?;
+        if let Ok(first) = BatchHeader::parse(&buf) {
+            let first_len = first.total_len().min(available);
+            if first_len > buf.len() {
+                buf = self.read_at(start, first_len)?;
             }
         }
-        let mut buf = BytesMut::zeroed(want);
-        self.file.read_exact_at(&mut buf, start)?;
-        let buf = buf.freeze();
         // Keep only complete batches below the limit (the high watermark).
         let mut keep = 0;
         for (header, bytes) in batch::BatchIter::new(buf.clone()) {
@@ -299,6 +318,23 @@ impl Segment {
             keep += bytes.len();
         }
         Ok(buf.slice(..keep))
+    }
+
+    /// `len` bytes from `position`, read into a buffer that is not zeroed first.
+    fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match rustix::io::pread(&*self.file, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The allocation may hold more than asked for, and the file more than is appended.
+        buf.truncate(len);
+        Ok(Bytes::from(buf))
     }
 
     fn headers_from(&self, position: u64) -> HeaderWalk<'_> {
@@ -321,6 +357,14 @@ impl Segment {
     fn find_position(&self, offset: i64) -> io::Result<Option<u64>> {
         if offset >= self.next_offset {
             return Ok(None);
+        }
+        // Fetches usually ask for the offset a batch starts at, and with batches at least
+        // `index.interval.bytes` long every batch has an index entry: no scan then.
+        let relative = (offset - self.base_offset).max(0) as u32;
+        if let Some(entry) = self.offset_index.lookup(relative) {
+            if entry.relative_offset == relative {
+                return Ok(Some(entry.position as u64));
+            }
         }
         for entry in self.headers_from(self.scan_start(offset)) {
             let (position, header) = entry?;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -26,6 +28,7 @@ use uuid::Uuid;
 
 use super::client::KafkaConnection;
 use super::fetcher_manager::FollowerSet;
+use super::session::FollowerSession;
 use crate::broker::storage::{self, StorageHealth};
 use crate::partition::{FollowerPosition, Partition, PartitionError};
 use crate::util::Signal;
@@ -49,6 +52,8 @@ pub async fn run(
 ) {
     info!("replica fetcher started");
     let mut connection: Option<(String, KafkaConnection)> = None;
+    // The fetch session lives and dies with its connection.
+    let mut session = FollowerSession::default();
     loop {
         let set = assignment.borrow_and_update().clone();
         if set.partitions.is_empty() {
@@ -63,6 +68,7 @@ pub async fn run(
             continue;
         };
         if connection.as_ref().is_none_or(|(a, _)| *a != addr) {
+            session.reset();
             match KafkaConnection::connect(&addr, format!("replica-fetcher-{broker_id}")).await {
                 Ok(c) => connection = Some((addr.clone(), c)),
                 Err(e) => {
@@ -80,7 +86,7 @@ pub async fn run(
         let result = tokio::select! {
             r = async {
                 truncate_diverged(broker_id, conn, &set.partitions).await?;
-                fetch_once(broker_id, conn, &set, &appended, &storage).await
+                fetch_once(broker_id, conn, &mut session, &set, &appended, &storage).await
             } => r,
             changed = assignment.changed() => {
                 if changed.is_err() {
@@ -107,6 +113,18 @@ fn per_topic<P, T>(
         .into_iter()
         .map(|(name, partitions)| topic(TopicName(StrBytes::from_string(name)), partitions))
         .collect()
+}
+
+/// Items grouped by topic id, topics in order of first appearance.
+fn group_by_topic<T>(items: Vec<(Uuid, T)>) -> Vec<(Uuid, Vec<T>)> {
+    let mut groups: Vec<(Uuid, Vec<T>)> = Vec::new();
+    for (topic_id, item) in items {
+        match groups.iter_mut().find(|(id, _)| *id == topic_id) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((topic_id, vec![item])),
+        }
+    }
+    groups
 }
 
 /// KIP-101: for partitions that just became followers, truncate to where the leader's log
@@ -180,12 +198,14 @@ async fn truncate_diverged(
 async fn fetch_once(
     broker_id: i32,
     conn: &mut KafkaConnection,
+    session: &mut FollowerSession,
     set: &FollowerSet,
     appended: &Signal,
     storage: &StorageHealth,
 ) -> Result<()> {
-    let mut by_topic: HashMap<Uuid, Vec<FetchPartition>> = HashMap::new();
-    // Each partition with the epoch the request was made in.
+    let mut wanted: Vec<(Uuid, FetchPartition)> = Vec::new();
+    // Each partition with the epoch the request was made in (answers may name any
+    // partition of the session, not only those this request names).
     let mut index: HashMap<(Uuid, i32), (Arc<Partition>, i32)> = HashMap::new();
     for p in &set.partitions {
         let FollowerPosition {
@@ -201,7 +221,8 @@ async fn fetch_once(
         let Some(topic_id) = set.topic_ids.get(&p.topic).copied() else {
             continue;
         };
-        by_topic.entry(topic_id).or_default().push(
+        wanted.push((
+            topic_id,
             FetchPartition::default()
                 .with_partition(p.index)
                 .with_current_leader_epoch(leader_epoch)
@@ -209,13 +230,30 @@ async fn fetch_once(
                 .with_last_fetched_epoch(latest_epoch)
                 .with_log_start_offset(log_start)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
-        );
+        ));
         index.insert((topic_id, p.index), (p.clone(), leader_epoch));
     }
-    if by_topic.is_empty() {
+    if wanted.is_empty() {
         tokio::time::sleep(RETRY_BACKOFF).await;
         return Ok(());
     }
+    let plan = session.request(wanted);
+    let topics = group_by_topic(plan.partitions)
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            FetchTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    let forgotten = group_by_topic(plan.forgotten)
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            ForgottenTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
     let request = FetchRequest::default()
         .with_replica_state(
             ReplicaState::default()
@@ -225,22 +263,23 @@ async fn fetch_once(
         .with_max_wait_ms(MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(topic_id, partitions)| {
-                    FetchTopic::default()
-                        .with_topic_id(topic_id)
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        );
-    let response = conn.send(FETCH_VERSION, &request).await?;
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.session_epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten);
+    let response = match conn.send(FETCH_VERSION, &request).await {
+        Ok(response) => response,
+        Err(e) => {
+            session.reset();
+            return Err(e);
+        }
+    };
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        // An evicted session or an epoch out of step: the next fetch opens a new one.
+        session.reset();
         return Err(anyhow!("fetch failed: {error}"));
     }
+    session.answered(response.session_id);
     let mut backoff = false;
     for topic in response.responses {
         for data in topic.partitions {

@@ -100,11 +100,20 @@ fn broker_binary(args: &LocalArgs) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// How broker `slot` is started: on loopback, in its zone, joined to `controller`.
+/// Runtime threads for each of `brokers` brokers sharing `cores` cores: an equal share,
+/// at least one. Each broker's runtime would otherwise start a thread per core, and the
+/// surplus threads would spend the cores parking and waking one another.
+fn worker_threads_per_broker(cores: usize, brokers: usize) -> usize {
+    (cores / brokers.max(1)).max(1)
+}
+
+/// How broker `slot` is started: on loopback, in its zone, joined to `controller`, with
+/// `worker_threads` runtime threads.
 fn launch(
     slot: &BrokerSlot,
     controller: &str,
     overrides: &BTreeMap<String, String>,
+    worker_threads: usize,
 ) -> BrokerLaunch {
     let mut launch = BrokerLaunch::new(
         slot.id,
@@ -114,6 +123,7 @@ fn launch(
     launch.rack = Some(slot.zone.clone());
     launch.controller = Some(controller.to_string());
     launch.overrides = overrides.clone();
+    launch.worker_threads = Some(worker_threads);
     launch
 }
 
@@ -265,10 +275,12 @@ pub async fn run(args: LocalArgs) -> Result<()> {
 
     let mut overrides = defaults;
     overrides.extend(crate::standalone::settings(&args.overrides)?);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let worker_threads = worker_threads_per_broker(cores, slots.len());
     let mut brokers: Vec<Supervised> = slots
         .iter()
         .map(|slot| Supervised {
-            args: launch(slot, &controller_addr, &overrides).args(),
+            args: launch(slot, &controller_addr, &overrides, worker_threads).args(),
             log: slot.data_dir.join("broker.log"),
             slot: slot.clone(),
             child: None,
@@ -356,6 +368,14 @@ pub async fn run(args: LocalArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brokers_share_the_cores() {
+        assert_eq!(worker_threads_per_broker(2, 3), 1);
+        assert_eq!(worker_threads_per_broker(8, 3), 2);
+        assert_eq!(worker_threads_per_broker(16, 1), 16);
+        assert_eq!(worker_threads_per_broker(4, 0), 4);
+    }
 
     #[test]
     fn slots_spread_over_zones() {
