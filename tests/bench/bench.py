@@ -47,6 +47,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+import leader as metadata_probe  # noqa: E402  (tests/cluster/leader.py: Metadata v1 without a JVM)
+
 HERE = ROOT / "tests" / "bench"
 COMPAT = ROOT / "tests" / "compat"
 CACHE = Path(os.environ.get("TRIBUTARY_CACHE", Path.home() / ".cache" / "tributary"))
@@ -54,6 +57,7 @@ KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
 KAFKA_HOME = CACHE / f"kafka-{KAFKA_VERSION}"
 KBIN = KAFKA_HOME / "bin"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+KAFKA_HEAP = "-Xmx1G -Xms1G"  # what kafka-server-start.sh defaults to
 MIB = 1024 * 1024
 
 
@@ -155,66 +159,13 @@ def drop_page_cache():
 
 
 def partition_metadata(bootstrap, topic):
-    """{partition: (leader, isr)} from a Metadata v1 request (no JVM start-up)."""
+    """{partition: (leader, isr)} from the first broker that answers (no JVM start-up)."""
     for address in bootstrap.split(","):
-        host, port = address.rsplit(":", 1)
         try:
-            return _metadata(host, int(port), topic)
+            return metadata_probe.partitions(address, topic)
         except (OSError, EOFError, struct.error):
             continue
     return {}
-
-
-def _metadata(host, port, topic):
-    client, name = b"bench", topic.encode()
-    body = struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
-    request = struct.pack(">hhih", 3, 1, 7, len(client)) + client + body
-    with socket.create_connection((host, port), timeout=2) as s:
-        s.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", _recv(s, 4))[0]
-        data = _recv(s, size)
-    pos = 4  # correlation id
-
-    def i16():
-        nonlocal pos
-        pos += 2
-        return struct.unpack_from(">h", data, pos - 2)[0]
-
-    def i32():
-        nonlocal pos
-        pos += 4
-        return struct.unpack_from(">i", data, pos - 4)[0]
-
-    def string():
-        nonlocal pos
-        n = i16()
-        pos += max(n, 0)
-
-    for _ in range(i32()):  # brokers: id, host, port, rack
-        i32(), string(), i32(), string()
-    i32()  # controller id
-    result = {}
-    for _ in range(i32()):
-        i16(), string()
-        pos += 1  # is_internal
-        for _ in range(i32()):
-            i16()
-            partition, leader = i32(), i32()
-            replicas = [i32() for _ in range(i32())]
-            isr = [i32() for _ in range(i32())]
-            del replicas
-            result[partition] = (leader, isr)
-    return result
-
-
-def _recv(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError("connection closed")
-        data += chunk
-    return data
 
 
 # -------------------------------------------------------------------- systems ----
@@ -304,7 +255,7 @@ class Kafka(System):
 
     def start(self):
         self.dir = self.work / "kafka"
-        env = dict(os.environ, KAFKA_HEAP_OPTS="-Xmx1G -Xms1G")
+        env = dict(os.environ, KAFKA_HEAP_OPTS=KAFKA_HEAP)
         script = str(COMPAT / "kafka-reference.sh")
         if self.nodes == 1:
             self.port = free_ports(2)
@@ -332,7 +283,7 @@ class Kafka(System):
 
     def revive_node(self, node_id):
         node = self.dir / f"node-{node_id}"
-        env = dict(os.environ, KAFKA_HEAP_OPTS="-Xmx1G -Xms1G", LOG_DIR=str(node / "logs"))
+        env = dict(os.environ, KAFKA_HEAP_OPTS=KAFKA_HEAP, LOG_DIR=str(node / "logs"))
         # Started from a shell that exits at once: the node is not this process's child, so
         # kafka-reference.sh's stop sees it gone when it exits (no zombie left to reap).
         pid = run(["bash", "-c", 'nohup "$0" "$1" >>"$2" 2>&1 </dev/null & echo $!',
@@ -552,6 +503,16 @@ class Bench:
                                           ("p999_ms", "produce p99.9 (Java)", "ms", "lower")):
             self.record(scenario, metric, system, round_, out[key], unit, better)
 
+    def librdkafka_produce(self, s, scenario, round_, records, partitions, rf, configs=(), partition=None):
+        """The second opinion on a produce scenario, on a topic of its own (when built)."""
+        if not rdkafka_performance():
+            return
+        topic = f"{scenario}-rd-{round_}"
+        create_topic(s, topic, partitions, rf, configs)
+        rd = rdkafka_produce(s.bootstrap, topic, records, 1024, partition=partition)
+        self.record(scenario, "produce MB/s (librdkafka)", s, round_, rd["MB_s"], "MB/s", "higher")
+        delete_topic(s, topic)
+
     def round_numbers(self, scenario):
         """The rounds of `scenario` (none when it is not selected)."""
         return range(self.rounds if scenario in self.args.scenarios else 0)
@@ -570,12 +531,7 @@ class Bench:
                 out = self.measured(s, "a", r, records * 1024,
                                     lambda: producer_perf(s.bootstrap, topic, records, 1024))
                 self.record_produce("a", s, r, out)
-                if rdkafka_performance():
-                    rd_topic = f"a-rd-{r}"
-                    create_topic(s, rd_topic, 1, 1)
-                    rd = rdkafka_produce(s.bootstrap, rd_topic, records, 1024, partition=0)
-                    self.record("a", "produce MB/s (librdkafka)", s, r, rd["MB_s"], "MB/s", "higher")
-                    delete_topic(s, rd_topic)
+                self.librdkafka_produce(s, "a", r, records, 1, 1, partition=0)
                 # (c) the same topic, from the beginning
                 cold = drop_page_cache()
                 if not cold and r == 0:
@@ -615,12 +571,7 @@ class Bench:
                 out = self.measured(s, "b", r, records * 1024,
                                     lambda: producer_perf(s.bootstrap, topic, records, 1024))
                 self.record_produce("b", s, r, out)
-                if rdkafka_performance():
-                    rd_topic = f"b-rd-{r}"
-                    create_topic(s, rd_topic, 3, 3, ["min.insync.replicas=2"])
-                    rd = rdkafka_produce(s.bootstrap, rd_topic, records, 1024)
-                    self.record("b", "produce MB/s (librdkafka)", s, r, rd["MB_s"], "MB/s", "higher")
-                    delete_topic(s, rd_topic)
+                self.librdkafka_produce(s, "b", r, records, 3, 3, ["min.insync.replicas=2"])
                 self.backlog_drain(s, r, topic, records)
                 delete_topic(s, topic)
 
@@ -750,10 +701,10 @@ class Bench:
 # ---------------------------------------------------------------- machine ----
 
 
-def machine_limits(work):
+def machine_limits(work, smoke):
     """Loopback TCP and sequential-write bandwidth of this machine, MB/s."""
     chunk = bytes(MIB)
-    total = 2048 * MIB if not ARGS.smoke else 64 * MIB
+    total = 64 * MIB if smoke else 2048 * MIB
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -841,7 +792,6 @@ def report(results, header, out_dir):
 
 
 def main():
-    global ARGS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="every scenario once, tiny sizes")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per scenario (after a warm-up)")
@@ -851,7 +801,7 @@ def main():
     parser.add_argument("--systems", default="tributary,kafka", help="tributary, kafka or both")
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "bench")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    ARGS = parser.parse_args()
+    args = parser.parse_args()
 
     for binary in ("tributary-broker", "tributary-operator"):
         if not (ROOT / "target" / "release" / binary).exists():
@@ -859,21 +809,21 @@ def main():
     subprocess.run([str(COMPAT / "fetch-kafka.sh"), KAFKA_VERSION], check=True, stdout=sys.stderr)
     rdkafka_performance()
 
-    ARGS.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tributary-bench."))
     (work / "bin").mkdir()
     for binary in ("tributary-broker", "tributary-operator"):  # a rebuild cannot swap them mid-run
         shutil.copy2(ROOT / "target" / "release" / binary, work / "bin" / binary)
-    bench = Bench(ARGS, work)
+    bench = Bench(args, work)
     started = []
     try:
-        tcp, buffered, disk = machine_limits(work)
+        tcp, buffered, disk = machine_limits(work, args.smoke)
         say(f"machine: loopback TCP {tcp:,.0f} MB/s, sequential write {buffered:,.0f} MB/s to the page cache, "
             f"{disk:,.0f} MB/s to the disk")
-        for group in ARGS.only.split(","):
+        for group in args.only.split(","):
             nodes = 1 if group == "single" else 3
             systems = [kind(work / f"{group}-{kind.label}", nodes) for kind in (Tributary, Kafka)
-                       if kind.label in ARGS.systems.split(",")]
+                       if kind.label in args.systems.split(",")]
             for s in systems:
                 s.work.mkdir(parents=True, exist_ok=True)
                 (s.work / "bin").symlink_to(work / "bin")
@@ -889,14 +839,14 @@ def main():
     finally:
         for s in started:
             s.stop()
-        if not ARGS.keep:
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / MIB
-    mode = "smoke run (tiny sizes, one round: not a measurement)" if ARGS.smoke else \
-        f"median of {ARGS.rounds} rounds after a discarded warm-up, alternating order"
+    mode = "smoke run (tiny sizes, one round: not a measurement)" if args.smoke else \
+        f"median of {args.rounds} rounds after a discarded warm-up, alternating order"
     header = [f"# Tributary beside Apache Kafka {KAFKA_VERSION} ({datetime.date.today()})", "",
               f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}; "
               f"loopback TCP {tcp:,.0f} MB/s; sequential write of 2 GiB: {buffered:,.0f} MB/s to the page cache, "
@@ -908,7 +858,7 @@ def main():
             bench.results.notes.append(f"(a) {metric}: Tributary at {tm * MIB / 1e6 / buffered:.0%} of this "
                                        f"machine's sequential write to the page cache, {tm * MIB / 1e6 / disk:.0%} "
                                        f"of its write to disk, {tm * MIB / 1e6 / tcp:.0%} of loopback TCP")
-    report(bench.results, header, ARGS.out)
+    report(bench.results, header, args.out)
 
 
 if __name__ == "__main__":

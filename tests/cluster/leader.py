@@ -50,22 +50,28 @@ class Reader:
         return [self.take(">i") for _ in range(self.take(">i"))]
 
 
-def leader(addr, topic, partition):
+def partitions(addr, topic):
+    """{partition: (leader, isr)} of TOPIC as the broker at ADDR knows it."""
     host, port = addr.rsplit(":", 1)
     r = Reader(metadata(host, int(port), topic))
     r.take(">i")  # correlation id
     for _ in range(r.take(">i")):  # brokers: id, host, port, rack
         r.take(">i"); r.string(); r.take(">i"); r.string()
     r.take(">i")  # controller id
+    found = {}
     for _ in range(r.take(">i")):
         r.take(">h"); name = r.string(); r.take(">b")
         for _ in range(r.take(">i")):
             err, index, lead = r.take(">hii")
             r.int_array()
             isr = r.int_array()
-            if name == topic and index == partition:
-                return lead, isr
-    return -1, []
+            if name == topic:
+                found[index] = (lead, isr)
+    return found
+
+
+def leader(addr, topic, partition):
+    return partitions(addr, topic).get(partition, (-1, []))
 
 
 if __name__ == "__main__":

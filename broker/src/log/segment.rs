@@ -268,15 +268,15 @@ impl Segment {
                 Err(e) => return Err(e.into()),
             }
         };
-        if written < prefix.len() {
-            self.file
-                .write_all_at(&prefix[written..], position + written as u64)?;
-            self.file.write_all_at(body, position + prefix.len() as u64)
-        } else {
-            let done = written - prefix.len();
-            self.file
-                .write_all_at(&body[done..], position + written as u64)
-        }
+        // What the kernel did not take, from where it stopped.
+        let (prefix_rest, body_rest) = match written.checked_sub(prefix.len()) {
+            None => (&prefix[written..], body),
+            Some(done) => (&[][..], &body[done..]),
+        };
+        let at = position + written as u64;
+        self.file.write_all_at(prefix_rest, at)?;
+        self.file
+            .write_all_at(body_rest, at + prefix_rest.len() as u64)
     }
 
     /// Makes the next append fail after writing its header, as a disk that fills up part
@@ -361,12 +361,11 @@ impl Segment {
         // Fetches usually ask for the offset a batch starts at, and with batches at least
         // `index.interval.bytes` long every batch has an index entry: no scan then.
         let relative = (offset - self.base_offset).max(0) as u32;
-        if let Some(entry) = self.offset_index.lookup(relative) {
-            if entry.relative_offset == relative {
-                return Ok(Some(entry.position as u64));
-            }
+        let floor = self.offset_index.lookup(relative);
+        if let Some(entry) = floor.filter(|e| e.relative_offset == relative) {
+            return Ok(Some(entry.position as u64));
         }
-        for entry in self.headers_from(self.scan_start(offset)) {
+        for entry in self.headers_from(floor.map_or(0, |e| e.position as u64)) {
             let (position, header) = entry?;
             if header.last_offset() >= offset {
                 return Ok(Some(position));

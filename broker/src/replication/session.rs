@@ -47,20 +47,20 @@ impl FollowerSession {
                 forgotten: Vec::new(),
             }
         } else {
-            let forgotten = {
+            // Usually every known partition is still wanted: no set to build then.
+            let still_known = wanted
+                .iter()
+                .filter(|(topic, p)| self.known.contains_key(&(*topic, p.partition)))
+                .count();
+            let mut forgotten: Vec<SessionPartition> = Vec::new();
+            if still_known < self.known.len() {
                 let wanted_keys: std::collections::HashSet<SessionPartition> = wanted
                     .iter()
                     .map(|(topic, p)| (*topic, p.partition))
                     .collect();
-                let mut gone: Vec<SessionPartition> = self
-                    .known
-                    .keys()
-                    .filter(|key| !wanted_keys.contains(key))
-                    .copied()
-                    .collect();
-                gone.sort();
-                gone
-            };
+                forgotten.extend(self.known.keys().filter(|k| !wanted_keys.contains(k)));
+                forgotten.sort();
+            }
             let changed = wanted
                 .into_iter()
                 .filter(|(topic, p)| self.known.get(&(*topic, p.partition)) != Some(p))
